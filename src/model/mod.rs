@@ -1,0 +1,12 @@
+//! The data irsa reasons about: addresses, the desired and observed models,
+//! canonical policy documents and the IAM quota table. No I/O lives here.
+
+pub mod address;
+pub mod desired;
+pub mod names;
+pub mod observed;
+pub mod policy_doc;
+pub mod quotas;
+pub mod trust;
+
+pub use address::Address;
