@@ -1,1 +1,215 @@
-//! (being written)
+//! The desired model: what the stack file asks for, validated.
+//!
+//! Built only by [`crate::config::load`]; every value here has already passed
+//! the naming, reference and quota rules. Spans point back into the stack file
+//! so that problems found later (at plan time) can still show where they come from.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::policy_doc::PolicyDocument;
+
+/// The tag and label values that mark what irsa owns.
+pub mod markers {
+    /// IAM tag key: present on everything irsa created.
+    pub const TAG_MANAGED_BY: &str = "irsa:managed-by";
+    /// IAM tag key: the stack (cluster name) that owns the resource.
+    pub const TAG_STACK: &str = "irsa:stack";
+    /// Value of [`TAG_MANAGED_BY`] and [`LABEL_MANAGED_BY`].
+    pub const MANAGED_BY: &str = "irsa";
+    /// Kubernetes label key, the well-known one Helm and others use too.
+    pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+    /// Kubernetes annotation naming the owning stack.
+    pub const ANNOTATION_STACK: &str = "irsa.dev/stack";
+    /// The annotation the EKS pod identity webhook reads.
+    pub const ANNOTATION_ROLE_ARN: &str = "eks.amazonaws.com/role-arn";
+    /// The pod-template annotation `kubectl rollout restart` sets.
+    pub const ANNOTATION_RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+    /// The audience IRSA tokens carry.
+    pub const STS_AUDIENCE: &str = "sts.amazonaws.com";
+}
+
+/// The stack file's text, kept so that later errors can quote it.
+#[derive(Debug)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// Byte range of an entry in the stack file.
+pub type Span = Range<usize>;
+
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub source: Arc<SourceFile>,
+    pub cluster: Cluster,
+    pub policies: BTreeMap<String, Policy>,
+    pub roles: BTreeMap<String, Role>,
+    pub bindings: Vec<Binding>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// Names the stack, the ownership tags and the apply lock.
+    pub name: String,
+    pub region: String,
+    pub account_id: String,
+    /// `aws`, `aws-cn` or `aws-us-gov`, from the region.
+    pub partition: String,
+    /// `https://…`; `None` means "discover it from the cluster".
+    pub oidc_issuer: Option<String>,
+    pub oidc_issuer_span: Option<Span>,
+    pub context: Option<String>,
+    pub oidc_thumbprints: Vec<String>,
+    pub span: Span,
+}
+
+/// A customer-managed policy the stack owns.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub name: String,
+    pub path: String,
+    pub description: Option<String>,
+    pub document: PolicyDocument,
+    /// User tags: `[defaults] tags` merged with the policy's own.
+    pub tags: BTreeMap<String, String>,
+    pub adopt: bool,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub enum Role {
+    Owned(OwnedRole),
+    Referenced(ReferencedRole),
+}
+
+impl Role {
+    pub fn span(&self) -> &Span {
+        match self {
+            Role::Owned(r) => &r.span,
+            Role::Referenced(r) => &r.span,
+        }
+    }
+}
+
+/// A managed policy a role uses: one of the stack's, or any policy by ARN.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PolicyRef {
+    Stack(String),
+    Arn(String),
+}
+
+impl PolicyRef {
+    /// The name used in the attachment's address.
+    pub fn address_name(&self) -> &str {
+        match self {
+            PolicyRef::Stack(name) | PolicyRef::Arn(name) => name,
+        }
+    }
+}
+
+/// A role irsa creates and owns.
+#[derive(Debug, Clone)]
+pub struct OwnedRole {
+    pub name: String,
+    pub path: String,
+    pub description: Option<String>,
+    pub max_session_duration: u32,
+    pub permissions_boundary: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub policies: Vec<PolicyRef>,
+    pub inline: BTreeMap<String, PolicyDocument>,
+    pub adopt: bool,
+    pub span: Span,
+}
+
+/// A role that exists already and that irsa does not own.
+#[derive(Debug, Clone)]
+pub struct ReferencedRole {
+    /// The key in the stack file (`[roles.<key>]`), used in addresses.
+    pub key: String,
+    pub arn: String,
+    /// The role's own name, from the ARN.
+    pub name: String,
+    /// Add and keep irsa's trust statement (true), or only verify (false).
+    pub manage_trust: bool,
+    pub span: Span,
+}
+
+/// One `[[service_accounts]]` entry.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub namespace: String,
+    pub name: String,
+    /// Key of the role in `[roles]`.
+    pub role: String,
+    /// Names of the Deployments that run as this service account.
+    pub deployments: Vec<String>,
+    /// Extra annotations besides the role ARN.
+    pub annotations: BTreeMap<String, String>,
+    pub adopt: bool,
+    pub span: Span,
+}
+
+/// Default maximum session duration of a role, as IAM's own default.
+pub const DEFAULT_MAX_SESSION: u32 = 3600;
+
+impl Desired {
+    /// The issuer without `https://`, as IAM names the provider and its condition keys.
+    pub fn issuer_host_path(issuer: &str) -> &str {
+        issuer.strip_prefix("https://").unwrap_or(issuer)
+    }
+
+    /// The ARN IAM gives the cluster's OIDC provider in `account`.
+    pub fn oidc_provider_arn(&self, account: &str, issuer: &str) -> String {
+        format!("arn:{}:iam::{}:oidc-provider/{}", self.cluster.partition, account, Self::issuer_host_path(issuer))
+    }
+
+    /// The ARN of an owned role.
+    pub fn role_arn(&self, role: &OwnedRole) -> String {
+        format!("arn:{}:iam::{}:role{}{}", self.cluster.partition, self.cluster.account_id, role.path, role.name)
+    }
+
+    /// The ARN of a stack policy.
+    pub fn policy_arn(&self, policy: &Policy) -> String {
+        format!("arn:{}:iam::{}:policy{}{}", self.cluster.partition, self.cluster.account_id, policy.path, policy.name)
+    }
+
+    /// The ARN a policy reference resolves to.
+    pub fn policy_ref_arn(&self, policy: &PolicyRef) -> String {
+        match policy {
+            PolicyRef::Arn(arn) => arn.clone(),
+            PolicyRef::Stack(name) => self.policy_arn(&self.policies[name]),
+        }
+    }
+
+    /// The ARN of whatever role a binding names.
+    pub fn binding_role_arn(&self, binding: &Binding) -> String {
+        match &self.roles[&binding.role] {
+            Role::Owned(r) => self.role_arn(r),
+            Role::Referenced(r) => r.arn.clone(),
+        }
+    }
+
+    /// The bindings that use a role, in file order.
+    pub fn bindings_of<'a>(&'a self, role: &'a str) -> impl Iterator<Item = &'a Binding> + 'a {
+        self.bindings.iter().filter(move |b| b.role == role)
+    }
+
+    /// irsa's two ownership tags for this stack.
+    pub fn ownership_tags(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (markers::TAG_MANAGED_BY.to_owned(), markers::MANAGED_BY.to_owned()),
+            (markers::TAG_STACK.to_owned(), self.cluster.name.clone()),
+        ])
+    }
+}
+
+impl Binding {
+    /// The web identity subject the pods of this service account present.
+    pub fn subject(&self) -> String {
+        format!("system:serviceaccount:{}:{}", self.namespace, self.name)
+    }
+}

@@ -1,1 +1,230 @@
-//! (being written)
+//! The observed model: what exists in IAM and in the cluster.
+//!
+//! Live refresh fills it, and so does a snapshot file (`irsa refresh --export`,
+//! `irsa plan --observed`): this type *is* the snapshot format, documented in
+//! `docs/snapshot.md`. Everything the planner needs to decide must be here, so
+//! that a plan from a snapshot equals a plan from a live refresh.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::policy_doc::PolicyDocument;
+use super::quotas::Quotas;
+
+/// The snapshot format's version; readers refuse newer ones.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Observed {
+    pub format_version: u32,
+    /// When the state was read (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<Timestamp>,
+    /// How the state was read: the refresh strategy and its request counts.
+    #[serde(default)]
+    pub refresh: RefreshStats,
+    pub iam: ObservedIam,
+    pub cluster: ObservedCluster,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshStats {
+    /// `bulk`, `per-resource` or `snapshot`.
+    #[serde(default)]
+    pub strategy: String,
+    #[serde(default)]
+    pub iam_calls: u64,
+    #[serde(default)]
+    pub kube_requests: u64,
+}
+
+/// The account's IAM state. Roles and policies are *all* those the refresh
+/// could see, so a name missing here does not exist.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedIam {
+    #[serde(default)]
+    pub oidc_providers: Vec<OidcProvider>,
+    #[serde(default)]
+    pub roles: Vec<ObservedRole>,
+    #[serde(default)]
+    pub policies: Vec<ObservedPolicy>,
+    /// Live quotas (`GetAccountSummary`); the defaults apply when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<Quotas>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProvider {
+    pub arn: String,
+    /// The issuer without `https://`, as IAM reports it.
+    pub url: String,
+    #[serde(default)]
+    pub client_ids: Vec<String>,
+    #[serde(default)]
+    pub thumbprints: Vec<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedRole {
+    pub name: String,
+    #[serde(default = "root_path")]
+    pub path: String,
+    pub arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default = "default_max_session")]
+    pub max_session_duration: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions_boundary: Option<String>,
+    pub trust_policy: PolicyDocument,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// ARNs of the attached managed policies.
+    #[serde(default)]
+    pub attached_policies: Vec<String>,
+    #[serde(default)]
+    pub inline_policies: BTreeMap<String, PolicyDocument>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedPolicy {
+    pub name: String,
+    #[serde(default = "root_path")]
+    pub path: String,
+    pub arn: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The default version's document.
+    pub document: PolicyDocument,
+    #[serde(default = "default_version")]
+    pub default_version_id: String,
+    /// How many versions exist (IAM keeps at most five).
+    #[serde(default = "one")]
+    pub version_count: u32,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The cluster's state, for the namespaces the stack names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedCluster {
+    /// What the cluster's `/.well-known/openid-configuration` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc_issuer: Option<String>,
+    /// The namespaces that exist, of those the stack names.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    #[serde(default)]
+    pub service_accounts: Vec<ObservedServiceAccount>,
+    #[serde(default)]
+    pub deployments: Vec<ObservedDeployment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedServiceAccount {
+    pub namespace: String,
+    pub name: String,
+    #[serde(default)]
+    pub resource_version: String,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// When the `eks.amazonaws.com/role-arn` annotation got its current value
+    /// (from `managedFields`); pods older than this hold stale credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn_set_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedDeployment {
+    pub namespace: String,
+    pub name: String,
+    #[serde(default)]
+    pub resource_version: String,
+    /// `spec.template.spec.serviceAccountName`; Kubernetes uses `default` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// The running pods, found through the Deployment's selector.
+    #[serde(default)]
+    pub pods: Vec<ObservedPod>,
+}
+
+impl ObservedDeployment {
+    pub fn effective_service_account(&self) -> &str {
+        self.service_account_name.as_deref().unwrap_or("default")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedPod {
+    pub name: String,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// The credentials environment the pod identity webhook injected, per container.
+    #[serde(default)]
+    pub containers: Vec<ObservedContainer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservedContainer {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_role_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_web_identity_token_file: Option<String>,
+}
+
+fn root_path() -> String {
+    "/".into()
+}
+fn default_max_session() -> u32 {
+    3600
+}
+fn default_version() -> String {
+    "v1".into()
+}
+fn one() -> u32 {
+    1
+}
+
+impl Observed {
+    pub fn role(&self, name: &str) -> Option<&ObservedRole> {
+        // IAM role names are unique case-insensitively.
+        self.iam.roles.iter().find(|r| r.name.eq_ignore_ascii_case(name))
+    }
+    pub fn role_by_arn(&self, arn: &str) -> Option<&ObservedRole> {
+        self.iam.roles.iter().find(|r| r.arn == arn)
+    }
+    pub fn policy(&self, name: &str) -> Option<&ObservedPolicy> {
+        self.iam.policies.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+    }
+    pub fn oidc_provider(&self, issuer_host_path: &str) -> Option<&OidcProvider> {
+        self.iam.oidc_providers.iter().find(|p| p.url == issuer_host_path)
+    }
+    pub fn service_account(&self, namespace: &str, name: &str) -> Option<&ObservedServiceAccount> {
+        self.cluster.service_accounts.iter().find(|s| s.namespace == namespace && s.name == name)
+    }
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<&ObservedDeployment> {
+        self.cluster.deployments.iter().find(|d| d.namespace == namespace && d.name == name)
+    }
+    pub fn has_namespace(&self, namespace: &str) -> bool {
+        self.cluster.namespaces.iter().any(|n| n == namespace)
+    }
+}

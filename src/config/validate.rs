@@ -1,0 +1,682 @@
+//! The rules of the stack file: shapes, names, references and quotas.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use toml::de::DeTable;
+
+use super::diagnostic::{Problem, Problems, Source};
+use super::raw::{Reporter, Sp, Span, Table};
+use crate::model::desired::{
+    Binding, Cluster, DEFAULT_MAX_SESSION, Desired, OwnedRole, Policy, PolicyRef, ReferencedRole, Role, SourceFile, markers,
+};
+use crate::model::names::{self, Invalid, closest};
+use crate::model::policy_doc::{self, PolicyDocument};
+use crate::model::quotas::{self, Quotas};
+
+const ROOT_KEYS: &[&str] = &["version", "cluster", "defaults", "policies", "roles", "service_accounts"];
+const CLUSTER_KEYS: &[&str] = &["name", "region", "account_id", "oidc_issuer", "context", "oidc_thumbprints"];
+const DEFAULTS_KEYS: &[&str] = &["role_path", "permissions_boundary", "tags"];
+const POLICY_KEYS: &[&str] = &["description", "path", "document", "document_file", "tags", "adopt"];
+const ROLE_KEYS: &[&str] = &[
+    "arn",
+    "manage_trust",
+    "policies",
+    "inline",
+    "description",
+    "path",
+    "max_session_duration",
+    "permissions_boundary",
+    "tags",
+    "adopt",
+];
+/// Keys that describe a role irsa owns, so an `arn =` role cannot take them.
+const OWNED_ONLY_ROLE_KEYS: &[&str] =
+    &["policies", "inline", "description", "path", "max_session_duration", "permissions_boundary", "tags", "adopt"];
+const INLINE_KEYS: &[&str] = &["document", "document_file"];
+const BINDING_KEYS: &[&str] = &["namespace", "name", "role", "workloads", "annotations", "adopt"];
+
+/// IAM's limits on a role's maximum session, in seconds.
+const MAX_SESSION_RANGE: std::ops::RangeInclusive<i64> = 3600..=43_200;
+/// IAM's limit on role and policy descriptions.
+const DESCRIPTION_MAX: usize = 1000;
+/// IAM keeps at most five thumbprints per OIDC provider.
+const THUMBPRINTS_MAX: usize = 5;
+
+struct Loader<'a> {
+    r: Reporter,
+    dir: &'a Path,
+}
+
+impl Loader<'_> {
+    fn invalid(&mut self, code: &'static str, span: Span, e: Invalid) {
+        self.r.error(code, span, e.message, "invalid", Some(e.help));
+    }
+
+    /// Run a naming check on a spanned value, reporting a failure.
+    fn check(&mut self, code: &'static str, v: &Sp<String>, f: impl FnOnce(&str) -> Result<(), Invalid>) -> bool {
+        match f(&v.v) {
+            Ok(()) => true,
+            Err(e) => {
+                self.invalid(code, v.span.clone(), e);
+                false
+            }
+        }
+    }
+
+    fn tags(&mut self, t: &Table<'_, '_>, base: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut tags = base.clone();
+        for (k, v) in t.string_map(&mut self.r, "tags", "{ team = \"platform\" }").unwrap_or_default() {
+            if let Err(e) = names::tag(&k.v, &v.v) {
+                self.invalid("irsa::config::tag", k.span.clone(), e);
+            }
+            tags.insert(k.v, v.v);
+        }
+        tags
+    }
+
+    fn description(&mut self, t: &Table<'_, '_>) -> Option<String> {
+        let d = t.string(&mut self.r, "description", "\"what it is for\"")?;
+        let len = d.v.chars().count();
+        if len > DESCRIPTION_MAX {
+            self.r.error(
+                "irsa::config::description",
+                d.span,
+                format!("the description is {len} characters long; IAM allows {DESCRIPTION_MAX}"),
+                "too long",
+                Some("shorten it".into()),
+            );
+        }
+        Some(d.v)
+    }
+
+    /// The policy document of a policy or inline policy: `document` or `document_file`, exactly one.
+    fn document(&mut self, t: &Table<'_, '_>, what: &str) -> Option<PolicyDocument> {
+        let inline = t.string(&mut self.r, "document", "'''{ \"Version\": \"2012-10-17\", … }'''");
+        let file = t.string(&mut self.r, "document_file", "\"policies/name.json\"");
+        match (inline, file) {
+            (Some(_), Some(file)) => {
+                self.r.error(
+                    "irsa::config::document",
+                    file.span,
+                    format!("{what} has both `document` and `document_file`"),
+                    "second document",
+                    Some("keep one of the two".into()),
+                );
+                None
+            }
+            (None, None) => {
+                if !t.has("document") && !t.has("document_file") {
+                    self.r.error(
+                        "irsa::config::document",
+                        t.span.clone(),
+                        format!("{what} has no policy document"),
+                        "no document",
+                        Some("add document_file = \"policies/name.json\" (relative to the stack file) or document = '''{…}'''".into()),
+                    );
+                }
+                None
+            }
+            (Some(doc), None) => self.inline_document(&doc),
+            (None, Some(file)) => self.file_document(&file),
+        }
+    }
+
+    fn inline_document(&mut self, doc: &Sp<String>) -> Option<PolicyDocument> {
+        match policy_doc::check_identity_policy(&doc.v) {
+            Ok(d) => Some(d),
+            Err(problems) => {
+                // Point inside the TOML string when its text is the document
+                // verbatim (literal strings); otherwise at the whole string.
+                let raw = &self.r.source.text[doc.span.clone()];
+                let offset = content_offset(raw, &doc.v).map(|o| doc.span.start + o);
+                for p in problems {
+                    let span = match offset {
+                        Some(o) => o + p.span.start..o + p.span.end,
+                        None => doc.span.clone(),
+                    };
+                    self.r.error("irsa::config::policy_document", span, format!("policy document: {}", p.message), "here", p.help);
+                }
+                None
+            }
+        }
+    }
+
+    fn file_document(&mut self, file: &Sp<String>) -> Option<PolicyDocument> {
+        let path = self.dir.join(&file.v);
+        let shown = path.display().to_string();
+        let text = match std::fs::metadata(&path) {
+            Ok(m) if !m.is_file() => Err(format!("`{shown}` is not a file")),
+            Ok(_) => std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{shown}`: {e}")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!("policy document `{shown}` does not exist")),
+            Err(e) => Err(format!("cannot read `{shown}`: {e}")),
+        };
+        let text = match text {
+            Ok(t) => t,
+            Err(message) => {
+                self.r.error(
+                    "irsa::config::document_file",
+                    file.span.clone(),
+                    message,
+                    "this file",
+                    Some("document_file is relative to the directory of the stack file".into()),
+                );
+                return None;
+            }
+        };
+        match policy_doc::check_identity_policy(&text) {
+            Ok(d) => Some(d),
+            Err(problems) => {
+                let source = Source::new(shown, text);
+                for p in problems {
+                    self.r.problems.push(Problem {
+                        code: "irsa::config::policy_document",
+                        message: format!("policy document: {}", p.message),
+                        source: source.clone(),
+                        span: p.span,
+                        label: "here".into(),
+                        help: p.help,
+                    });
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Where the text of a TOML string starts inside its source, when the source
+/// holds it verbatim: literal strings, and basic strings without escapes.
+fn content_offset(raw: &str, value: &str) -> Option<usize> {
+    for delim in ["'''", "\"\"\"", "'", "\""] {
+        if let Some(body) = raw.strip_prefix(delim).and_then(|b| b.strip_suffix(delim)) {
+            let mut start = delim.len();
+            // TOML drops a newline right after an opening triple quote.
+            let body = if delim.len() == 3 {
+                let trimmed = body.strip_prefix("\r\n").or_else(|| body.strip_prefix('\n')).unwrap_or(body);
+                start += body.len() - trimmed.len();
+                trimmed
+            } else {
+                body
+            };
+            return (body == value).then_some(start);
+        }
+    }
+    None
+}
+
+pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
+    let source = Source::new(path.display().to_string(), text.clone());
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let mut l = Loader { r: Reporter::new(source), dir };
+    let fail = |l: Loader<'_>| Problems { path: path.to_owned(), problems: l.r.problems };
+
+    let (doc, errors) = DeTable::parse_recoverable(&text);
+    if !errors.is_empty() {
+        for e in errors {
+            let span = e.span().unwrap_or(0..0);
+            l.r.error(
+                "irsa::config::toml_syntax",
+                span,
+                format!("invalid TOML: {}", e.message().trim_end()),
+                "here",
+                Some("fix the TOML syntax; see https://toml.io for the format".into()),
+            );
+        }
+        return Err(fail(l));
+    }
+    let root = Table::new(doc.get_ref(), "the stack file", 0..0, ROOT_KEYS, &mut l.r);
+
+    match root.integer(&mut l.r, "version", "1") {
+        Some(v) if v.v != 1 => l.r.error(
+            "irsa::config::version",
+            v.span,
+            format!("stack file version {} is not supported", v.v),
+            "unknown version",
+            Some("this irsa reads version = 1".into()),
+        ),
+        None if !root.has("version") => root.missing(&mut l.r, "version", "1 (at the top of the file)"),
+        _ => {}
+    }
+
+    let cluster = load_cluster(&mut l, &root);
+    let (role_path, boundary, default_tags) = load_defaults(&mut l, &root);
+
+    // Policies.
+    let mut policies = BTreeMap::new();
+    let mut folded: HashMap<String, Span> = HashMap::new();
+    for (name, t) in root.named_tables(&mut l.r, "policies") {
+        let t = Table::new(t, format!("[policies.{}]", name.v), name.span.clone(), POLICY_KEYS, &mut l.r);
+        l.check("irsa::config::name", &name, names::policy_name);
+        unique_ignoring_case(&mut l, &mut folded, &name, "policy");
+        let description = l.description(&t);
+        let path = load_path(&mut l, &t).unwrap_or_else(|| "/".into());
+        let tags = l.tags(&t, &default_tags);
+        let adopt = t.boolean(&mut l.r, "adopt").is_some_and(|b| b.v);
+        let document = l.document(&t, &format!("policy `{}`", name.v));
+        if let Some(document) = document {
+            policies.insert(
+                name.v.clone(),
+                Policy { name: name.v, path, description, document, tags, adopt, span: name.span },
+            );
+        }
+    }
+    let policy_names: Vec<String> = root
+        .named_tables(&mut Reporter::new(l.r.source.clone()), "policies")
+        .into_iter()
+        .map(|(n, _)| n.v)
+        .collect();
+
+    // Roles.
+    let mut roles = BTreeMap::new();
+    let mut folded: HashMap<String, Span> = HashMap::new();
+    let role_tables = root.named_tables(&mut l.r, "roles");
+    let role_keys: Vec<String> = role_tables.iter().map(|(n, _)| n.v.clone()).collect();
+    for (key, t) in role_tables {
+        let t = Table::new(t, format!("[roles.{}]", key.v), key.span.clone(), ROLE_KEYS, &mut l.r);
+        if let Some(arn) = t.string(&mut l.r, "arn", "\"arn:aws:iam::123456789012:role/name\"") {
+            if let Some(role) = load_referenced_role(&mut l, &t, key, arn) {
+                roles.insert(role.key.clone(), Role::Referenced(role));
+            }
+        } else if !t.has("arn") {
+            l.check("irsa::config::name", &key, names::role_name);
+            unique_ignoring_case(&mut l, &mut folded, &key, "role");
+            if let Some(role) = load_owned_role(&mut l, &t, key, &policy_names, &role_path, &boundary, &default_tags) {
+                roles.insert(role.name.clone(), Role::Owned(role));
+            }
+        }
+    }
+
+    // Service accounts.
+    let mut bindings: Vec<Binding> = Vec::new();
+    let mut bound: HashMap<(String, String), Span> = HashMap::new();
+    let mut workloads: HashMap<(String, String), Span> = HashMap::new();
+    for (span, t) in root.table_array(&mut l.r, "service_accounts") {
+        let header = header_span(&l.r.source.text, &span);
+        let t = Table::new(t, "[[service_accounts]]", header, BINDING_KEYS, &mut l.r);
+        if let Some(b) = load_binding(&mut l, &t, &role_keys, &mut bound, &mut workloads) {
+            bindings.push(b);
+        }
+    }
+
+    // An owned role nobody uses would get an empty trust policy, which IAM rejects.
+    for role in roles.values() {
+        if let Role::Owned(role) = role
+            && !bindings.iter().any(|b| b.role == role.name)
+        {
+            l.r.error(
+                "irsa::config::unbound_role",
+                role.span.clone(),
+                format!("role `{}` is bound to no service account, so its trust policy would be empty", role.name),
+                "unused role",
+                Some(format!("bind it in a [[service_accounts]] entry with role = \"{}\", or remove it", role.name)),
+            );
+        }
+    }
+
+    let (Some(cluster), true) = (cluster, l.r.problems.is_empty()) else {
+        return Err(fail(l));
+    };
+    let desired = Desired {
+        source: Arc::new(SourceFile { path: path.to_owned(), text }),
+        cluster,
+        policies,
+        roles,
+        bindings,
+    };
+    let issuer = desired.cluster.oidc_issuer.clone();
+    for v in quotas::check(&desired, &Quotas::default(), issuer.as_deref()) {
+        l.r.error("irsa::config::quota", v.span, v.message, "over the IAM quota", Some(v.help));
+    }
+    if l.r.problems.is_empty() { Ok(desired) } else { Err(fail(l)) }
+}
+
+/// The span of an array-of-tables entry is its body; point at its
+/// `[[service_accounts]]` header line instead when one precedes it.
+fn header_span(text: &str, body: &Span) -> Span {
+    let before = &text[..body.start.min(text.len())];
+    match before.rfind("[[") {
+        Some(start) => {
+            let end = before[start..].find("]]").map_or(body.start, |e| start + e + 2);
+            start..end
+        }
+        None => body.clone(),
+    }
+}
+
+fn unique_ignoring_case(l: &mut Loader<'_>, seen: &mut HashMap<String, Span>, name: &Sp<String>, what: &str) {
+    if let Some(first) = seen.get(&name.v.to_ascii_lowercase()) {
+        let (line, _) = l.r.source.line_col(first.start);
+        l.r.error(
+            "irsa::config::duplicate",
+            name.span.clone(),
+            format!("{what} `{}` differs only in case from the {what} on line {line}; IAM names are case-insensitive", name.v),
+            "same name as another",
+            Some(format!("give the {what} a distinct name")),
+        );
+    } else {
+        seen.insert(name.v.to_ascii_lowercase(), name.span.clone());
+    }
+}
+
+fn load_path(l: &mut Loader<'_>, t: &Table<'_, '_>) -> Option<String> {
+    let p = t.string(&mut l.r, "path", "\"/irsa/\"")?;
+    l.check("irsa::config::path", &p, names::iam_path).then_some(p.v)
+}
+
+fn load_cluster(l: &mut Loader<'_>, root: &Table<'_, '_>) -> Option<Cluster> {
+    let Some((key, t)) = root.table(&mut l.r, "cluster") else {
+        if !root.has("cluster") {
+            root.missing(&mut l.r, "cluster", "{ name = \"…\", region = \"…\", account_id = \"…\" } (a [cluster] section)");
+        }
+        return None;
+    };
+    let t = Table::new(t, "[cluster]", key.span.clone(), CLUSTER_KEYS, &mut l.r);
+    let name = t.required_string(&mut l.r, "name", "\"my-cluster\"");
+    let region = t.required_string(&mut l.r, "region", "\"us-east-1\"");
+    let account = t.required_string(&mut l.r, "account_id", "\"123456789012\"");
+    let issuer = t.string(&mut l.r, "oidc_issuer", "\"https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE\"");
+    let context = t.string(&mut l.r, "context", "\"my-cluster\"");
+    let thumbprints = t.string_list(&mut l.r, "oidc_thumbprints", "[\"9e99a48a9960b14926bb7f3b02e22da2b0ab7280\"]");
+    let ok_name = name.as_ref().is_some_and(|n| l.check("irsa::config::name", n, names::cluster_name));
+    let ok_region = region.as_ref().is_some_and(|r| l.check("irsa::config::region", r, names::region));
+    let ok_account = account.as_ref().is_some_and(|a| l.check("irsa::config::account", a, names::account_id));
+    if let Some(i) = &issuer {
+        l.check("irsa::config::issuer", i, names::issuer_url);
+    }
+    let mut prints = Vec::new();
+    if let Some(list) = thumbprints {
+        if list.v.len() > THUMBPRINTS_MAX {
+            l.r.error(
+                "irsa::config::thumbprints",
+                list.span.clone(),
+                format!("{} thumbprints given; IAM keeps at most {THUMBPRINTS_MAX}", list.v.len()),
+                "too many",
+                Some("keep the thumbprints of the certificates in use".into()),
+            );
+        }
+        for tp in list.v {
+            if l.check("irsa::config::thumbprint", &tp, names::thumbprint) {
+                prints.push(tp.v.to_ascii_lowercase());
+            }
+        }
+    }
+    let (name, region, account) = (name?, region?, account?);
+    if !(ok_name && ok_region && ok_account) {
+        return None;
+    }
+    Some(Cluster {
+        partition: names::partition_of(&region.v).to_owned(),
+        name: name.v,
+        region: region.v,
+        account_id: account.v,
+        oidc_issuer_span: issuer.as_ref().map(|i| i.span.clone()),
+        oidc_issuer: issuer.map(|i| i.v),
+        context: context.map(|c| c.v),
+        oidc_thumbprints: prints,
+        span: key.span,
+    })
+}
+
+fn load_defaults(l: &mut Loader<'_>, root: &Table<'_, '_>) -> (String, Option<String>, BTreeMap<String, String>) {
+    let Some((key, t)) = root.table(&mut l.r, "defaults") else {
+        return ("/".into(), None, BTreeMap::new());
+    };
+    let t = Table::new(t, "[defaults]", key.span, DEFAULTS_KEYS, &mut l.r);
+    let path = t.string(&mut l.r, "role_path", "\"/irsa/\"").and_then(|p| l.check("irsa::config::path", &p, names::iam_path).then_some(p.v));
+    let boundary = load_boundary(l, &t);
+    let tags = l.tags(&t, &BTreeMap::new());
+    (path.unwrap_or_else(|| "/".into()), boundary, tags)
+}
+
+fn load_boundary(l: &mut Loader<'_>, t: &Table<'_, '_>) -> Option<String> {
+    let b = t.string(&mut l.r, "permissions_boundary", "\"arn:aws:iam::123456789012:policy/boundary\"")?;
+    l.check("irsa::config::arn", &b, |a| names::policy_arn(a).map(drop)).then_some(b.v)
+}
+
+fn load_referenced_role(l: &mut Loader<'_>, t: &Table<'_, '_>, key: Sp<String>, arn: Sp<String>) -> Option<ReferencedRole> {
+    for k in OWNED_ONLY_ROLE_KEYS {
+        if let Some(span) = t.key_span(k) {
+            l.r.error(
+                "irsa::config::referenced_role",
+                span,
+                format!("[roles.{}] is referenced by `arn`, so it cannot take `{k}`: irsa does not own it", key.v),
+                "not for arn = roles",
+                Some(format!("remove `{k}`, or remove `arn` to let irsa create and own the role")),
+            );
+        }
+    }
+    let manage_trust = t.boolean(&mut l.r, "manage_trust").is_some_and(|b| b.v);
+    let name = match names::role_arn(&arn.v) {
+        Ok(parsed) => parsed.name.to_owned(),
+        Err(e) => {
+            l.invalid("irsa::config::arn", arn.span.clone(), e);
+            return None;
+        }
+    };
+    Some(ReferencedRole { key: key.v, arn: arn.v, name, manage_trust, span: key.span })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn load_owned_role(
+    l: &mut Loader<'_>,
+    t: &Table<'_, '_>,
+    key: Sp<String>,
+    policy_names: &[String],
+    default_path: &str,
+    default_boundary: &Option<String>,
+    default_tags: &BTreeMap<String, String>,
+) -> Option<OwnedRole> {
+    if let Some(span) = t.key_span("manage_trust") {
+        l.r.error(
+            "irsa::config::manage_trust",
+            span,
+            format!("`manage_trust` belongs only to roles referenced by `arn`; irsa always manages the trust of [roles.{}]", key.v),
+            "not for owned roles",
+            Some("remove `manage_trust`".into()),
+        );
+    }
+    let description = l.description(t);
+    let path = load_path(l, t).unwrap_or_else(|| default_path.to_owned());
+    let boundary = load_boundary(l, t).or_else(|| default_boundary.clone());
+    let tags = l.tags(t, default_tags);
+    let adopt = t.boolean(&mut l.r, "adopt").is_some_and(|b| b.v);
+    let max_session = match t.integer(&mut l.r, "max_session_duration", "3600") {
+        Some(v) if !MAX_SESSION_RANGE.contains(&v.v) => {
+            l.r.error(
+                "irsa::config::max_session_duration",
+                v.span,
+                format!("max_session_duration is {} seconds; IAM allows 3600 (1 hour) to 43200 (12 hours)", v.v),
+                "out of range",
+                Some("use a number of seconds from 3600 to 43200".into()),
+            );
+            DEFAULT_MAX_SESSION
+        }
+        Some(v) => u32::try_from(v.v).unwrap_or(DEFAULT_MAX_SESSION),
+        None => DEFAULT_MAX_SESSION,
+    };
+
+    let mut policies: Vec<PolicyRef> = Vec::new();
+    let list = t.string_list(&mut l.r, "policies", "[\"messages-read\", \"arn:aws:iam::aws:policy/ReadOnlyAccess\"]");
+    for p in list.map(|l| l.v).unwrap_or_default() {
+        let reference = if p.v.starts_with("arn:") {
+            if !l.check("irsa::config::arn", &p, |a| names::policy_arn(a).map(drop)) {
+                continue;
+            }
+            PolicyRef::Arn(p.v.clone())
+        } else if policy_names.contains(&p.v) {
+            PolicyRef::Stack(p.v.clone())
+        } else {
+            let help = match closest(&p.v, policy_names.iter().map(String::as_str)) {
+                Some(c) => format!("did you mean `{c}`? Define [policies.{}], or use a policy ARN", p.v),
+                None => format!("define [policies.{}] in this file, or use the policy's ARN (arn:aws:iam::…:policy/…)", p.v),
+            };
+            l.r.error(
+                "irsa::config::dangling_reference",
+                p.span.clone(),
+                format!("role `{}` uses policy `{}`, which is not defined", key.v, p.v),
+                "no such policy",
+                Some(help),
+            );
+            continue;
+        };
+        if policies.contains(&reference) {
+            l.r.error(
+                "irsa::config::duplicate",
+                p.span.clone(),
+                format!("policy `{}` is listed twice for role `{}`", p.v, key.v),
+                "listed again",
+                Some("remove the second entry".into()),
+            );
+            continue;
+        }
+        policies.push(reference);
+    }
+
+    let mut inline = BTreeMap::new();
+    for (name, it) in t.named_tables(&mut l.r, "inline") {
+        let it = Table::new(it, format!("[roles.{}.inline.{}]", key.v, name.v), name.span.clone(), INLINE_KEYS, &mut l.r);
+        l.check("irsa::config::name", &name, names::inline_policy_name);
+        if let Some(doc) = l.document(&it, &format!("inline policy `{}` of role `{}`", name.v, key.v)) {
+            inline.insert(name.v, doc);
+        }
+    }
+
+    Some(OwnedRole {
+        name: key.v,
+        path,
+        description,
+        max_session_duration: max_session,
+        permissions_boundary: boundary,
+        tags,
+        policies,
+        inline,
+        adopt,
+        span: key.span,
+    })
+}
+
+fn load_binding(
+    l: &mut Loader<'_>,
+    t: &Table<'_, '_>,
+    role_keys: &[String],
+    bound: &mut HashMap<(String, String), Span>,
+    workloads: &mut HashMap<(String, String), Span>,
+) -> Option<Binding> {
+    let namespace = t.required_string(&mut l.r, "namespace", "\"backend\"");
+    let name = t.required_string(&mut l.r, "name", "\"my-service-account\"");
+    let role = t.required_string(&mut l.r, "role", "\"backend-messages\"");
+    let adopt = t.boolean(&mut l.r, "adopt").is_some_and(|b| b.v);
+    let ns_ok = namespace.as_ref().is_some_and(|n| l.check("irsa::config::name", n, |v| names::dns_label("namespace", v)));
+    let name_ok = name.as_ref().is_some_and(|n| l.check("irsa::config::name", n, |v| names::dns_subdomain("service account name", v)));
+    let role_ok = role.as_ref().is_some_and(|r| {
+        if role_keys.contains(&r.v) {
+            return true;
+        }
+        let help = match closest(&r.v, role_keys.iter().map(String::as_str)) {
+            Some(c) => format!("did you mean `{c}`? Or define [roles.{}]", r.v),
+            None => format!("define [roles.{}] in this file", r.v),
+        };
+        l.r.error(
+            "irsa::config::dangling_reference",
+            r.span.clone(),
+            format!("service account uses role `{}`, which is not defined", r.v),
+            "no such role",
+            Some(help),
+        );
+        false
+    });
+
+    let mut annotations = BTreeMap::new();
+    for (k, v) in t.string_map(&mut l.r, "annotations", "{ \"eks.amazonaws.com/sts-regional-endpoints\" = \"true\" }").unwrap_or_default() {
+        if k.v == markers::ANNOTATION_ROLE_ARN || k.v == markers::ANNOTATION_STACK {
+            l.r.error(
+                "irsa::config::reserved_annotation",
+                k.span.clone(),
+                format!("`{}` is irsa's to set; it cannot be given in annotations", k.v),
+                "set by irsa",
+                Some("remove it: irsa sets it from the binding's role".into()),
+            );
+            continue;
+        }
+        if let Err(e) = names::annotation_key(&k.v) {
+            l.invalid("irsa::config::annotation", k.span.clone(), e);
+            continue;
+        }
+        annotations.insert(k.v, v.v);
+    }
+
+    let (namespace, name, role) = (namespace?, name?, role?);
+    if !(ns_ok && name_ok && role_ok) {
+        return None;
+    }
+    let key = (namespace.v.clone(), name.v.clone());
+    if let Some(first) = bound.get(&key) {
+        let (line, _) = l.r.source.line_col(first.start);
+        l.r.error(
+            "irsa::config::duplicate_binding",
+            name.span.clone(),
+            format!("service account {}/{} is bound twice (first on line {line})", namespace.v, name.v),
+            "bound again",
+            Some("a service account has one role: keep one entry, or give one of them another name".into()),
+        );
+        return None;
+    }
+    bound.insert(key, name.span.clone());
+
+    let mut deployments = Vec::new();
+    let list = t.string_list(&mut l.r, "workloads", "[\"deployment/backend\"]");
+    for w in list.map(|l| l.v).unwrap_or_default() {
+        let Some(dep) = w.v.strip_prefix("deployment/") else {
+            l.r.error(
+                "irsa::config::workload",
+                w.span.clone(),
+                format!("workload `{}` is not of the form deployment/<name>", w.v),
+                "unsupported workload",
+                Some("irsa manages Deployments: write \"deployment/<name>\"".into()),
+            );
+            continue;
+        };
+        if let Err(e) = names::dns_subdomain("deployment name", dep) {
+            l.invalid("irsa::config::name", w.span.clone(), e);
+            continue;
+        }
+        let wkey = (namespace.v.clone(), dep.to_owned());
+        if let Some(first) = workloads.get(&wkey) {
+            let (line, _) = l.r.source.line_col(first.start);
+            l.r.error(
+                "irsa::config::duplicate_workload",
+                w.span.clone(),
+                format!("deployment {}/{dep} is bound to two service accounts (first on line {line})", namespace.v),
+                "bound again",
+                Some("a Deployment runs as one service account: list it under one binding".into()),
+            );
+            continue;
+        }
+        workloads.insert(wkey, w.span.clone());
+        deployments.push(dep.to_owned());
+    }
+
+    Some(Binding {
+        namespace: namespace.v,
+        name: name.v,
+        role: role.v,
+        deployments,
+        annotations,
+        adopt,
+        span: name.span,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_offset;
+
+    #[test]
+    fn string_content_offsets() {
+        assert_eq!(content_offset("'''\n{}'''", "{}"), Some(4));
+        assert_eq!(content_offset("'''{}'''", "{}"), Some(3));
+        assert_eq!(content_offset("'{}'", "{}"), Some(1));
+        assert_eq!(content_offset("\"{\\\"a\\\"}\"", "{\"a\"}"), None);
+    }
+}
