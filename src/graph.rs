@@ -1,1 +1,190 @@
-//! (being written)
+//! The dependency graph over resource addresses.
+//!
+//! `oidc → role → attach/inline`, `policy → attach`, `role → sa → deploy`.
+//! Creates and updates follow it forwards, deletes backwards. Edges come from
+//! one function, [`Graph::build`], so every rule about order lives here.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use petgraph::Direction;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use crate::model::Address;
+use crate::model::desired::{Desired, Role};
+
+/// A cycle: a bug in the edge rules, never a user error.
+#[derive(Debug, thiserror::Error)]
+#[error("internal error: the dependency graph has a cycle through {0}; please report this")]
+pub struct CycleError(pub Address);
+
+#[derive(Debug, Clone, Default)]
+pub struct Graph {
+    g: DiGraph<Address, ()>,
+    index: BTreeMap<Address, NodeIndex>,
+}
+
+impl Graph {
+    /// The graph of everything `desired` declares, plus `extra` addresses
+    /// (resources that exist and will be deleted), wired by the rules above.
+    pub fn build(desired: &Desired, extra: impl IntoIterator<Item = Address>) -> Graph {
+        let mut graph = Graph::default();
+        let oidc = Address::oidc(&desired.cluster.name);
+        graph.node(&oidc);
+        for name in desired.policies.keys() {
+            graph.node(&Address::policy(name));
+        }
+        for (key, role) in &desired.roles {
+            let role_addr = Address::role(key);
+            graph.edge(&oidc, &role_addr);
+            if let Role::Owned(role) = role {
+                for p in &role.policies {
+                    graph.node(&Address::attach(key, p.address_name()));
+                }
+                for name in role.inline.keys() {
+                    graph.node(&Address::inline(key, name));
+                }
+            }
+        }
+        for b in &desired.bindings {
+            let sa = Address::service_account(&b.namespace, &b.name);
+            graph.edge(&Address::role(&b.role), &sa);
+            for d in &b.deployments {
+                graph.edge(&sa, &Address::deployment(&b.namespace, d));
+            }
+        }
+        for address in extra {
+            graph.node(&address);
+        }
+        // Structural edges hold for declared and extra nodes alike.
+        let nodes: Vec<Address> = graph.index.keys().cloned().collect();
+        for address in &nodes {
+            match address {
+                Address::Attach { role, policy } => {
+                    graph.edge(&Address::role(role), address);
+                    let policy = Address::policy(policy);
+                    if graph.index.contains_key(&policy) {
+                        graph.edge(&policy, address);
+                    }
+                }
+                Address::Inline { role, .. } => graph.edge(&Address::role(role), address),
+                Address::Role { .. } => graph.edge(&oidc, address),
+                _ => {}
+            }
+        }
+        graph
+    }
+
+    fn node(&mut self, a: &Address) -> NodeIndex {
+        if let Some(i) = self.index.get(a) {
+            return *i;
+        }
+        let i = self.g.add_node(a.clone());
+        self.index.insert(a.clone(), i);
+        i
+    }
+
+    fn edge(&mut self, from: &Address, to: &Address) {
+        let (f, t) = (self.node(from), self.node(to));
+        if self.g.find_edge(f, t).is_none() {
+            self.g.add_edge(f, t, ());
+        }
+    }
+
+    pub fn contains(&self, a: &Address) -> bool {
+        self.index.contains_key(a)
+    }
+
+    /// Every address, dependencies first; ties broken by address so that the
+    /// order is stable from run to run (Kahn's algorithm over a sorted frontier).
+    pub fn order(&self) -> Result<Vec<Address>, CycleError> {
+        let mut indegree: BTreeMap<&Address, usize> =
+            self.index.iter().map(|(a, i)| (a, self.g.neighbors_directed(*i, Direction::Incoming).count())).collect();
+        let mut ready: BTreeSet<&Address> = indegree.iter().filter(|(_, d)| **d == 0).map(|(a, _)| *a).collect();
+        let mut out = Vec::with_capacity(self.index.len());
+        while let Some(a) = ready.pop_first() {
+            out.push(a.clone());
+            for n in self.g.neighbors_directed(self.index[a], Direction::Outgoing) {
+                let next = &self.g[n];
+                let d = indegree.get_mut(next).expect("every node has an indegree entry");
+                *d -= 1;
+                if *d == 0 {
+                    ready.insert(next);
+                }
+            }
+        }
+        if out.len() < self.index.len() {
+            let stuck = indegree.into_iter().find(|(_, d)| *d > 0).map(|(a, _)| a.clone());
+            return Err(CycleError(stuck.expect("a node is left when the order is short")));
+        }
+        Ok(out)
+    }
+
+    /// The direct dependencies of an address.
+    pub fn dependencies(&self, a: &Address) -> Vec<Address> {
+        let Some(i) = self.index.get(a) else { return Vec::new() };
+        let mut deps: Vec<Address> = self.g.neighbors_directed(*i, Direction::Incoming).map(|n| self.g[n].clone()).collect();
+        deps.sort();
+        deps
+    }
+
+    /// The addresses selected by `--target` prefixes and everything they
+    /// depend on, transitively: a target cannot be applied without them.
+    pub fn targeted(&self, prefixes: &[String]) -> BTreeSet<Address> {
+        let mut out = BTreeSet::new();
+        let mut stack: Vec<NodeIndex> = self
+            .index
+            .iter()
+            .filter(|(a, _)| prefixes.iter().any(|p| a.matches_prefix(p)))
+            .map(|(_, i)| *i)
+            .collect();
+        while let Some(i) = stack.pop() {
+            if out.insert(self.g[i].clone()) {
+                stack.extend(self.g.neighbors_directed(i, Direction::Incoming));
+            }
+        }
+        out
+    }
+
+    /// All edges as (from, to), sorted.
+    pub fn edges(&self) -> Vec<(Address, Address)> {
+        let mut edges: Vec<(Address, Address)> =
+            self.g.edge_indices().filter_map(|e| self.g.edge_endpoints(e)).map(|(f, t)| (self.g[f].clone(), self.g[t].clone())).collect();
+        edges.sort();
+        edges
+    }
+
+    /// Graphviz DOT.
+    pub fn to_dot(&self) -> String {
+        let mut out = String::from("digraph irsa {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
+        for a in self.index.keys() {
+            let _ = writeln!(out, "  \"{a}\";");
+        }
+        for (f, t) in self.edges() {
+            let _ = writeln!(out, "  \"{f}\" -> \"{t}\";");
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    /// A mermaid flowchart.
+    pub fn to_mermaid(&self) -> String {
+        mermaid(self.index.keys(), &self.edges())
+    }
+}
+
+/// A mermaid flowchart of `nodes` and the `edges` between them; node ids are
+/// positional because mermaid ids cannot hold `/` or `:`.
+pub fn mermaid<'a>(nodes: impl IntoIterator<Item = &'a Address>, edges: &[(Address, Address)]) -> String {
+    let ids: BTreeMap<&Address, usize> = nodes.into_iter().enumerate().map(|(i, a)| (a, i)).collect();
+    let mut out = String::from("flowchart LR\n");
+    for (a, i) in &ids {
+        let _ = writeln!(out, "  n{i}[\"{a}\"]");
+    }
+    for (f, t) in edges {
+        if let (Some(f), Some(t)) = (ids.get(f), ids.get(t)) {
+            let _ = writeln!(out, "  n{f} --> n{t}");
+        }
+    }
+    out
+}

@@ -16,4 +16,5 @@ pub mod config;
 pub mod graph;
 pub mod model;
 pub mod plan;
+pub mod refresh;
 pub mod render;

@@ -1,4 +1,107 @@
-//! (being written)
-pub fn run() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+//! The command line: clap types, one file per command, and the one place
+//! where errors become messages and exit codes.
+
+mod error;
+mod graph;
+mod plan;
+mod show;
+mod validate;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use error::{CliError, exit};
+
+/// irsa: plan and apply EKS pod permissions (IAM Roles for Service Accounts)
+/// from one reviewed TOML file.
+#[derive(Debug, Parser)]
+#[command(name = "irsa", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    /// When to use colours: auto (a terminal, and NO_COLOR unset), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto)]
+    color: ColorWhen,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Validate(validate::ValidateArgs),
+    Plan(plan::PlanArgs),
+    Show(show::ShowArgs),
+    Graph(graph::GraphArgs),
+}
+
+/// What every command gets besides its arguments.
+pub struct Ctx {
+    /// Colours on stdout.
+    pub color_stdout: bool,
+    /// Colours on stderr.
+    pub color_stderr: bool,
+}
+
+impl Ctx {
+    /// Write data to stdout. A closed pipe (`irsa plan | head`) is not an error.
+    pub fn print(&self, text: &str) -> Result<(), CliError> {
+        let mut out = std::io::stdout().lock();
+        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Output(e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn color_on(when: ColorWhen, stream: &dyn anstream::stream::AsLockedWrite) -> bool {
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => anstream::AutoStream::choice(stream) != anstream::ColorChoice::Never,
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "irsa=info",
+        _ => "irsa=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+/// Parse the command line, run the command, and map the outcome to an exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let ctx = Ctx {
+        color_stdout: color_on(cli.color, &std::io::stdout()),
+        color_stderr: color_on(cli.color, &std::io::stderr()),
+    };
+    let result = match cli.command {
+        Command::Validate(args) => validate::run(&ctx, args),
+        Command::Plan(args) => plan::run(&ctx, args),
+        Command::Show(args) => show::run(&ctx, args),
+        Command::Graph(args) => graph::run(&ctx, args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            error::report(&e, ctx.color_stderr);
+            ExitCode::from(e.exit_code())
+        }
+    }
 }

@@ -48,5 +48,11 @@ pub fn load(path: &Path) -> Result<Desired, LoadError> {
             return Err(Problems { path: path.to_owned(), problems: vec![problem] }.into());
         }
     };
-    validate::load_str(path, text).map_err(LoadError::Invalid)
+    parse(path, text).map_err(LoadError::Invalid)
+}
+
+/// Check stack-file text as if it were read from `path` (document files are
+/// resolved against `path`'s directory).
+pub fn parse(path: &Path, text: String) -> Result<Desired, Problems> {
+    validate::load_str(path, text)
 }

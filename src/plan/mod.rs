@@ -1,1 +1,151 @@
-//! (being written)
+//! Plans: the changes that take the observed state to the desired one.
+//!
+//! [`Plan`] is plain data and *is* the JSON wire format (`--format json`, the
+//! body of a saved plan): the text and Markdown renderers read this same
+//! model, so the three outputs cannot disagree. Its `format_version` changes
+//! whenever a field changes meaning; fields may be added within a version.
+//! See `docs/plan-format.md`.
+
+mod planner;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::model::Address;
+use crate::model::address::ResourceKind;
+
+pub use planner::{PlanError, PlanOptions, plan};
+
+/// The JSON plan format's version.
+pub const FORMAT_VERSION: &str = "1";
+
+/// What happens to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    /// Recreate a Deployment's pods so they pick up new credentials.
+    Restart,
+    /// Bring an existing, unowned resource under this stack's ownership
+    /// (add the markers) and make it match the stack file.
+    Adopt,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: String,
+    /// The irsa version that made the plan.
+    pub irsa_version: String,
+    pub stack: String,
+    pub refresh: RefreshInfo,
+    pub summary: Summary,
+    /// Every resource that changes, dependencies first; no-ops are left out.
+    pub changes: Vec<Change>,
+    pub warnings: Vec<Warning>,
+    /// The `--target` prefixes the plan was limited to, if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+}
+
+/// Where the observed state came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshInfo {
+    /// `bulk`, `per-resource`, or `snapshot` when planned from a file.
+    pub strategy: String,
+    pub iam_calls: u64,
+    pub kube_requests: u64,
+    /// The snapshot file, when planned from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// When the state was read (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+    pub restart: usize,
+    pub adopt: usize,
+}
+
+impl Summary {
+    pub fn of(changes: &[Change]) -> Summary {
+        let mut s = Summary::default();
+        for c in changes {
+            match c.actions.as_slice() {
+                [Action::Create] => s.create += 1,
+                [Action::Update] => s.update += 1,
+                [Action::Delete] => s.delete += 1,
+                [Action::Restart] => s.restart += 1,
+                [Action::Adopt] => s.adopt += 1,
+                a if a.contains(&Action::Delete) && a.contains(&Action::Create) => s.replace += 1,
+                _ => {}
+            }
+        }
+        s
+    }
+
+    pub fn total(&self) -> usize {
+        self.create + self.update + self.replace + self.delete + self.restart + self.adopt
+    }
+}
+
+/// One resource's change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub address: Address,
+    pub kind: ResourceKind,
+    /// `["create"]`, `["update"]`, `["delete"]`, `["delete", "create"]` (a
+    /// replace), `["restart"]` or `["adopt"]`. A scan for `"delete"` finds
+    /// every change that removes something.
+    pub actions: Vec<Action>,
+    /// Why, as sentences.
+    pub reasons: Vec<String>,
+    /// The resource's attributes now (`null` when it does not exist).
+    pub before: Option<Map<String, Value>>,
+    /// The resource's attributes after the change (`null` when it is deleted).
+    pub after: Option<Map<String, Value>>,
+    /// The attributes whose values change, in `before`/`after` key order.
+    #[serde(default)]
+    pub changed: Vec<String>,
+    /// Addresses this change must wait for.
+    #[serde(default)]
+    pub depends_on: Vec<Address>,
+}
+
+impl Change {
+    pub fn is_replace(&self) -> bool {
+        self.actions.contains(&Action::Delete) && self.actions.contains(&Action::Create)
+    }
+
+    /// The action word shown beside the address.
+    pub fn verb(&self) -> &'static str {
+        match self.actions.as_slice() {
+            [Action::Create] => "create",
+            [Action::Update] => "update",
+            [Action::Delete] => "delete",
+            [Action::Restart] => "restart",
+            [Action::Adopt] => "adopt",
+            _ if self.is_replace() => "replace",
+            _ => "change",
+        }
+    }
+}
+
+/// Something a reviewer should know that does not stop the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<Address>,
+    pub message: String,
+}
+
+/// Attribute names whose values are policy documents: shown as diffs of
+/// canonical pretty JSON rather than as values.
+pub const DOCUMENT_ATTRIBUTES: &[&str] = &["document", "trust_policy"];

@@ -1,0 +1,136 @@
+//! Every error a command can end with, classified once into an exit code and
+//! rendered once, here at the edge.
+
+use std::fmt::Write as _;
+
+use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme};
+
+use crate::config::{LoadError, Problem, Problems, Source};
+use crate::model::desired::Desired;
+use crate::plan::PlanError;
+use crate::refresh::snapshot::SnapshotError;
+
+/// Exit codes, as SPEC.md documents them.
+pub mod exit {
+    /// Success; with `--detailed-exitcode`, success and no changes.
+    pub const SUCCESS: u8 = 0;
+    /// An error: bad input, a failed call, a refused plan.
+    pub const ERROR: u8 = 1;
+    /// With `--detailed-exitcode`: the plan has changes.
+    pub const CHANGES: u8 = 2;
+    /// A saved plan is stale: the world moved since it was made.
+    pub const STALE: u8 = 3;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// The stack cannot be planned against what exists.
+    #[error("the stack cannot be planned")]
+    Plan { problems: Vec<Problem>, unlocated: Vec<PlanError> },
+    #[error("{message}")]
+    Usage { message: String, help: String },
+    #[error("cannot read saved plan {path}")]
+    ReadPlan {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a saved irsa plan: {reason}")]
+    BadPlanFile { path: String, reason: String },
+    #[error("cannot write {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the output")]
+    Output(#[source] std::io::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        exit::ERROR
+    }
+
+    /// Plan errors, located in the stack file where they have a span.
+    pub fn from_plan(desired: &Desired, errors: Vec<PlanError>) -> CliError {
+        let source = Source::new(desired.source.path.display().to_string(), desired.source.text.clone());
+        let mut problems = Vec::new();
+        let mut unlocated = Vec::new();
+        for e in errors {
+            match e.span {
+                Some(span) => problems.push(Problem {
+                    code: "irsa::plan",
+                    message: e.message,
+                    source: source.clone(),
+                    span,
+                    label: "declared here".into(),
+                    help: Some(e.help),
+                }),
+                None => unlocated.push(e),
+            }
+        }
+        CliError::Plan { problems, unlocated }
+    }
+}
+
+fn handler(color: bool) -> GraphicalReportHandler {
+    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    GraphicalReportHandler::new_themed(theme).with_width(100).with_context_lines(1)
+}
+
+fn render_problem(out: &mut String, problem: &Problem, color: bool) {
+    // The plain `file:line:col: message` line first, for editors and CI log
+    // scanners; then miette's picture of the source.
+    let _ = writeln!(out, "error: {problem}");
+    let mut picture = String::new();
+    if handler(color).render_report(&mut picture, problem as &dyn Diagnostic).is_ok() {
+        out.push_str(&picture);
+    }
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let _ = write!(s, ": {c}");
+        cur = c.source();
+    }
+    s
+}
+
+/// Write an error to stderr, in full, once.
+pub fn report(e: &CliError, color: bool) {
+    let mut out = String::new();
+    match e {
+        CliError::Load(LoadError::Invalid(Problems { path, problems })) => {
+            for p in problems {
+                render_problem(&mut out, p, color);
+            }
+            let n = problems.len();
+            let _ = writeln!(out, "error: {} has {n} problem{}; nothing was changed", path.display(), if n == 1 { "" } else { "s" });
+        }
+        CliError::Snapshot(SnapshotError::Invalid(p)) => render_problem(&mut out, p, color),
+        CliError::Plan { problems, unlocated } => {
+            for p in problems {
+                render_problem(&mut out, p, color);
+            }
+            for u in unlocated {
+                let at = u.address.as_ref().map(|a| format!("{a}: ")).unwrap_or_default();
+                let _ = writeln!(out, "error: {at}{}\n  help: {}", u.message, u.help);
+            }
+            let _ = writeln!(out, "error: the stack cannot be planned; nothing was changed");
+        }
+        CliError::Usage { message, help } => {
+            let _ = writeln!(out, "error: {message}\n  help: {help}");
+        }
+        other => {
+            let _ = writeln!(out, "error: {}", chain(other));
+        }
+    }
+    eprint!("{out}");
+}

@@ -1,0 +1,865 @@
+//! The planner: a pure function of (desired, observed) to a [`Plan`].
+//!
+//! Each resource kind is planned by one method; each method decides the
+//! action, the reasons (as sentences a reviewer reads) and the before/after
+//! attributes. Ownership rules live in [`Planner::claim`]: only what carries
+//! this stack's markers is ever updated or deleted, and anything else with a
+//! desired name is an error unless adopted.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use serde_json::{Map, Value, json};
+
+use super::{Action, Change, FORMAT_VERSION, Plan, RefreshInfo, Summary, Warning};
+use crate::graph::Graph;
+use crate::model::Address;
+use crate::model::desired::{Binding, Desired, OwnedRole, Policy, PolicyRef, ReferencedRole, Role, Span, markers};
+use crate::model::observed::{Observed, ObservedRole};
+use crate::model::policy_doc::{self, PolicyDocument};
+use crate::model::quotas;
+use crate::model::trust;
+
+/// How a plan is made, besides its two inputs.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// `--adopt`: adopt every unowned resource the stack names.
+    pub adopt: bool,
+    /// `--target` prefixes; empty plans everything.
+    pub targets: Vec<String>,
+    /// Where the observed state came from, copied into the plan.
+    pub refresh: RefreshInfo,
+}
+
+/// A reason the stack cannot be planned against what exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError {
+    pub address: Option<Address>,
+    /// The stack-file entry at fault, when there is one.
+    pub span: Option<Span>,
+    pub message: String,
+    pub help: String,
+}
+
+/// Who owns an existing resource, read from its markers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ownership {
+    Ours,
+    OtherStack(String),
+    /// Not irsa's; `manager` names who made it when its markers say.
+    Unowned { manager: Option<String> },
+}
+
+fn iam_ownership(tags: &BTreeMap<String, String>, stack: &str) -> Ownership {
+    match (tags.get(markers::TAG_MANAGED_BY).map(String::as_str), tags.get(markers::TAG_STACK)) {
+        (Some(markers::MANAGED_BY), Some(s)) if s == stack => Ownership::Ours,
+        (Some(markers::MANAGED_BY), Some(s)) => Ownership::OtherStack(s.clone()),
+        (manager, _) => Ownership::Unowned { manager: manager.map(str::to_owned) },
+    }
+}
+
+fn kube_ownership(labels: &BTreeMap<String, String>, annotations: &BTreeMap<String, String>, stack: &str) -> Ownership {
+    match (labels.get(markers::LABEL_MANAGED_BY).map(String::as_str), annotations.get(markers::ANNOTATION_STACK)) {
+        (Some(markers::MANAGED_BY), Some(s)) if s == stack => Ownership::Ours,
+        (Some(markers::MANAGED_BY), Some(s)) => Ownership::OtherStack(s.clone()),
+        (manager, _) => Ownership::Unowned { manager: manager.map(str::to_owned) },
+    }
+}
+
+/// What [`Planner::claim`] decided for an existing resource.
+enum Claim {
+    Manage,
+    Adopt(String),
+    Refuse,
+}
+
+struct Planner<'a> {
+    d: &'a Desired,
+    o: &'a Observed,
+    opts: &'a PlanOptions,
+    issuer: String,
+    changes: BTreeMap<Address, Change>,
+    errors: Vec<PlanError>,
+    warnings: Vec<Warning>,
+    /// Stack policies that are replaced, by name.
+    replaced_policies: HashSet<String>,
+    /// Service accounts whose role ARN annotation changes in this plan.
+    role_arn_changes: BTreeMap<(String, String), (Option<String>, String)>,
+}
+
+/// Plan `desired` against `observed`.
+pub fn plan(desired: &Desired, observed: &Observed, opts: &PlanOptions) -> Result<Plan, Vec<PlanError>> {
+    let issuer = resolve_issuer(desired, observed)?;
+    let quotas = observed.iam.quotas.unwrap_or_default();
+    let violations = quotas::check(desired, &quotas, Some(&issuer));
+    if !violations.is_empty() {
+        return Err(violations
+            .into_iter()
+            .map(|v| PlanError { address: None, span: Some(v.span), message: v.message, help: v.help })
+            .collect());
+    }
+    let mut p = Planner {
+        d: desired,
+        o: observed,
+        opts,
+        issuer,
+        changes: BTreeMap::new(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        replaced_policies: HashSet::new(),
+        role_arn_changes: BTreeMap::new(),
+    };
+    p.oidc_provider();
+    for policy in desired.policies.values() {
+        p.policy(policy);
+    }
+    for role in desired.roles.values() {
+        match role {
+            Role::Owned(r) => p.owned_role(r),
+            Role::Referenced(r) => p.referenced_role(r),
+        }
+    }
+    p.orphaned_iam();
+    p.namespaces();
+    for b in &desired.bindings {
+        p.service_account(b);
+    }
+    p.orphaned_service_accounts();
+    for b in &desired.bindings {
+        for dep in &b.deployments {
+            p.deployment(b, dep);
+        }
+    }
+    if !p.errors.is_empty() {
+        return Err(p.errors);
+    }
+    p.finish()
+}
+
+fn resolve_issuer(d: &Desired, o: &Observed) -> Result<String, Vec<PlanError>> {
+    let norm = |s: &str| s.trim_end_matches('/').to_owned();
+    match (&d.cluster.oidc_issuer, &o.cluster.oidc_issuer) {
+        (Some(mine), Some(theirs)) if norm(mine) != norm(theirs) => Err(vec![PlanError {
+            address: Some(Address::oidc(&d.cluster.name)),
+            span: d.cluster.oidc_issuer_span.clone(),
+            message: format!(
+                "the stack file says the cluster's OIDC issuer is {mine}, but the cluster says {theirs}"
+            ),
+            help: "check that [cluster] context points at the right cluster; if it does, fix oidc_issuer or remove it to use the cluster's"
+                .into(),
+        }]),
+        (Some(mine), _) => Ok(norm(mine)),
+        (None, Some(theirs)) => Ok(norm(theirs)),
+        (None, None) => Err(vec![PlanError {
+            address: Some(Address::oidc(&d.cluster.name)),
+            span: Some(d.cluster.span.clone()),
+            message: "the cluster's OIDC issuer is unknown: the stack file does not set it and the observed state has none".into(),
+            help: "set oidc_issuer in [cluster] (aws eks describe-cluster --query cluster.identity.oidc.issuer)".into(),
+        }]),
+    }
+}
+
+/// The attributes whose values differ; documents compare by meaning.
+fn changed_keys(before: Option<&Map<String, Value>>, after: Option<&Map<String, Value>>) -> Vec<String> {
+    let (Some(b), Some(a)) = (before, after) else { return Vec::new() };
+    let mut keys: Vec<String> = Vec::new();
+    for (k, av) in a {
+        let bv = b.get(k).unwrap_or(&Value::Null);
+        let same = if super::DOCUMENT_ATTRIBUTES.contains(&k.as_str()) && av.is_object() && bv.is_object() {
+            PolicyDocument::from_value(av.clone()) == PolicyDocument::from_value(bv.clone())
+        } else {
+            av == bv
+        };
+        if !same {
+            keys.push(k.clone());
+        }
+    }
+    keys
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn list(names: &[String]) -> String {
+    names.join(", ")
+}
+
+impl Planner<'_> {
+    fn stack(&self) -> &str {
+        &self.d.cluster.name
+    }
+
+    fn add(&mut self, address: Address, actions: Vec<Action>, reasons: Vec<String>, before: Option<Map<String, Value>>, after: Option<Map<String, Value>>) {
+        let changed = changed_keys(before.as_ref(), after.as_ref());
+        let kind = address.kind();
+        self.changes.insert(
+            address.clone(),
+            Change { address, kind, actions, reasons, before, after, changed, depends_on: Vec::new() },
+        );
+    }
+
+    fn error(&mut self, address: Address, span: Option<Span>, message: String, help: String) {
+        self.errors.push(PlanError { address: Some(address), span, message, help });
+    }
+
+    fn warn(&mut self, address: Option<Address>, message: String) {
+        self.warnings.push(Warning { address, message });
+    }
+
+    /// Decide what to do with an existing resource the stack names.
+    fn claim(&mut self, address: &Address, ownership: Ownership, adopt: bool, span: &Span, entry: &str) -> Claim {
+        match ownership {
+            Ownership::Ours => Claim::Manage,
+            Ownership::OtherStack(other) => {
+                self.error(
+                    address.clone(),
+                    Some(span.clone()),
+                    format!("{address} exists and belongs to irsa stack `{other}`, not `{}`", self.stack()),
+                    format!("one resource has one owner: rename it here, or remove it from stack `{other}` first"),
+                );
+                Claim::Refuse
+            }
+            Ownership::Unowned { manager } => {
+                if adopt || self.opts.adopt {
+                    let why = if adopt { format!("adopt = true on {entry}") } else { "--adopt".to_owned() };
+                    Claim::Adopt(format!("exists, not managed by irsa{}; adopted because of {why}", by(&manager)))
+                } else {
+                    self.error(
+                        address.clone(),
+                        Some(span.clone()),
+                        format!("{address} already exists and is not managed by irsa{}", by(&manager)),
+                        format!("set adopt = true on {entry} (or run with --adopt) to bring it under this stack, or choose another name"),
+                    );
+                    Claim::Refuse
+                }
+            }
+        }
+    }
+
+    fn oidc_provider(&mut self) {
+        let address = Address::oidc(self.stack());
+        let host = Desired::issuer_host_path(&self.issuer).to_owned();
+        let thumbprints = &self.d.cluster.oidc_thumbprints;
+        let mut after = json!({
+            "url": self.issuer,
+            "client_ids": [markers::STS_AUDIENCE],
+            "tags": self.d.ownership_tags(),
+        });
+        if !thumbprints.is_empty() {
+            after["thumbprints"] = json!(thumbprints);
+        }
+        let Some(obs) = self.o.oidc_provider(&host) else {
+            self.add(address, vec![Action::Create], vec!["not present".into()], None, Some(obj(after)));
+            return;
+        };
+        let has_sts = obs.client_ids.iter().any(|c| c == markers::STS_AUDIENCE);
+        let ownership = iam_ownership(&obs.tags, self.stack());
+        if ownership != Ownership::Ours {
+            // A provider is one per cluster and often shared by several
+            // stacks or made by eksctl: using it is fine, changing it is not.
+            if !has_sts {
+                let owner = match ownership {
+                    Ownership::OtherStack(s) => format!("irsa stack `{s}`"),
+                    _ => "someone else".into(),
+                };
+                self.error(
+                    address,
+                    self.d.cluster.oidc_issuer_span.clone(),
+                    format!("the OIDC provider {} (owned by {owner}) lacks the client id sts.amazonaws.com, so pods cannot assume roles through it", obs.arn),
+                    format!("add the client id: aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn {} --client-id sts.amazonaws.com", obs.arn),
+                );
+            }
+            return;
+        }
+        // Extra client ids may serve other tools: irsa only makes sure of its own.
+        let mut client_ids = obs.client_ids.clone();
+        if !has_sts {
+            client_ids.push(markers::STS_AUDIENCE.into());
+        }
+        after["client_ids"] = json!(client_ids);
+        let mut before = json!({
+            "url": format!("https://{}", obs.url),
+            "client_ids": obs.client_ids,
+            "tags": obs.tags,
+        });
+        if !thumbprints.is_empty() {
+            before["thumbprints"] = json!(obs.thumbprints);
+        }
+        let (before, after) = (obj(before), obj(after));
+        let changed = changed_keys(Some(&before), Some(&after));
+        if !changed.is_empty() {
+            let reasons = vec![format!("{} differ{} from the stack file", changed.join(", "), if changed.len() == 1 { "s" } else { "" })];
+            self.add(address, vec![Action::Update], reasons, Some(before), Some(after));
+        }
+    }
+
+    fn policy(&mut self, policy: &Policy) {
+        let address = Address::policy(&policy.name);
+        let mut tags = policy.tags.clone();
+        tags.extend(self.d.ownership_tags());
+        let after = obj(json!({
+            "name": policy.name,
+            "path": policy.path,
+            "arn": self.d.policy_arn(policy),
+            "description": policy.description,
+            "document": policy.document,
+            "tags": tags,
+        }));
+        let Some(obs) = self.o.policy(&policy.name) else {
+            self.add(address, vec![Action::Create], vec!["not present".into()], None, Some(after));
+            return;
+        };
+        let entry = format!("[policies.{}]", policy.name);
+        let claim = self.claim(&address, iam_ownership(&obs.tags, self.stack()), policy.adopt, &policy.span, &entry);
+        let before = obj(json!({
+            "name": obs.name,
+            "path": obs.path,
+            "arn": obs.arn,
+            "description": obs.description,
+            "document": obs.document,
+            "tags": obs.tags,
+        }));
+        let changed = changed_keys(Some(&before), Some(&after));
+        // IAM cannot change a managed policy's path or description in place.
+        let immutable: Vec<&String> = changed.iter().filter(|k| ["path", "description", "name"].contains(&k.as_str())).collect();
+        let mut reasons = Vec::new();
+        let actions = match claim {
+            Claim::Refuse => return,
+            _ if !immutable.is_empty() => {
+                for k in &immutable {
+                    reasons.push(format!("{k} cannot be changed in place: the policy is replaced"));
+                }
+                self.replaced_policies.insert(policy.name.clone());
+                vec![Action::Delete, Action::Create]
+            }
+            Claim::Adopt(why) => {
+                reasons.push(why);
+                vec![Action::Adopt]
+            }
+            Claim::Manage if changed.is_empty() => return,
+            Claim::Manage => vec![Action::Update],
+        };
+        if changed.iter().any(|k| k == "document") && !actions.contains(&Action::Delete) {
+            reasons.push("the document differs: a new default version is created".into());
+            if obs.version_count >= 5 {
+                reasons.push("IAM keeps 5 versions: the oldest non-default version is deleted first".into());
+            }
+        }
+        if changed.iter().any(|k| k == "tags") && !actions.contains(&Action::Delete) {
+            reasons.push("tags differ".into());
+        }
+        self.add(address, actions, reasons, Some(before), Some(after));
+    }
+
+    fn role_trust(&self, role_key: &str, account: &str, sid: &str) -> Value {
+        let subjects: Vec<String> = self.d.bindings_of(role_key).map(Binding::subject).collect();
+        let provider = self.d.oidc_provider_arn(account, &self.issuer);
+        trust::web_identity_statement(sid, &provider, Desired::issuer_host_path(&self.issuer), &subjects)
+    }
+
+    fn owned_role(&mut self, role: &OwnedRole) {
+        let address = Address::role(&role.name);
+        let statement = self.role_trust(&role.name, &self.d.cluster.account_id, &trust::irsa_sid(self.stack()));
+        let mut tags = role.tags.clone();
+        tags.extend(self.d.ownership_tags());
+        let after = obj(json!({
+            "name": role.name,
+            "path": role.path,
+            "arn": self.d.role_arn(role),
+            "description": role.description,
+            "max_session_duration": role.max_session_duration,
+            "permissions_boundary": role.permissions_boundary,
+            "tags": tags,
+            "trust_policy": trust::owned_trust_policy(statement),
+        }));
+        let obs = self.o.role(&role.name);
+        // `None`: the role is created (or replaced) and so is everything on it.
+        let mut existing: Option<&ObservedRole> = None;
+        match obs {
+            None => self.add(address, vec![Action::Create], vec!["not present".into()], None, Some(after)),
+            Some(obs) => {
+                let entry = format!("[roles.{}]", role.name);
+                let claim = self.claim(&address, iam_ownership(&obs.tags, self.stack()), role.adopt, &role.span, &entry);
+                let before = obj(json!({
+                    "name": obs.name,
+                    "path": obs.path,
+                    "arn": obs.arn,
+                    "description": obs.description,
+                    "max_session_duration": obs.max_session_duration,
+                    "permissions_boundary": obs.permissions_boundary,
+                    "tags": obs.tags,
+                    "trust_policy": obs.trust_policy,
+                }));
+                let changed = changed_keys(Some(&before), Some(&after));
+                let replace = changed.iter().any(|k| k == "path" || k == "name");
+                let mut reasons = Vec::new();
+                let actions = match claim {
+                    Claim::Refuse => return,
+                    _ if replace => {
+                        reasons.push("path cannot be changed in place: the role is replaced".into());
+                        vec![Action::Delete, Action::Create]
+                    }
+                    Claim::Adopt(why) => {
+                        reasons.push(why);
+                        existing = Some(obs);
+                        vec![Action::Adopt]
+                    }
+                    Claim::Manage => {
+                        existing = Some(obs);
+                        if changed.is_empty() { vec![] } else { vec![Action::Update] }
+                    }
+                };
+                if !actions.is_empty() {
+                    if changed.iter().any(|k| k == "trust_policy") && !replace {
+                        reasons.push(trust_reason(&obs.trust_policy, &role.name));
+                    }
+                    let other: Vec<&str> =
+                        changed.iter().map(String::as_str).filter(|k| !["trust_policy", "path", "name", "arn"].contains(k)).collect();
+                    if !other.is_empty() && !replace {
+                        reasons.push(format!("{} differ{} from the stack file", other.join(", "), if other.len() == 1 { "s" } else { "" }));
+                    }
+                    self.add(address, actions, reasons, Some(before), Some(after));
+                }
+            }
+        }
+        self.attachments(role, existing);
+        self.inline_policies(role, existing);
+    }
+
+    /// The ARN a stack policy has now, if it exists (its path may differ from the desired one).
+    fn current_policy_arn(&self, name: &str) -> Option<String> {
+        self.o.policy(name).map(|p| p.arn.clone())
+    }
+
+    /// The address name of an attached ARN: a stack policy's name when the
+    /// ARN is (or was) one of the stack's policies, else the ARN itself.
+    fn attachment_name(&self, arn: &str) -> String {
+        for p in self.d.policies.values() {
+            if self.d.policy_arn(p) == arn || self.current_policy_arn(&p.name).as_deref() == Some(arn) {
+                return p.name.clone();
+            }
+        }
+        self.o
+            .iam
+            .policies
+            .iter()
+            .find(|p| p.arn == arn && iam_ownership(&p.tags, self.stack()) == Ownership::Ours)
+            .map_or_else(|| arn.to_owned(), |p| p.name.clone())
+    }
+
+    fn attachments(&mut self, role: &OwnedRole, existing: Option<&ObservedRole>) {
+        let role_reason = if self.o.role(&role.name).is_some() { "the role is replaced" } else { "the role is created" };
+        let mut wanted: BTreeSet<String> = BTreeSet::new();
+        for p in &role.policies {
+            let address = Address::attach(&role.name, p.address_name());
+            let arn = self.d.policy_ref_arn(p);
+            let after = Some(obj(json!({ "role": role.name, "policy_arn": arn })));
+            wanted.insert(arn.clone());
+            let Some(obs) = existing else {
+                self.add(address, vec![Action::Create], vec![role_reason.into()], None, after);
+                continue;
+            };
+            let old_arn = match p {
+                PolicyRef::Stack(name) => self.current_policy_arn(name).unwrap_or_else(|| arn.clone()),
+                PolicyRef::Arn(_) => arn.clone(),
+            };
+            wanted.insert(old_arn.clone());
+            let attached = obs.attached_policies.iter().find(|a| **a == arn || **a == old_arn);
+            let replaced = matches!(p, PolicyRef::Stack(n) if self.replaced_policies.contains(n));
+            match (attached, replaced) {
+                (Some(a), true) => {
+                    let before = Some(obj(json!({ "role": role.name, "policy_arn": a })));
+                    let reason = format!("policy/{} is replaced, so it is detached first and attached again", p.address_name());
+                    self.add(address, vec![Action::Delete, Action::Create], vec![reason], before, after);
+                }
+                (Some(_), false) => {}
+                (None, _) => self.add(address, vec![Action::Create], vec!["not attached".into()], None, after),
+            }
+        }
+        let Some(obs) = existing else { return };
+        for arn in &obs.attached_policies {
+            if wanted.contains(arn) {
+                continue;
+            }
+            let address = Address::attach(&role.name, &self.attachment_name(arn));
+            let before = Some(obj(json!({ "role": role.name, "policy_arn": arn })));
+            self.add(address, vec![Action::Delete], vec!["attached, but not in the stack file".into()], before, None);
+        }
+    }
+
+    fn inline_policies(&mut self, role: &OwnedRole, existing: Option<&ObservedRole>) {
+        let role_reason = if self.o.role(&role.name).is_some() { "the role is replaced" } else { "the role is created" };
+        for (name, doc) in &role.inline {
+            let address = Address::inline(&role.name, name);
+            let after = Some(obj(json!({ "role": role.name, "name": name, "document": doc })));
+            match existing.map(|o| o.inline_policies.get(name)) {
+                None => self.add(address, vec![Action::Create], vec![role_reason.into()], None, after),
+                Some(None) => self.add(address, vec![Action::Create], vec!["not present".into()], None, after),
+                Some(Some(current)) if current == doc => {}
+                Some(Some(current)) => {
+                    let before = Some(obj(json!({ "role": role.name, "name": name, "document": current })));
+                    self.add(address, vec![Action::Update], vec!["the document differs".into()], before, after);
+                }
+            }
+        }
+        let Some(obs) = existing else { return };
+        for (name, doc) in &obs.inline_policies {
+            if !role.inline.contains_key(name) {
+                let before = Some(obj(json!({ "role": role.name, "name": name, "document": doc })));
+                self.add(
+                    Address::inline(&role.name, name),
+                    vec![Action::Delete],
+                    vec!["an inline policy not in the stack file".into()],
+                    before,
+                    None,
+                );
+            }
+        }
+    }
+
+    fn referenced_role(&mut self, role: &ReferencedRole) {
+        let address = Address::role(&role.key);
+        let Some(obs) = self.o.role_by_arn(&role.arn) else {
+            self.error(
+                address,
+                Some(role.span.clone()),
+                format!("role {} (referenced by [roles.{}]) does not exist", role.arn, role.key),
+                "create the role first, or remove `arn` to let irsa create and own it".into(),
+            );
+            return;
+        };
+        let account = role.arn.split(':').nth(4).unwrap_or(&self.d.cluster.account_id).to_owned();
+        let sid = trust::irsa_sid(self.stack());
+        if role.manage_trust {
+            let has_bindings = self.d.bindings_of(&role.key).next().is_some();
+            let wanted = if has_bindings {
+                trust::merged_trust_policy(&obs.trust_policy, &sid, self.role_trust(&role.key, &account, &sid))
+            } else {
+                // No binding left: only take irsa's own statement out.
+                let kept: Vec<Value> =
+                    obs.trust_policy.statements().iter().filter(|s| s.get("Sid").and_then(Value::as_str) != Some(&sid)).cloned().collect();
+                let mut doc = obs.trust_policy.canonical().clone();
+                doc["Statement"] = Value::Array(kept);
+                PolicyDocument::from_value(doc)
+            };
+            if wanted != obs.trust_policy {
+                let before = obj(json!({ "arn": obs.arn, "trust_policy": obs.trust_policy }));
+                let after = obj(json!({ "arn": obs.arn, "trust_policy": wanted }));
+                let reason = format!(
+                    "manage_trust = true: irsa's trust statement ({sid}) is {}; every other statement is kept as it is",
+                    if has_bindings { "added or brought up to date" } else { "removed" }
+                );
+                self.add(address, vec![Action::Update], vec![reason], Some(before), Some(after));
+            }
+            return;
+        }
+        let provider = self.d.oidc_provider_arn(&account, &self.issuer);
+        let host = Desired::issuer_host_path(&self.issuer).to_owned();
+        let bindings: Vec<&Binding> = self.d.bindings_of(&role.key).collect();
+        for b in bindings {
+            if !policy_doc::admits_web_identity(&obs.trust_policy, &provider, &host, &b.subject()) {
+                let statement = trust::web_identity_statement(&sid, &provider, &host, &[b.subject()]);
+                let pretty = serde_json::to_string_pretty(&statement).unwrap_or_default();
+                self.error(
+                    Address::service_account(&b.namespace, &b.name),
+                    Some(b.span.clone()),
+                    format!("role {} does not trust {} through {provider}, and [roles.{}] has manage_trust = false", role.arn, b.subject(), role.key),
+                    format!("set manage_trust = true on [roles.{}] to let irsa add its statement, or add this statement to the role's trust policy:\n{pretty}", role.key),
+                );
+            }
+        }
+    }
+
+    /// IAM resources carrying this stack's markers that the stack no longer declares.
+    fn orphaned_iam(&mut self) {
+        let stack = self.stack().to_owned();
+        let host = Desired::issuer_host_path(&self.issuer).to_owned();
+        let gone = "no longer in the stack file".to_owned();
+        for p in &self.o.iam.oidc_providers {
+            if p.url != host && iam_ownership(&p.tags, &stack) == Ownership::Ours {
+                let before = obj(json!({ "url": format!("https://{}", p.url), "client_ids": p.client_ids, "tags": p.tags }));
+                // The address names the cluster, so a second provider of the
+                // stack (an old issuer) is told apart by a suffix.
+                let address = Address::oidc(&format!("{stack}@{}", p.url));
+                self.add(address, vec![Action::Delete], vec![format!("the cluster's issuer is now {}", self.issuer)], Some(before), None);
+            }
+        }
+        let mut deleted_policy_arns = Vec::new();
+        for p in &self.o.iam.policies {
+            if !self.d.policies.contains_key(&p.name) && iam_ownership(&p.tags, &stack) == Ownership::Ours {
+                let before = obj(json!({ "name": p.name, "path": p.path, "arn": p.arn, "description": p.description, "document": p.document, "tags": p.tags }));
+                self.add(Address::policy(&p.name), vec![Action::Delete], vec![gone.clone()], Some(before), None);
+                deleted_policy_arns.push((p.name.clone(), p.arn.clone()));
+            }
+        }
+        let owned_names: HashSet<String> = self
+            .d
+            .roles
+            .values()
+            .filter_map(|r| match r {
+                Role::Owned(r) => Some(r.name.to_ascii_lowercase()),
+                Role::Referenced(_) => None,
+            })
+            .collect();
+        for r in &self.o.iam.roles {
+            if owned_names.contains(&r.name.to_ascii_lowercase()) || iam_ownership(&r.tags, &stack) != Ownership::Ours {
+                continue;
+            }
+            let before = obj(json!({
+                "name": r.name, "path": r.path, "arn": r.arn, "description": r.description,
+                "max_session_duration": r.max_session_duration, "permissions_boundary": r.permissions_boundary,
+                "tags": r.tags, "trust_policy": r.trust_policy,
+            }));
+            self.add(Address::role(&r.name), vec![Action::Delete], vec![gone.clone()], Some(before), None);
+            for arn in &r.attached_policies {
+                let before = obj(json!({ "role": r.name, "policy_arn": arn }));
+                let address = Address::attach(&r.name, &self.attachment_name(arn));
+                self.add(address, vec![Action::Delete], vec!["its role is deleted".into()], Some(before), None);
+            }
+            for (name, doc) in &r.inline_policies {
+                let before = obj(json!({ "role": r.name, "name": name, "document": doc }));
+                self.add(Address::inline(&r.name, name), vec![Action::Delete], vec!["its role is deleted".into()], Some(before), None);
+            }
+        }
+        // A policy still attached to a role outside the stack cannot be deleted.
+        for (name, arn) in deleted_policy_arns {
+            for r in &self.o.iam.roles {
+                if r.attached_policies.contains(&arn) && iam_ownership(&r.tags, &stack) != Ownership::Ours {
+                    self.warn(
+                        Some(Address::policy(&name)),
+                        format!("policy/{name} is still attached to role {}, which this stack does not own: IAM refuses to delete it until it is detached", r.name),
+                    );
+                }
+            }
+        }
+    }
+
+    fn namespaces(&mut self) {
+        let mut seen = BTreeSet::new();
+        for b in &self.d.bindings {
+            if seen.insert(b.namespace.clone()) && !self.o.has_namespace(&b.namespace) {
+                self.warn(
+                    Some(Address::service_account(&b.namespace, &b.name)),
+                    format!("namespace {} does not exist: irsa does not create namespaces, so create it before applying", b.namespace),
+                );
+            }
+        }
+    }
+
+    fn service_account(&mut self, b: &Binding) {
+        let address = Address::service_account(&b.namespace, &b.name);
+        let role_arn = self.d.binding_role_arn(b);
+        let mut annotations = b.annotations.clone();
+        annotations.insert(markers::ANNOTATION_ROLE_ARN.into(), role_arn.clone());
+        annotations.insert(markers::ANNOTATION_STACK.into(), self.stack().to_owned());
+        let labels = BTreeMap::from([(markers::LABEL_MANAGED_BY.to_owned(), markers::MANAGED_BY.to_owned())]);
+        let after = obj(json!({ "namespace": b.namespace, "name": b.name, "annotations": annotations, "labels": labels }));
+        let key = (b.namespace.clone(), b.name.clone());
+        let Some(obs) = self.o.service_account(&b.namespace, &b.name) else {
+            self.role_arn_changes.insert(key, (None, role_arn));
+            self.add(address, vec![Action::Create], vec!["not present".into()], None, Some(after));
+            return;
+        };
+        let entry = format!("the [[service_accounts]] entry for {}/{}", b.namespace, b.name);
+        let claim = self.claim(&address, kube_ownership(&obs.labels, &obs.annotations, self.stack()), b.adopt, &b.span, &entry);
+        // irsa compares only the fields it owns: other annotations and labels
+        // (Helm's, say) are left alone and are not part of the diff.
+        let pick = |m: &BTreeMap<String, String>, keys: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+            m.iter().filter(|(k, _)| keys.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+        };
+        let before = obj(json!({
+            "namespace": obs.namespace, "name": obs.name,
+            "annotations": pick(&obs.annotations, &annotations),
+            "labels": pick(&obs.labels, &labels),
+        }));
+        let current_arn = obs.annotations.get(markers::ANNOTATION_ROLE_ARN).cloned();
+        let changed = changed_keys(Some(&before), Some(&after));
+        let mut reasons = Vec::new();
+        let actions = match claim {
+            Claim::Refuse => return,
+            Claim::Adopt(why) => {
+                reasons.push(why);
+                vec![Action::Adopt]
+            }
+            Claim::Manage if changed.is_empty() => return,
+            Claim::Manage => vec![Action::Update],
+        };
+        if current_arn.as_deref() != Some(role_arn.as_str()) {
+            reasons.push(match &current_arn {
+                Some(old) => format!("the role annotation changes from {old}"),
+                None => "the role annotation is missing".into(),
+            });
+            self.role_arn_changes.insert(key, (current_arn, role_arn));
+        } else if !changed.is_empty() && reasons.is_empty() {
+            reasons.push("annotations or labels differ from the stack file".into());
+        }
+        self.add(address, actions, reasons, Some(before), Some(after));
+    }
+
+    fn orphaned_service_accounts(&mut self) {
+        let stack = self.stack().to_owned();
+        let wanted: HashSet<(&str, &str)> = self.d.bindings.iter().map(|b| (b.namespace.as_str(), b.name.as_str())).collect();
+        for sa in &self.o.cluster.service_accounts {
+            if wanted.contains(&(sa.namespace.as_str(), sa.name.as_str()))
+                || kube_ownership(&sa.labels, &sa.annotations, &stack) != Ownership::Ours
+            {
+                continue;
+            }
+            let address = Address::service_account(&sa.namespace, &sa.name);
+            let before = obj(json!({ "namespace": sa.namespace, "name": sa.name, "annotations": sa.annotations, "labels": sa.labels }));
+            self.add(address.clone(), vec![Action::Delete], vec!["no longer in the stack file".into()], Some(before), None);
+            for dep in &self.o.cluster.deployments {
+                if dep.namespace == sa.namespace && dep.effective_service_account() == sa.name {
+                    self.warn(
+                        Some(address.clone()),
+                        format!("deploy/{}/{} still runs as service account {}: its new pods will fail to start until it uses another", dep.namespace, dep.name, sa.name),
+                    );
+                }
+            }
+        }
+    }
+
+    fn deployment(&mut self, b: &Binding, name: &str) {
+        let address = Address::deployment(&b.namespace, name);
+        let Some(dep) = self.o.deployment(&b.namespace, name) else {
+            self.warn(
+                Some(address),
+                format!("deployment {}/{name} does not exist: nothing to point at service account {}", b.namespace, b.name),
+            );
+            return;
+        };
+        let current = dep.effective_service_account();
+        if current != b.name {
+            let before = obj(json!({ "namespace": dep.namespace, "name": dep.name, "service_account_name": current }));
+            let after = obj(json!({ "namespace": dep.namespace, "name": dep.name, "service_account_name": b.name }));
+            let reason = "serviceAccountName differs: changing it rolls the pods".to_owned();
+            self.add(address, vec![Action::Update], vec![reason], Some(before), Some(after));
+            return;
+        }
+        if dep.pods.is_empty() {
+            return;
+        }
+        let role_arn = self.d.binding_role_arn(b);
+        let mut reasons = Vec::new();
+        if let Some((old, new)) = self.role_arn_changes.get(&(b.namespace.clone(), b.name.clone())) {
+            reasons.push(match old {
+                Some(old) => format!("the role of sa/{}/{} changes from {old} to {new}: running pods keep the old credentials until they restart", b.namespace, b.name),
+                None => format!("sa/{}/{} gets the role {new}: running pods have no credentials until they restart", b.namespace, b.name),
+            });
+        } else {
+            let set_at = self.o.service_account(&b.namespace, &b.name).and_then(|s| s.role_arn_set_at);
+            let mut stale = Vec::new();
+            let mut older = Vec::new();
+            let mut uninjected = Vec::new();
+            for pod in &dep.pods {
+                let arns: Vec<&str> = pod.containers.iter().filter_map(|c| c.aws_role_arn.as_deref()).collect();
+                if arns.iter().any(|a| *a != role_arn) {
+                    stale.push(pod.name.clone());
+                } else if arns.is_empty() {
+                    match set_at {
+                        Some(t) if pod.created_at < t => older.push(pod.name.clone()),
+                        _ => uninjected.push(pod.name.clone()),
+                    }
+                }
+            }
+            if !stale.is_empty() {
+                reasons.push(format!("pod{} {} run{} with another AWS_ROLE_ARN than {role_arn}", plural(&stale), list(&stale), if stale.len() == 1 { "s" } else { "" }));
+            }
+            if let (false, Some(t)) = (older.is_empty(), set_at) {
+                reasons.push(format!(
+                    "pod{} {} started before the role annotation was set ({t}) and ha{} no credentials",
+                    plural(&older),
+                    list(&older),
+                    if older.len() == 1 { "s" } else { "ve" }
+                ));
+            }
+            if !uninjected.is_empty() {
+                self.warn(
+                    Some(address.clone()),
+                    format!(
+                        "pod{} {} started after the role annotation was set but carr{} no AWS_ROLE_ARN: the EKS pod identity webhook is missing or skipped {}; a restart would not help",
+                        plural(&uninjected),
+                        list(&uninjected),
+                        if uninjected.len() == 1 { "ies" } else { "y" },
+                        if uninjected.len() == 1 { "it" } else { "them" }
+                    ),
+                );
+            }
+        }
+        if !reasons.is_empty() {
+            self.add(address, vec![Action::Restart], reasons, None, None);
+        }
+    }
+
+    fn finish(self) -> Result<Plan, Vec<PlanError>> {
+        let graph = Graph::build(self.d, self.changes.keys().cloned());
+        let order = graph.order().map_err(|e| {
+            vec![PlanError { address: Some(e.0.clone()), span: None, message: e.to_string(), help: "this is a bug in irsa".into() }]
+        })?;
+        let selected = if self.opts.targets.is_empty() {
+            None
+        } else {
+            let unmatched: Vec<&String> =
+                self.opts.targets.iter().filter(|t| !order.iter().any(|a| a.matches_prefix(t))).collect();
+            if !unmatched.is_empty() {
+                return Err(unmatched
+                    .into_iter()
+                    .map(|t| PlanError {
+                        address: None,
+                        span: None,
+                        message: format!("--target {t} matches no resource of the stack"),
+                        help: "a target is an address prefix such as role/backend-messages or sa/backend/; `irsa graph FILE` lists them".into(),
+                    })
+                    .collect());
+            }
+            Some(graph.targeted(&self.opts.targets))
+        };
+        let mut changes = self.changes;
+        let ordered: Vec<Change> = order
+            .into_iter()
+            .filter(|a| selected.as_ref().is_none_or(|s| s.contains(a)))
+            .filter_map(|a| changes.remove(&a))
+            .map(|mut c| {
+                c.depends_on = graph.dependencies(&c.address);
+                c
+            })
+            .collect();
+        let warnings = match &selected {
+            None => self.warnings,
+            Some(s) => self.warnings.into_iter().filter(|w| w.address.as_ref().is_none_or(|a| s.contains(a))).collect(),
+        };
+        Ok(Plan {
+            format_version: FORMAT_VERSION.into(),
+            irsa_version: env!("CARGO_PKG_VERSION").into(),
+            stack: self.d.cluster.name.clone(),
+            refresh: self.opts.refresh.clone(),
+            summary: Summary::of(&ordered),
+            changes: ordered,
+            warnings,
+            targets: self.opts.targets.clone(),
+        })
+    }
+}
+
+fn by(manager: &Option<String>) -> String {
+    match manager {
+        Some(m) => format!(" (managed by {m})"),
+        None => String::new(),
+    }
+}
+
+fn plural<T>(items: &[T]) -> &'static str {
+    if items.len() == 1 { "" } else { "s" }
+}
+
+/// Say what a trust policy change does, the part reviewers care most about.
+fn trust_reason(current: &PolicyDocument, role: &str) -> String {
+    if current.statements().is_empty() {
+        format!("the trust policy of role {role} is empty")
+    } else {
+        "the trust policy differs from the one generated from the bound service accounts".into()
+    }
+}
