@@ -1,12 +1,20 @@
 //! IAM policy documents, compared by meaning rather than by text.
 //!
-//! INTERFACE STUB: the real implementation replaces this file.
+//! IAM hands documents back reformatted: statements and list entries
+//! reordered, one-element lists collapsed to strings, account ids expanded to
+//! root ARNs, booleans turned into strings. Comparing text would show those
+//! as perpetual diffs (as in Terraform's AWS provider and ACK), so every
+//! document is brought to one canonical form first, and equality compares
+//! canonical forms with action names folded to lower case.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::ops::Range;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+use super::json_span::{self, Member, Node, Spanned, SyntaxError};
 
 /// A policy document in canonical form; `==` is semantic equality.
 #[derive(Debug, Clone)]
@@ -15,40 +23,91 @@ pub struct PolicyDocument {
 }
 
 /// One problem found in a document, located by byte offsets into the text checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
 pub struct DocProblem {
+    /// Byte range of the offending key or value. A missing element is
+    /// reported at the opening `{` of the object that lacks it.
     pub span: Range<usize>,
+    /// What is wrong.
     pub message: String,
+    /// How to fix it, where there is something useful to say.
     pub help: Option<String>,
 }
 
+impl DocProblem {
+    fn new(span: Range<usize>, message: impl Into<String>) -> Self {
+        DocProblem {
+            span,
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+impl From<SyntaxError> for DocProblem {
+    fn from(error: SyntaxError) -> Self {
+        DocProblem::new(error.span, error.message)
+    }
+}
+
 impl PolicyDocument {
+    /// Parses a document read back from IAM or from a snapshot: decodes it
+    /// if percent-encoded (see [`decode`]), then accepts any JSON object.
+    /// An error's span is a byte range of the decoded text.
     pub fn parse(text: &str) -> Result<Self, DocProblem> {
         let text = decode(text);
-        serde_json::from_str(&text).map(Self::from_value).map_err(|e| DocProblem {
-            span: 0..0,
-            message: e.to_string(),
-            help: None,
-        })
+        let root = json_span::parse(&text)?;
+        if let Some(duplicate) = root.duplicate_keys().first() {
+            return Err(duplicate_key(duplicate));
+        }
+        if root.members().is_none() {
+            return Err(not_an_object(&root));
+        }
+        Ok(Self::from_value(root.to_value()))
     }
+
+    /// Canonicalizes an already-parsed document. Elements irsa does not
+    /// understand are kept as they are.
     pub fn from_value(value: Value) -> Self {
-        PolicyDocument { canonical: value }
+        PolicyDocument {
+            canonical: canonical_document(value),
+        }
     }
+
+    /// The canonical form: statements and lists sorted, singletons as lists.
     pub fn canonical(&self) -> &Value {
         &self.canonical
     }
+
+    /// Canonical pretty JSON (2-space indent, sorted keys), for diffs.
     pub fn to_pretty(&self) -> String {
-        serde_json::to_string_pretty(&self.canonical).unwrap_or_default()
+        format!("{:#}", self.canonical)
     }
+
+    /// Canonical compact JSON: what irsa sends to IAM.
     pub fn to_compact(&self) -> String {
         self.canonical.to_string()
     }
+
+    /// The size IAM checks against its quotas: characters of the compact
+    /// form, not counting whitespace.
     pub fn size(&self) -> usize {
-        self.to_compact().chars().filter(|c| !c.is_whitespace()).count()
+        self.to_compact()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .count()
     }
+
+    /// The canonical statement list (empty if the document has none).
     pub fn statements(&self) -> &[Value] {
         match self.canonical.get("Statement") {
-            Some(Value::Array(a)) => a,
+            Some(Value::Array(statements)) => statements,
             _ => &[],
         }
     }
@@ -56,9 +115,11 @@ impl PolicyDocument {
 
 impl PartialEq for PolicyDocument {
     fn eq(&self, other: &Self) -> bool {
-        self.canonical == other.canonical
+        document_key(&self.canonical) == document_key(&other.canonical)
     }
 }
+
+impl Eq for PolicyDocument {}
 
 impl Serialize for PolicyDocument {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -67,22 +128,1748 @@ impl Serialize for PolicyDocument {
 }
 
 impl<'de> Deserialize<'de> for PolicyDocument {
+    /// Accepts a JSON object, or a string holding one (possibly
+    /// percent-encoded, as IAM returns it).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
         match Value::deserialize(d)? {
-            Value::String(s) => PolicyDocument::parse(&s).map_err(|p| serde::de::Error::custom(p.message)),
-            v => Ok(PolicyDocument::from_value(v)),
+            Value::String(text) => PolicyDocument::parse(&text).map_err(|p| {
+                D::Error::custom(format_args!(
+                    "invalid policy document: {} (at byte {})",
+                    p.message, p.span.start
+                ))
+            }),
+            value @ Value::Object(_) => Ok(PolicyDocument::from_value(value)),
+            _ => Err(D::Error::custom(
+                "expected a policy document: a JSON object, or a string holding one",
+            )),
         }
     }
 }
 
+/// Decodes a document as IAM returns it. IAM percent-encodes documents
+/// (RFC 3986) in some API calls (GetRolePolicy, GetPolicyVersion, the trust
+/// policy in GetRole) and not in others, so text whose first non-blank
+/// character is not `{` is decoded and plain JSON is left untouched: a
+/// literal `%` inside it must survive.
 pub fn decode(text: &str) -> Cow<'_, str> {
-    Cow::Borrowed(text)
+    if text.trim_start().starts_with('{') {
+        Cow::Borrowed(text)
+    } else {
+        percent_encoding::percent_decode_str(text).decode_utf8_lossy()
+    }
 }
 
+// ---------------------------------------------------------------------------
+// Canonical form
+
+fn canonical_document(value: Value) -> Value {
+    let Value::Object(mut doc) = value else {
+        return value;
+    };
+    let statements = match doc.remove("Statement") {
+        None => return Value::Object(doc),
+        Some(single @ Value::Object(_)) => vec![single],
+        Some(Value::Array(statements)) => statements,
+        Some(other) => {
+            doc.insert("Statement".to_owned(), other);
+            return Value::Object(doc);
+        }
+    };
+    let statements = statements.into_iter().map(canonical_statement).collect();
+    // Statement order carries no meaning in IAM, and a repeated statement
+    // adds nothing.
+    doc.insert(
+        "Statement".to_owned(),
+        Value::Array(sorted_set(statements, statement_key)),
+    );
+    Value::Object(doc)
+}
+
+fn canonical_statement(value: Value) -> Value {
+    let Value::Object(mut statement) = value else {
+        return value;
+    };
+    // IAM drops an empty Sid (Terraform used to emit one).
+    if statement.get("Sid").and_then(Value::as_str) == Some("") {
+        statement.remove("Sid");
+    }
+    for (name, element) in statement.iter_mut() {
+        let taken = element.take();
+        *element = match name.as_str() {
+            "Action" | "NotAction" => canonical_list(taken, action_key),
+            "Resource" | "NotResource" => canonical_list(taken, Value::clone),
+            "Principal" | "NotPrincipal" => canonical_principal(taken),
+            "Condition" => canonical_condition(taken),
+            _ => taken,
+        };
+    }
+    Value::Object(statement)
+}
+
+fn canonical_principal(value: Value) -> Value {
+    let mut principal = match value {
+        // IAM documents `"Principal": "*"` as the same as `{"AWS": "*"}`.
+        Value::String(s) if s == "*" => Map::from_iter([("AWS".to_owned(), Value::String(s))]),
+        Value::Object(principal) => principal,
+        other => return other,
+    };
+    for (kind, ids) in principal.iter_mut() {
+        match kind.as_str() {
+            "AWS" => *ids = canonical_list(map_items(ids.take(), account_root), Value::clone),
+            "Federated" | "Service" | "CanonicalUser" => {
+                *ids = canonical_list(ids.take(), Value::clone);
+            }
+            _ => {}
+        }
+    }
+    Value::Object(principal)
+}
+
+/// IAM stores a bare account id as that account's root ARN. The partition is
+/// not in the document; irsa assumes the commercial `aws` partition.
+fn account_root(id: Value) -> Value {
+    match id {
+        Value::String(s) if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Value::String(format!("arn:aws:iam::{s}:root"))
+        }
+        other => other,
+    }
+}
+
+fn canonical_condition(value: Value) -> Value {
+    let Value::Object(mut operators) = value else {
+        return value;
+    };
+    for keys in operators.values_mut() {
+        if let Value::Object(keys) = keys {
+            for values in keys.values_mut() {
+                // The values of one key are alternatives, so a set.
+                *values = canonical_list(map_items(values.take(), condition_string), Value::clone);
+            }
+        }
+    }
+    Value::Object(operators)
+}
+
+/// IAM returns condition booleans and numbers as strings (`true` as
+/// `"true"`, `5` as `"5"`).
+fn condition_string(value: Value) -> Value {
+    match value {
+        Value::Bool(b) => Value::String(b.to_string()),
+        Value::Number(n) => Value::String(n.to_string()),
+        other => other,
+    }
+}
+
+/// Applies `f` to a scalar, or to each item of a list.
+fn map_items(value: Value, f: fn(Value) -> Value) -> Value {
+    match value {
+        Value::Array(items) => Value::Array(items.into_iter().map(f).collect()),
+        other => f(other),
+    }
+}
+
+/// A string becomes a one-element list; a list becomes a set sorted and
+/// deduplicated by `key`. Anything else is kept as it is.
+fn canonical_list(value: Value, key: fn(&Value) -> Value) -> Value {
+    match value {
+        Value::String(_) => Value::Array(vec![value]),
+        Value::Array(items) => Value::Array(sorted_set(items, key)),
+        other => other,
+    }
+}
+
+/// Sorts `items` by `key` (ties broken by the item itself, so the spelling
+/// kept is deterministic) and keeps the first item of each key.
+fn sorted_set(items: Vec<Value>, key: fn(&Value) -> Value) -> Vec<Value> {
+    let mut keyed: Vec<(String, String, Value)> = items
+        .into_iter()
+        .map(|item| (key(&item).to_string(), item.to_string(), item))
+        .collect();
+    keyed.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    keyed.dedup_by(|later, earlier| later.0 == earlier.0);
+    keyed.into_iter().map(|(_, _, item)| item).collect()
+}
+
+/// Action names are case-insensitive in IAM (`s3:GetObject` is
+/// `s3:getobject`); the key folds case, the document keeps the spelling.
+fn action_key(action: &Value) -> Value {
+    match action {
+        Value::String(s) => Value::String(s.to_lowercase()),
+        other => other.clone(),
+    }
+}
+
+fn statement_key(statement: &Value) -> Value {
+    let mut key = statement.clone();
+    for name in ["Action", "NotAction"] {
+        if let Some(Value::Array(actions)) = key.get_mut(name) {
+            for action in actions.iter_mut() {
+                *action = action_key(action);
+            }
+        }
+    }
+    key
+}
+
+fn document_key(doc: &Value) -> Value {
+    let mut key = doc.clone();
+    if let Some(Value::Array(statements)) = key.get_mut("Statement") {
+        for statement in statements.iter_mut() {
+            *statement = statement_key(statement);
+        }
+    }
+    key
+}
+
+// ---------------------------------------------------------------------------
+// Validation of identity-based policies
+
+const DOCUMENT_KEYS: &[&str] = &["Version", "Id", "Statement"];
+const STATEMENT_KEYS: &[&str] = &[
+    "Sid",
+    "Effect",
+    "Principal",
+    "NotPrincipal",
+    "Action",
+    "NotAction",
+    "Resource",
+    "NotResource",
+    "Condition",
+];
+const VERSION_HELP: &str = "use \"2012-10-17\", the current policy language version \
+     (\"2008-10-17\" is also accepted, but does not support policy variables)";
+const ACTION_HELP: &str = "write an action as `<service prefix>:<action name>`, \
+     e.g. `s3:GetObject`; the name may use the wildcards `*` and `?`, and `*` alone means every action";
+const RESOURCE_HELP: &str = "a resource is `*` or an ARN, e.g. `arn:aws:s3:::my-bucket/*`";
+
+/// Validates a policy a user wrote in the stack file, to be attached to a
+/// role or embedded in it as an inline policy. Returns every problem found,
+/// in text order, or the canonical document.
 pub fn check_identity_policy(text: &str) -> Result<PolicyDocument, Vec<DocProblem>> {
-    PolicyDocument::parse(text).map_err(|p| vec![p])
+    let root = json_span::parse(text).map_err(|e| vec![DocProblem::from(e)])?;
+    let mut problems: Vec<DocProblem> = root
+        .duplicate_keys()
+        .into_iter()
+        .map(duplicate_key)
+        .collect();
+    check_document(&root, &mut problems);
+    if problems.is_empty() {
+        Ok(PolicyDocument::from_value(root.to_value()))
+    } else {
+        problems.sort_by_key(|p| (p.span.start, p.span.end));
+        Err(problems)
+    }
 }
 
-pub fn admits_web_identity(_doc: &PolicyDocument, _provider_arn: &str, _issuer: &str, _subject: &str) -> bool {
-    false
+fn duplicate_key(member: &Member) -> DocProblem {
+    DocProblem::new(
+        member.key_span.clone(),
+        format!("duplicate key `{}`", member.key),
+    )
+    .help("IAM rejects a document that repeats a key within one object; keep only one")
+}
+
+fn not_an_object(root: &Spanned) -> DocProblem {
+    DocProblem::new(root.span.clone(), "a policy document must be a JSON object")
+        .help("write it as {\"Version\": \"2012-10-17\", \"Statement\": [...]}")
+}
+
+/// Where to report an element missing from `object`: its opening brace.
+fn opening(object: &Spanned) -> Range<usize> {
+    object.span.start..object.span.start + 1
+}
+
+fn check_document(root: &Spanned, problems: &mut Vec<DocProblem>) {
+    let Some(members) = root.members() else {
+        problems.push(not_an_object(root));
+        return;
+    };
+    check_keys(members, DOCUMENT_KEYS, "policy document", problems);
+    match root.get("Version") {
+        None => problems.push(
+            DocProblem::new(opening(root), "the policy has no `Version`")
+                .help("add \"Version\": \"2012-10-17\""),
+        ),
+        Some(version) => {
+            if !matches!(version.value.as_str(), Some("2012-10-17" | "2008-10-17")) {
+                problems.push(
+                    DocProblem::new(
+                        version.value.span.clone(),
+                        format!("unsupported policy version {}", version.value.to_value()),
+                    )
+                    .help(VERSION_HELP),
+                );
+            }
+        }
+    }
+    if let Some(id) = root.get("Id")
+        && id.value.as_str().is_none()
+    {
+        problems.push(DocProblem::new(
+            id.value.span.clone(),
+            "`Id` must be a string",
+        ));
+    }
+    let Some(statement) = root.get("Statement") else {
+        problems.push(
+            DocProblem::new(opening(root), "the policy has no `Statement`")
+                .help("add \"Statement\": [{\"Effect\": \"Allow\", \"Action\": [...], \"Resource\": [...]}]"),
+        );
+        return;
+    };
+    let mut sids = HashSet::new();
+    let value = &statement.value;
+    match &value.node {
+        Node::Object(_) => check_statement(value, &mut sids, problems),
+        Node::Array(items) if items.is_empty() => problems.push(
+            DocProblem::new(value.span.clone(), "`Statement` is empty")
+                .help("add at least one statement"),
+        ),
+        Node::Array(items) => {
+            for item in items {
+                if item.members().is_some() {
+                    check_statement(item, &mut sids, problems);
+                } else {
+                    problems.push(DocProblem::new(
+                        item.span.clone(),
+                        "a statement must be a JSON object",
+                    ));
+                }
+            }
+        }
+        _ => problems.push(DocProblem::new(
+            value.span.clone(),
+            "`Statement` must be an object or a list of objects",
+        )),
+    }
+}
+
+/// Reports members whose key is not in `allowed`. IAM element names are
+/// case-sensitive, so a near miss gets a pointed hint.
+fn check_keys(members: &[Member], allowed: &[&str], context: &str, problems: &mut Vec<DocProblem>) {
+    for member in members {
+        if allowed.contains(&member.key.as_str()) {
+            continue;
+        }
+        let help = match allowed.iter().find(|a| a.eq_ignore_ascii_case(&member.key)) {
+            Some(near) => format!("element names are case-sensitive: did you mean `{near}`?"),
+            None => format!("the allowed elements are {}", allowed.join(", ")),
+        };
+        problems.push(
+            DocProblem::new(
+                member.key_span.clone(),
+                format!("unknown {context} element `{}`", member.key),
+            )
+            .help(help),
+        );
+    }
+}
+
+fn check_statement<'a>(
+    statement: &'a Spanned,
+    sids: &mut HashSet<&'a str>,
+    problems: &mut Vec<DocProblem>,
+) {
+    if let Some(members) = statement.members() {
+        check_keys(members, STATEMENT_KEYS, "statement", problems);
+    }
+    for name in ["Principal", "NotPrincipal"] {
+        if let Some(principal) = statement.get(name) {
+            problems.push(
+                DocProblem::new(
+                    principal.key_span.clone(),
+                    format!("`{name}` is not allowed in an identity-based policy"),
+                )
+                .help(
+                    "remove it: an identity-based policy applies to the role it is attached to; \
+                     principals belong in a trust policy or a resource-based policy",
+                ),
+            );
+        }
+    }
+    if let Some(sid) = statement.get("Sid") {
+        check_sid(&sid.value, sids, problems);
+    }
+    match statement.get("Effect") {
+        None => problems.push(
+            DocProblem::new(opening(statement), "the statement has no `Effect`")
+                .help("add \"Effect\": \"Allow\" or \"Effect\": \"Deny\""),
+        ),
+        Some(effect) => check_effect(&effect.value, problems),
+    }
+    check_one_of(statement, ["Action", "NotAction"], action_problem, problems);
+    check_one_of(
+        statement,
+        ["Resource", "NotResource"],
+        resource_problem,
+        problems,
+    );
+    if let Some(condition) = statement.get("Condition") {
+        check_condition(&condition.value, problems);
+    }
+}
+
+fn check_sid<'a>(sid: &'a Spanned, sids: &mut HashSet<&'a str>, problems: &mut Vec<DocProblem>) {
+    let Some(text) = sid.as_str() else {
+        problems.push(DocProblem::new(sid.span.clone(), "`Sid` must be a string"));
+        return;
+    };
+    if !text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        problems.push(
+            DocProblem::new(
+                sid.span.clone(),
+                format!("Sid `{text}` may contain only the letters A-Z, a-z and the digits 0-9"),
+            )
+            .help("remove spaces, dashes and other punctuation"),
+        );
+    }
+    // IAM drops an empty Sid, so two of them do not clash.
+    if !text.is_empty() && !sids.insert(text) {
+        problems.push(
+            DocProblem::new(sid.span.clone(), format!("duplicate Sid `{text}`"))
+                .help("every Sid must be unique within the policy"),
+        );
+    }
+}
+
+fn check_effect(effect: &Spanned, problems: &mut Vec<DocProblem>) {
+    let text = effect.as_str();
+    if matches!(text, Some("Allow" | "Deny")) {
+        return;
+    }
+    let help = match text {
+        Some(t) if t.eq_ignore_ascii_case("allow") => "`Effect` is case-sensitive: write \"Allow\"",
+        Some(t) if t.eq_ignore_ascii_case("deny") => "`Effect` is case-sensitive: write \"Deny\"",
+        _ => "use \"Allow\" or \"Deny\"",
+    };
+    problems.push(
+        DocProblem::new(
+            effect.span.clone(),
+            format!("invalid `Effect` {}", effect.to_value()),
+        )
+        .help(help),
+    );
+}
+
+/// Checks that a statement has exactly one of `names` (such as `Action` and
+/// `NotAction`), and checks its entries with `entry_problem`.
+fn check_one_of(
+    statement: &Spanned,
+    names: [&str; 2],
+    entry_problem: fn(&str) -> Option<(String, &'static str)>,
+    problems: &mut Vec<DocProblem>,
+) {
+    let [name, not_name] = names;
+    let member = match (statement.get(name), statement.get(not_name)) {
+        (None, None) => {
+            problems.push(
+                DocProblem::new(
+                    opening(statement),
+                    format!("the statement has neither `{name}` nor `{not_name}`"),
+                )
+                .help(format!("add `{name}` (or `{not_name}`)")),
+            );
+            return;
+        }
+        (Some(_), Some(second)) => {
+            problems.push(
+                DocProblem::new(
+                    second.key_span.clone(),
+                    format!("`{name}` and `{not_name}` cannot both appear in one statement"),
+                )
+                .help("keep one of them"),
+            );
+            return;
+        }
+        (Some(member), None) | (None, Some(member)) => member,
+    };
+    let key = &member.key;
+    let entries = match &member.value.node {
+        Node::String(_) => std::slice::from_ref(&member.value),
+        Node::Array(items) if items.is_empty() => {
+            problems.push(DocProblem::new(
+                member.value.span.clone(),
+                format!("`{key}` must list at least one entry"),
+            ));
+            return;
+        }
+        Node::Array(items) => items.as_slice(),
+        _ => {
+            problems.push(DocProblem::new(
+                member.value.span.clone(),
+                format!("`{key}` must be a string or a list of strings"),
+            ));
+            return;
+        }
+    };
+    for entry in entries {
+        let problem = match entry.as_str() {
+            None => Some(DocProblem::new(
+                entry.span.clone(),
+                format!("entries of `{key}` must be strings"),
+            )),
+            Some(text) => entry_problem(text)
+                .map(|(message, help)| DocProblem::new(entry.span.clone(), message).help(help)),
+        };
+        problems.extend(problem);
+    }
+}
+
+fn action_problem(action: &str) -> Option<(String, &'static str)> {
+    let well_formed = action == "*"
+        || action.split_once(':').is_some_and(|(service, name)| {
+            !service.is_empty()
+                && service
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'*' || b == b'?')
+        });
+    (!well_formed).then(|| {
+        (
+            format!("`{action}` is not an action of the form `service:Action`"),
+            ACTION_HELP,
+        )
+    })
+}
+
+fn resource_problem(resource: &str) -> Option<(String, &'static str)> {
+    let well_formed = resource == "*" || resource.starts_with("arn:");
+    (!well_formed).then(|| {
+        (
+            format!("`{resource}` is not a resource ARN or `*`"),
+            RESOURCE_HELP,
+        )
+    })
+}
+
+fn check_condition(condition: &Spanned, problems: &mut Vec<DocProblem>) {
+    let Some(operators) = condition.members() else {
+        problems.push(
+            DocProblem::new(condition.span.clone(), "`Condition` must be an object").help(
+                "write it as {\"<operator>\": {\"<condition key>\": <value or list of values>}}",
+            ),
+        );
+        return;
+    };
+    for operator in operators {
+        let Some(keys) = operator.value.members() else {
+            problems.push(
+                DocProblem::new(
+                    operator.value.span.clone(),
+                    format!(
+                        "condition operator `{}` must map condition keys to values",
+                        operator.key
+                    ),
+                )
+                .help(format!(
+                    "write it as \"{}\": {{\"<condition key>\": <value or list of values>}}",
+                    operator.key
+                )),
+            );
+            continue;
+        };
+        for key in keys {
+            let scalar =
+                |v: &Spanned| matches!(v.node, Node::String(_) | Node::Number(_) | Node::Bool(_));
+            let well_formed = match &key.value.node {
+                Node::Array(items) => items.iter().all(scalar),
+                _ => scalar(&key.value),
+            };
+            if !well_formed {
+                problems.push(DocProblem::new(
+                    key.value.span.clone(),
+                    format!(
+                        "the value of condition key `{}` must be a string, number or boolean, or a list of them",
+                        key.key
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Web identity trust
+
+const ASSUME_ROLE_WITH_WEB_IDENTITY: &str = "sts:assumerolewithwebidentity";
+/// The audience EKS pod identity webhooks request tokens for.
+const STS_AUDIENCE: &str = "sts.amazonaws.com";
+
+/// Whether the trust policy `doc` lets the web identity `subject` (e.g.
+/// `system:serviceaccount:backend:my-sa`) from the OIDC provider
+/// `provider_arn` assume the role. `issuer` is the issuer URL without
+/// `https://`, which prefixes the condition keys `<issuer>:sub` and
+/// `<issuer>:aud`.
+///
+/// Conservative: an Allow statement counts only when irsa can tell it
+/// applies (conditions only StringEquals / StringLike on `sub` and `aud`),
+/// while a Deny statement blocks unless irsa can tell it does not apply.
+pub fn admits_web_identity(
+    doc: &PolicyDocument,
+    provider_arn: &str,
+    issuer: &str,
+    subject: &str,
+) -> bool {
+    let issuer = issuer
+        .strip_prefix("https://")
+        .unwrap_or(issuer)
+        .to_ascii_lowercase();
+    let identity = WebIdentity {
+        provider_arn,
+        sub_key: format!("{issuer}:sub"),
+        aud_key: format!("{issuer}:aud"),
+        subject,
+    };
+    let mut allowed = false;
+    for statement in doc.statements() {
+        let applies = identity.applies(statement);
+        match statement.get("Effect").and_then(Value::as_str) {
+            Some("Allow") => allowed |= applies == Applies::Yes,
+            // An explicit Deny overrides every Allow.
+            Some("Deny") if applies != Applies::No => return false,
+            _ => {}
+        }
+    }
+    allowed
+}
+
+/// Whether a statement applies to a request, when irsa can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applies {
+    Yes,
+    No,
+    Unknown,
+}
+
+impl Applies {
+    fn from_bool(yes: bool) -> Self {
+        if yes { Applies::Yes } else { Applies::No }
+    }
+
+    fn and(self, other: Applies) -> Applies {
+        match (self, other) {
+            (Applies::No, _) | (_, Applies::No) => Applies::No,
+            (Applies::Unknown, _) | (_, Applies::Unknown) => Applies::Unknown,
+            _ => Applies::Yes,
+        }
+    }
+}
+
+struct WebIdentity<'a> {
+    provider_arn: &'a str,
+    /// Lower case: IAM condition key names are case-insensitive.
+    sub_key: String,
+    aud_key: String,
+    subject: &'a str,
+}
+
+impl WebIdentity<'_> {
+    fn applies(&self, statement: &Value) -> Applies {
+        self.action(statement)
+            .and(self.principal(statement))
+            .and(self.conditions(statement))
+    }
+
+    fn action(&self, statement: &Value) -> Applies {
+        let listed = |actions: &Value| {
+            actions.as_array().map(|actions| {
+                actions.iter().any(|a| {
+                    a.as_str()
+                        .is_some_and(|a| glob(&a.to_lowercase(), ASSUME_ROLE_WITH_WEB_IDENTITY))
+                })
+            })
+        };
+        match (statement.get("Action"), statement.get("NotAction")) {
+            (Some(actions), None) => listed(actions).map_or(Applies::Unknown, Applies::from_bool),
+            (None, Some(actions)) => {
+                listed(actions).map_or(Applies::Unknown, |l| Applies::from_bool(!l))
+            }
+            _ => Applies::Unknown,
+        }
+    }
+
+    fn principal(&self, statement: &Value) -> Applies {
+        let Some(Value::Object(principal)) = statement.get("Principal") else {
+            return Applies::Unknown;
+        };
+        let names = |kind: &str, id: &str| {
+            principal
+                .get(kind)
+                .and_then(Value::as_array)
+                .is_some_and(|ids| ids.iter().any(|v| v.as_str() == Some(id)))
+        };
+        if names("Federated", self.provider_arn) {
+            Applies::Yes
+        } else if names("AWS", "*") {
+            // Everyone, the web identity included; too broad to count as
+            // the trust irsa looks for, but a Deny on it still applies.
+            Applies::Unknown
+        } else {
+            Applies::No
+        }
+    }
+
+    fn conditions(&self, statement: &Value) -> Applies {
+        let Some(condition) = statement.get("Condition") else {
+            return Applies::Yes;
+        };
+        let Value::Object(operators) = condition else {
+            return Applies::Unknown;
+        };
+        let mut result = Applies::Yes;
+        for (operator, keys) in operators {
+            let Value::Object(keys) = keys else {
+                result = result.and(Applies::Unknown);
+                continue;
+            };
+            for (key, values) in keys {
+                result = result.and(self.condition(operator, key, values));
+            }
+        }
+        result
+    }
+
+    /// One condition key under one operator. Anything but StringEquals or
+    /// StringLike on `sub` or `aud` is beyond irsa; a `ForAnyValue:` or
+    /// `ForAllValues:` prefix, never needed for these single-valued keys,
+    /// is treated the same way.
+    fn condition(&self, operator: &str, key: &str, values: &Value) -> Applies {
+        let key = key.to_ascii_lowercase();
+        let claim = if key == self.sub_key {
+            self.subject
+        } else if key == self.aud_key {
+            STS_AUDIENCE
+        } else {
+            return Applies::Unknown;
+        };
+        let matches: fn(&str, &str) -> bool = match operator {
+            "StringEquals" => |pattern, claim| pattern == claim,
+            "StringLike" => glob,
+            _ => return Applies::Unknown,
+        };
+        let Some(values) = values.as_array() else {
+            return Applies::Unknown;
+        };
+        Applies::from_bool(
+            values
+                .iter()
+                .any(|v| v.as_str().is_some_and(|pattern| matches(pattern, claim))),
+        )
+    }
+}
+
+/// IAM's wildcard match: `*` is any run of characters, `?` any one.
+fn glob(pattern: &str, text: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let text: Vec<char> = text.chars().collect();
+    let (mut p, mut t) = (0, 0);
+    // Where the last `*` was, and how much text it has swallowed so far.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == '?' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((star_p, star_t)) => {
+                    p = star_p + 1;
+                    t = star_t + 1;
+                    star = Some((star_p, star_t + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn doc(value: Value) -> PolicyDocument {
+        PolicyDocument::from_value(value)
+    }
+
+    fn statement(extra: Value) -> Value {
+        let mut s = json!({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"});
+        if let (Value::Object(s), Value::Object(extra)) = (&mut s, extra) {
+            for (key, value) in extra {
+                // `null` removes a default element.
+                match value {
+                    Value::Null => s.remove(&key),
+                    value => s.insert(key, value),
+                };
+            }
+        }
+        json!({"Version": "2012-10-17", "Statement": s})
+    }
+
+    // ---- canonical form -------------------------------------------------
+
+    /// Pairs of documents that IAM treats as the same.
+    fn equivalent_pairs() -> Vec<(&'static str, Value, Value)> {
+        vec![
+            (
+                "single statement object vs one-element list",
+                json!({"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}}),
+                json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}),
+            ),
+            (
+                "statement order",
+                json!({"Statement": [
+                    {"Sid": "B", "Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+                    {"Sid": "A", "Effect": "Deny", "Action": "iam:*", "Resource": "*"}]}),
+                json!({"Statement": [
+                    {"Sid": "A", "Effect": "Deny", "Action": "iam:*", "Resource": "*"},
+                    {"Sid": "B", "Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}),
+            ),
+            (
+                "duplicate statements collapse",
+                json!({"Statement": [
+                    {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+                    {"Effect": "Allow", "Action": ["s3:*"], "Resource": ["*"]}]}),
+                json!({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}),
+            ),
+            (
+                "Action string vs list",
+                statement(json!({"Action": "s3:GetObject"})),
+                statement(json!({"Action": ["s3:GetObject"]})),
+            ),
+            (
+                "Action order and duplicates",
+                statement(json!({"Action": ["s3:PutObject", "s3:GetObject", "s3:PutObject"]})),
+                statement(json!({"Action": ["s3:GetObject", "s3:PutObject"]})),
+            ),
+            (
+                "Action case",
+                statement(json!({"Action": ["s3:GetObject", "S3:LISTBUCKET"]})),
+                statement(json!({"Action": ["s3:listbucket", "s3:getobject"]})),
+            ),
+            (
+                "Action case duplicates collapse",
+                statement(json!({"Action": ["s3:GetObject", "s3:getobject"]})),
+                statement(json!({"Action": "s3:GETOBJECT"})),
+            ),
+            (
+                "statements differing only in action case collapse",
+                json!({"Statement": [
+                    {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"},
+                    {"Effect": "Allow", "Action": "s3:getObject", "Resource": "*"}]}),
+                json!({"Statement": [{"Effect": "Allow", "Action": "S3:GetObject", "Resource": "*"}]}),
+            ),
+            (
+                "NotAction string vs list",
+                statement(json!({"Action": null, "NotAction": "iam:*"})),
+                statement(json!({"Action": null, "NotAction": ["IAM:*"]})),
+            ),
+            (
+                "Resource string vs list, order, duplicates",
+                statement(
+                    json!({"Resource": ["arn:aws:s3:::b/*", "arn:aws:s3:::a", "arn:aws:s3:::b/*"]}),
+                ),
+                statement(json!({"Resource": ["arn:aws:s3:::a", "arn:aws:s3:::b/*"]})),
+            ),
+            (
+                "NotResource string vs list",
+                statement(json!({"NotResource": "arn:aws:s3:::a"})),
+                statement(json!({"NotResource": ["arn:aws:s3:::a"]})),
+            ),
+            (
+                "Principal AWS string vs list, order",
+                statement(
+                    json!({"Principal": {"AWS": ["arn:aws:iam::111111111111:role/b", "arn:aws:iam::111111111111:role/a"]}}),
+                ),
+                statement(
+                    json!({"Principal": {"AWS": ["arn:aws:iam::111111111111:role/a", "arn:aws:iam::111111111111:role/b"]}}),
+                ),
+            ),
+            (
+                "Principal AWS single string",
+                statement(json!({"Principal": {"AWS": "arn:aws:iam::111111111111:role/a"}})),
+                statement(json!({"Principal": {"AWS": ["arn:aws:iam::111111111111:role/a"]}})),
+            ),
+            (
+                "Principal * vs AWS *",
+                statement(json!({"Principal": "*"})),
+                statement(json!({"Principal": {"AWS": "*"}})),
+            ),
+            (
+                "bare account id vs root ARN",
+                statement(
+                    json!({"Principal": {"AWS": ["123456789012", "arn:aws:iam::210987654321:root"]}}),
+                ),
+                statement(
+                    json!({"Principal": {"AWS": ["arn:aws:iam::123456789012:root", "210987654321"]}}),
+                ),
+            ),
+            (
+                "NotPrincipal account id",
+                statement(json!({"NotPrincipal": {"AWS": "123456789012"}})),
+                statement(json!({"NotPrincipal": {"AWS": ["arn:aws:iam::123456789012:root"]}})),
+            ),
+            (
+                "Federated string vs list",
+                statement(
+                    json!({"Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/x"}}),
+                ),
+                statement(
+                    json!({"Principal": {"Federated": ["arn:aws:iam::123456789012:oidc-provider/x"]}}),
+                ),
+            ),
+            (
+                "Service order",
+                statement(
+                    json!({"Principal": {"Service": ["lambda.amazonaws.com", "ec2.amazonaws.com"]}}),
+                ),
+                statement(
+                    json!({"Principal": {"Service": ["ec2.amazonaws.com", "lambda.amazonaws.com"]}}),
+                ),
+            ),
+            (
+                "CanonicalUser string vs list",
+                statement(json!({"Principal": {"CanonicalUser": "79a59df9"}})),
+                statement(json!({"Principal": {"CanonicalUser": ["79a59df9"]}})),
+            ),
+            (
+                "Condition value string vs list",
+                statement(
+                    json!({"Condition": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}}}),
+                ),
+                statement(
+                    json!({"Condition": {"StringEquals": {"aws:RequestedRegion": ["us-east-1"]}}}),
+                ),
+            ),
+            (
+                "Condition value order and duplicates",
+                statement(
+                    json!({"Condition": {"StringEquals": {"aws:RequestedRegion": ["us-west-2", "us-east-1", "us-west-2"]}}}),
+                ),
+                statement(
+                    json!({"Condition": {"StringEquals": {"aws:RequestedRegion": ["us-east-1", "us-west-2"]}}}),
+                ),
+            ),
+            (
+                "Condition booleans and numbers as strings",
+                statement(
+                    json!({"Condition": {"Bool": {"aws:SecureTransport": true}, "NumericLessThan": {"s3:max-keys": [5, 10]}}}),
+                ),
+                statement(
+                    json!({"Condition": {"Bool": {"aws:SecureTransport": "true"}, "NumericLessThan": {"s3:max-keys": ["10", "5"]}}}),
+                ),
+            ),
+            (
+                "Condition operator and key order",
+                statement(
+                    json!({"Condition": {"StringLike": {"b": "1", "a": "2"}, "Bool": {"c": "true"}}}),
+                ),
+                statement(
+                    json!({"Condition": {"Bool": {"c": "true"}, "StringLike": {"a": "2", "b": "1"}}}),
+                ),
+            ),
+            (
+                "Version position",
+                json!({"Version": "2012-10-17", "Statement": []}),
+                json!({"Statement": [], "Version": "2012-10-17"}),
+            ),
+            (
+                "empty Sid",
+                statement(json!({"Sid": ""})),
+                statement(json!({})),
+            ),
+            (
+                "unknown elements are compared as they are",
+                statement(json!({"Future": {"b": [2, 1]}})),
+                statement(json!({"Future": {"b": [2, 1]}})),
+            ),
+        ]
+    }
+
+    /// Pairs that look alike but differ in meaning.
+    fn different_pairs() -> Vec<(&'static str, Value, Value)> {
+        vec![
+            (
+                "Effect",
+                statement(json!({"Effect": "Allow"})),
+                statement(json!({"Effect": "Deny"})),
+            ),
+            (
+                "Resource case matters",
+                statement(json!({"Resource": "arn:aws:s3:::Bucket"})),
+                statement(json!({"Resource": "arn:aws:s3:::bucket"})),
+            ),
+            (
+                "Action vs NotAction",
+                statement(json!({"Action": "s3:*"})),
+                statement(json!({"Action": null, "NotAction": "s3:*"})),
+            ),
+            (
+                "condition value case matters",
+                statement(json!({"Condition": {"StringEquals": {"k": "A"}}})),
+                statement(json!({"Condition": {"StringEquals": {"k": "a"}}})),
+            ),
+            (
+                "condition operator",
+                statement(json!({"Condition": {"StringEquals": {"k": "a"}}})),
+                statement(json!({"Condition": {"StringLike": {"k": "a"}}})),
+            ),
+            (
+                "missing Version is not invented",
+                json!({"Statement": []}),
+                json!({"Version": "2012-10-17", "Statement": []}),
+            ),
+            (
+                "non-empty Sid",
+                statement(json!({"Sid": "A"})),
+                statement(json!({})),
+            ),
+            (
+                "unknown element lists keep their order",
+                statement(json!({"Future": [1, 2]})),
+                statement(json!({"Future": [2, 1]})),
+            ),
+            (
+                "principal kinds differ",
+                statement(json!({"Principal": {"AWS": "arn:aws:iam::123456789012:root"}})),
+                statement(json!({"Principal": {"Service": "arn:aws:iam::123456789012:root"}})),
+            ),
+        ]
+    }
+
+    #[test]
+    fn equivalent_documents_are_equal() {
+        for (name, a, b) in equivalent_pairs() {
+            let (a, b) = (doc(a), doc(b));
+            assert_eq!(a, b, "{name}");
+            assert_eq!(b, a, "{name}");
+        }
+    }
+
+    #[test]
+    fn different_documents_are_not_equal() {
+        for (name, a, b) in different_pairs() {
+            assert_ne!(doc(a), doc(b), "{name}");
+        }
+    }
+
+    #[test]
+    fn canonicalization_is_idempotent_and_stable() {
+        let samples = equivalent_pairs()
+            .into_iter()
+            .chain(different_pairs())
+            .flat_map(|(_, a, b)| [a, b]);
+        for sample in samples {
+            let once = doc(sample);
+            let twice = doc(once.canonical().clone());
+            assert_eq!(twice, once);
+            assert_eq!(twice.canonical(), once.canonical());
+            assert_eq!(twice.to_pretty(), once.to_pretty());
+            assert_eq!(
+                PolicyDocument::parse(&once.to_compact())
+                    .unwrap()
+                    .canonical(),
+                once.canonical()
+            );
+        }
+    }
+
+    #[test]
+    fn equality_is_transitive_across_spellings() {
+        let spellings = [
+            statement(json!({"Action": "s3:GetObject"})),
+            statement(json!({"Action": ["S3:GETOBJECT"]})),
+            statement(json!({"Action": ["s3:getobject", "s3:GetObject"]})),
+        ];
+        for a in &spellings {
+            for b in &spellings {
+                assert_eq!(doc(a.clone()), doc(b.clone()));
+            }
+        }
+    }
+
+    #[test]
+    fn canonical_form_uses_lists_and_keeps_spelling() {
+        let d = doc(json!({
+            "Statement": {
+                "Sid": "",
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:GetObject"],
+                "Resource": "arn:aws:s3:::b/*",
+                "Principal": "*",
+                "Condition": {"Bool": {"aws:SecureTransport": true}},
+                "Extra": "kept"
+            },
+            "Version": "2012-10-17"
+        }));
+        assert_eq!(
+            d.canonical(),
+            &json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject"],
+                    "Resource": ["arn:aws:s3:::b/*"],
+                    "Principal": {"AWS": ["*"]},
+                    "Condition": {"Bool": {"aws:SecureTransport": ["true"]}},
+                    "Extra": "kept"
+                }]
+            })
+        );
+        assert_eq!(d.statements().len(), 1);
+        assert!(
+            d.to_pretty()
+                .starts_with("{\n  \"Statement\": [\n    {\n      \"Action\": [")
+        );
+        assert!(!d.to_compact().contains(char::is_whitespace));
+    }
+
+    #[test]
+    fn documents_without_statements_are_kept() {
+        let d = doc(json!({"Statement": "odd"}));
+        assert_eq!(d.canonical(), &json!({"Statement": "odd"}));
+        assert!(d.statements().is_empty());
+        assert_eq!(doc(json!([1])).canonical(), &json!([1]));
+    }
+
+    #[test]
+    fn size_ignores_whitespace() {
+        let d = doc(
+            json!({"Version": "2012-10-17", "Statement": [{"Sid": "a b", "Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+        );
+        let compact = d.to_compact();
+        assert_eq!(d.size(), compact.chars().count() - 1);
+    }
+
+    // ---- decoding, parsing, serde ---------------------------------------
+
+    const ENCODED: &str = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22s3%3AGetObject%22%2C%22Resource%22%3A%22*%22%7D%5D%7D";
+
+    #[test]
+    fn decode_handles_iam_encoding_and_leaves_plain_json_alone() {
+        assert_eq!(
+            decode(ENCODED),
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}]}"#
+        );
+        let plain = r#"  {"Condition": {"StringLike": {"k": "100%25 off"}}}"#;
+        assert!(matches!(decode(plain), Cow::Borrowed(p) if p == plain));
+        assert_eq!(decode("%0A%7B%7D"), "\n{}");
+    }
+
+    #[test]
+    fn parse_accepts_encoded_and_plain_documents() {
+        let encoded = PolicyDocument::parse(ENCODED).unwrap();
+        let plain = PolicyDocument::parse(
+            r#"{"Statement": {"Resource": "*", "Action": ["s3:getobject"], "Effect": "Allow"}, "Version": "2012-10-17"}"#,
+        )
+        .unwrap();
+        assert_eq!(encoded, plain);
+    }
+
+    #[test]
+    fn parse_errors_point_into_the_decoded_text() {
+        let text = r#"{"Version": "2012-10-17", "Statement": [,]}"#;
+        let err = PolicyDocument::parse(text).unwrap_err();
+        assert_eq!(&text[err.span.clone()], ",");
+        assert!(
+            err.message.starts_with("expected a JSON value"),
+            "{}",
+            err.message
+        );
+
+        let err = PolicyDocument::parse("%7B%22a%22%3A1%2C%22a%22%3A2%7D").unwrap_err();
+        assert_eq!(err.message, "duplicate key `a`");
+        assert_eq!(err.span, 7..10);
+
+        let err = PolicyDocument::parse("[]").unwrap_err();
+        assert_eq!(err.message, "a policy document must be a JSON object");
+    }
+
+    #[test]
+    fn serde_round_trip() {
+        let d = doc(statement(
+            json!({"Action": ["s3:PutObject", "s3:GetObject"]}),
+        ));
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(&json, d.canonical());
+        let back: PolicyDocument = serde_json::from_value(json).unwrap();
+        assert_eq!(back, d);
+        let from_string: PolicyDocument =
+            serde_json::from_value(Value::String(d.to_compact())).unwrap();
+        assert_eq!(from_string, d);
+        let from_encoded: PolicyDocument =
+            serde_json::from_value(Value::String(ENCODED.to_owned())).unwrap();
+        assert_eq!(from_encoded, doc(statement(json!({}))));
+        let err = serde_json::from_value::<PolicyDocument>(json!(5)).unwrap_err();
+        assert!(err.to_string().contains("expected a policy document"));
+        let err = serde_json::from_value::<PolicyDocument>(json!("{\"a\": }")).unwrap_err();
+        assert!(err.to_string().contains("at byte 6"), "{err}");
+    }
+
+    // ---- check_identity_policy ------------------------------------------
+
+    /// The problems of `text` as (spanned text, message, help).
+    fn problems(text: &str) -> Vec<(&str, String, Option<String>)> {
+        match check_identity_policy(text) {
+            Ok(_) => vec![],
+            Err(problems) => problems
+                .into_iter()
+                .map(|p| (&text[p.span], p.message, p.help))
+                .collect(),
+        }
+    }
+
+    const VALID_STATEMENT: &str = r#"{"Effect": "Allow", "Action": "*", "Resource": "*"}"#;
+
+    fn policy_with(statement: &str) -> String {
+        format!(r#"{{"Version": "2012-10-17", "Statement": [{statement}]}}"#)
+    }
+
+    #[test]
+    fn valid_identity_policies_pass_and_are_canonical() {
+        let valid = [
+            policy_with(r#"{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*"}"#),
+            policy_with(r#"{"Sid": "Read1", "Effect": "Deny", "NotAction": ["iam:*", "sts:Get?essionToken"], "NotResource": "*"}"#),
+            policy_with(r#"{"Sid": "", "Effect": "Allow", "Action": "*", "Resource": ["*"],
+                "Condition": {"StringEquals": {"aws:RequestedRegion": ["us-east-1", 5, true]}}}"#),
+            policy_with(
+                r#"{"Sid": "A", "Effect": "Allow", "Action": "execute-api:Invoke", "Resource": "*"},
+                   {"Sid": "", "Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+                   {"Sid": "", "Effect": "Allow", "Action": "ec2:*", "Resource": "*"}"#,
+            ),
+            r#"{"Version": "2008-10-17", "Id": "x", "Statement": {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}}"#.to_owned(),
+        ];
+        for text in valid {
+            let found = problems(&text);
+            assert!(found.is_empty(), "{text}: {found:?}");
+            let checked = check_identity_policy(&text).unwrap();
+            assert_eq!(checked, PolicyDocument::parse(&text).unwrap());
+        }
+    }
+
+    #[test]
+    fn each_rule_reports_the_offending_element() {
+        // (document, spanned text, start of message, start of help)
+        let cases: Vec<(String, &str, &str, &str)> = vec![
+            ("[]".into(), "[]", "a policy document must be a JSON object", "write it as"),
+            (
+                format!(r#"{{"Statement": {VALID_STATEMENT}}}"#),
+                "{",
+                "the policy has no `Version`",
+                "add \"Version\"",
+            ),
+            (r#"{"Version": "2012-10-17"}"#.into(), "{", "the policy has no `Statement`", "add \"Statement\""),
+            (
+                r#"{"Version": "2012-10-18", "Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}"#.into(),
+                r#""2012-10-18""#,
+                "unsupported policy version \"2012-10-18\"",
+                "use \"2012-10-17\"",
+            ),
+            (
+                r#"{"Version": "2012-10-17", "Id": 1, "Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}"#.into(),
+                "1",
+                "`Id` must be a string",
+                "",
+            ),
+            (
+                format!(r#"{{"Version": "2012-10-17", "id": "x", "Statement": {VALID_STATEMENT}}}"#),
+                r#""id""#,
+                "unknown policy document element `id`",
+                "element names are case-sensitive: did you mean `Id`?",
+            ),
+            (
+                format!(r#"{{"Version": "2012-10-17", "Statement": {VALID_STATEMENT}, "Extra": 1}}"#),
+                r#""Extra""#,
+                "unknown policy document element `Extra`",
+                "the allowed elements are Version, Id, Statement",
+            ),
+            (r#"{"Version": "2012-10-17", "Statement": []}"#.into(), "[]", "`Statement` is empty", "add at least one"),
+            (
+                r#"{"Version": "2012-10-17", "Statement": "x"}"#.into(),
+                r#""x""#,
+                "`Statement` must be an object or a list of objects",
+                "",
+            ),
+            (policy_with("1"), "1", "a statement must be a JSON object", ""),
+            (
+                policy_with(r#"{"Action": "*", "Resource": "*"}"#),
+                "{",
+                "the statement has no `Effect`",
+                "add \"Effect\": \"Allow\"",
+            ),
+            (
+                policy_with(r#"{"Effect": "allow", "Action": "*", "Resource": "*"}"#),
+                r#""allow""#,
+                "invalid `Effect` \"allow\"",
+                "`Effect` is case-sensitive: write \"Allow\"",
+            ),
+            (
+                policy_with(r#"{"Effect": "Permit", "Action": "*", "Resource": "*"}"#),
+                r#""Permit""#,
+                "invalid `Effect` \"Permit\"",
+                "use \"Allow\" or \"Deny\"",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "Resource": "*"}"#),
+                "{",
+                "the statement has neither `Action` nor `NotAction`",
+                "add `Action`",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "Action": "*", "NotAction": "s3:*", "Resource": "*"}"#),
+                r#""NotAction""#,
+                "`Action` and `NotAction` cannot both appear in one statement",
+                "keep one",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "Action": "*"}"#),
+                "{",
+                "the statement has neither `Resource` nor `NotResource`",
+                "add `Resource`",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "Action": "*", "Resource": "*", "NotResource": "*"}"#),
+                r#""NotResource""#,
+                "`Resource` and `NotResource` cannot both appear",
+                "keep one",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "Action": [], "Resource": "*"}"#),
+                "[]",
+                "`Action` must list at least one entry",
+                "",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "Action": {"s3": "*"}, "Resource": "*"}"#),
+                r#"{"s3": "*"}"#,
+                "`Action` must be a string or a list of strings",
+                "",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "Action": ["s3:GetObject", 3], "Resource": "*"}"#),
+                "3",
+                "entries of `Action` must be strings",
+                "",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "Action": "s3GetObject", "Resource": "*"}"#),
+                r#""s3GetObject""#,
+                "`s3GetObject` is not an action of the form `service:Action`",
+                "write an action as",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "Action": "s3:", "Resource": "*"}"#),
+                r#""s3:""#,
+                "`s3:` is not an action",
+                "write an action as",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "NotAction": "s3:Get Object", "Resource": "*"}"#),
+                r#""s3:Get Object""#,
+                "`s3:Get Object` is not an action",
+                "write an action as",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "Action": "*", "Resource": "my-bucket"}"#),
+                r#""my-bucket""#,
+                "`my-bucket` is not a resource ARN or `*`",
+                "a resource is `*` or an ARN",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "Action": "*", "Resource": "*", "Principal": {"AWS": "*"}}"#),
+                r#""Principal""#,
+                "`Principal` is not allowed in an identity-based policy",
+                "remove it",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "Action": "*", "Resource": "*", "NotPrincipal": "*"}"#),
+                r#""NotPrincipal""#,
+                "`NotPrincipal` is not allowed in an identity-based policy",
+                "remove it",
+            ),
+            (
+                policy_with(r#"{"Sid": "read-only", "Effect": "Allow", "Action": "*", "Resource": "*"}"#),
+                r#""read-only""#,
+                "Sid `read-only` may contain only",
+                "remove spaces",
+            ),
+            (
+                policy_with(r#"{"Sid": 1, "Effect": "Allow", "Action": "*", "Resource": "*"}"#),
+                "1",
+                "`Sid` must be a string",
+                "",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": []}"#),
+                "[]",
+                "`Condition` must be an object",
+                "write it as",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"Bool": true}}"#),
+                "true",
+                "condition operator `Bool` must map condition keys to values",
+                "write it as \"Bool\": {",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"Bool": {"k": {"x": 1}}}}"#),
+                r#"{"x": 1}"#,
+                "the value of condition key `k` must be",
+                "",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "Action": "*", "Resource": "*", "Effect2": 1}"#),
+                r#""Effect2""#,
+                "unknown statement element `Effect2`",
+                "the allowed elements are Sid, Effect, Principal",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "action": "*", "Action": "*", "Resource": "*"}"#),
+                r#""action""#,
+                "unknown statement element `action`",
+                "element names are case-sensitive: did you mean `Action`?",
+            ),
+            (
+                policy_with(r#"{"Effect": "Allow", "Action": "*", "Resource": "*", "Resource": "*"}"#),
+                r#""Resource""#,
+                "duplicate key `Resource`",
+                "IAM rejects",
+            ),
+            (policy_with(r#"{"Effect": "Allow",}"#), ",", "trailing comma is not allowed in JSON", ""),
+        ];
+        for (text, spanned, message, help) in cases {
+            let found = problems(&text);
+            assert_eq!(found.len(), 1, "{text}: {found:?}");
+            let (got_span, got_message, got_help) = &found[0];
+            assert_eq!(got_span, &spanned, "{text}: {got_message}");
+            assert!(got_message.starts_with(message), "{text}: {got_message}");
+            match got_help {
+                Some(got) => assert!(!help.is_empty() && got.starts_with(help), "{text}: {got}"),
+                None => assert!(help.is_empty(), "{text}: expected help {help}"),
+            }
+        }
+    }
+
+    #[test]
+    fn all_problems_are_reported_in_text_order() {
+        let text = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Sid": "Same", "Effect": "allow", "Action": "s3GetObject", "Resource": "bucket"},
+    {"Sid": "Same", "Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}
+  ],
+  "Bogus": 1
+}"#;
+        let found: Vec<(&str, String)> =
+            problems(text).into_iter().map(|(s, m, _)| (s, m)).collect();
+        let expected = [
+            (r#""allow""#, "invalid `Effect` \"allow\""),
+            (
+                r#""s3GetObject""#,
+                "`s3GetObject` is not an action of the form `service:Action`",
+            ),
+            (r#""bucket""#, "`bucket` is not a resource ARN or `*`"),
+            (r#""Same""#, "duplicate Sid `Same`"),
+            (
+                r#""Principal""#,
+                "`Principal` is not allowed in an identity-based policy",
+            ),
+            (r#""Bogus""#, "unknown policy document element `Bogus`"),
+        ];
+        let expected: Vec<(&str, String)> =
+            expected.iter().map(|(s, m)| (*s, m.to_string())).collect();
+        assert_eq!(found, expected);
+        let spans: Vec<usize> = check_identity_policy(text)
+            .unwrap_err()
+            .iter()
+            .map(|p| p.span.start)
+            .collect();
+        assert_eq!(spans[3], text.rfind(r#""Same""#).unwrap());
+    }
+
+    // ---- admits_web_identity --------------------------------------------
+
+    const PROVIDER: &str =
+        "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC123";
+    const ISSUER: &str = "oidc.eks.us-east-1.amazonaws.com/id/ABC123";
+    const SA: &str = "system:serviceaccount:backend:my-sa";
+
+    fn trust(statements: Value) -> PolicyDocument {
+        doc(json!({"Version": "2012-10-17", "Statement": statements}))
+    }
+
+    fn web_identity(condition: Value) -> Value {
+        json!({
+            "Effect": "Allow",
+            "Principal": {"Federated": PROVIDER},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": condition
+        })
+    }
+
+    #[test]
+    fn trust_policies_admit_or_refuse_the_service_account() {
+        let cases: Vec<(&str, Value, bool)> = vec![
+            (
+                "eksctl style: sub and aud StringEquals",
+                web_identity(json!({"StringEquals": {
+                    format!("{ISSUER}:sub"): SA, format!("{ISSUER}:aud"): "sts.amazonaws.com"}})),
+                true,
+            ),
+            (
+                "StringLike namespace wildcard",
+                web_identity(
+                    json!({"StringLike": {format!("{ISSUER}:sub"): "system:serviceaccount:backend:*"}}),
+                ),
+                true,
+            ),
+            (
+                "StringLike other namespace",
+                web_identity(
+                    json!({"StringLike": {format!("{ISSUER}:sub"): "system:serviceaccount:frontend:*"}}),
+                ),
+                false,
+            ),
+            (
+                "StringLike with ?",
+                web_identity(
+                    json!({"StringLike": {format!("{ISSUER}:sub"): "system:serviceaccount:backend:my-s?"}}),
+                ),
+                true,
+            ),
+            (
+                "StringEquals does not glob",
+                web_identity(
+                    json!({"StringEquals": {format!("{ISSUER}:sub"): "system:serviceaccount:backend:*"}}),
+                ),
+                false,
+            ),
+            (
+                "only sub, one of several values",
+                web_identity(
+                    json!({"StringEquals": {format!("{ISSUER}:sub"): ["system:serviceaccount:a:b", SA]}}),
+                ),
+                true,
+            ),
+            (
+                "only sub, another account",
+                web_identity(
+                    json!({"StringEquals": {format!("{ISSUER}:sub"): "system:serviceaccount:backend:other"}}),
+                ),
+                false,
+            ),
+            (
+                "aud only",
+                web_identity(
+                    json!({"StringEquals": {format!("{ISSUER}:aud"): "sts.amazonaws.com"}}),
+                ),
+                true,
+            ),
+            (
+                "wrong aud",
+                web_identity(json!({"StringEquals": {format!("{ISSUER}:aud"): "example.com"}})),
+                false,
+            ),
+            (
+                "no condition at all",
+                json!({"Effect": "Allow", "Principal": {"Federated": PROVIDER}, "Action": "sts:AssumeRoleWithWebIdentity"}),
+                true,
+            ),
+            (
+                "condition key case is ignored",
+                web_identity(
+                    json!({"StringEquals": {format!("{}:SUB", ISSUER.to_lowercase()): SA}}),
+                ),
+                true,
+            ),
+            (
+                "condition on another issuer",
+                web_identity(
+                    json!({"StringEquals": {"oidc.eks.us-east-1.amazonaws.com/id/OTHER:sub": SA}}),
+                ),
+                false,
+            ),
+            (
+                "unknown operator",
+                web_identity(json!({"StringEqualsIgnoreCase": {format!("{ISSUER}:sub"): SA}})),
+                false,
+            ),
+            (
+                "ForAnyValue prefix is not understood",
+                web_identity(json!({"ForAnyValue:StringEquals": {format!("{ISSUER}:sub"): SA}})),
+                false,
+            ),
+            (
+                "extra condition key",
+                web_identity(
+                    json!({"StringEquals": {format!("{ISSUER}:sub"): SA, "aws:SourceIp": "10.0.0.0/8"}}),
+                ),
+                false,
+            ),
+            (
+                "wrong provider",
+                json!({"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/other"},
+                       "Action": "sts:AssumeRoleWithWebIdentity"}),
+                false,
+            ),
+            (
+                "AWS principal, not federated",
+                json!({"Effect": "Allow", "Principal": {"AWS": "123456789012"}, "Action": "sts:AssumeRoleWithWebIdentity"}),
+                false,
+            ),
+            (
+                "everyone is too broad to count",
+                json!({"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRoleWithWebIdentity"}),
+                false,
+            ),
+            (
+                "wrong action",
+                json!({"Effect": "Allow", "Principal": {"Federated": PROVIDER}, "Action": "sts:AssumeRole"}),
+                false,
+            ),
+            (
+                "action wildcard and case",
+                json!({"Effect": "Allow", "Principal": {"Federated": PROVIDER}, "Action": ["STS:assumerole*"]}),
+                true,
+            ),
+            (
+                "action *",
+                json!({"Effect": "Allow", "Principal": {"Federated": PROVIDER}, "Action": "*"}),
+                true,
+            ),
+            (
+                "sts:*",
+                json!({"Effect": "Allow", "Principal": {"Federated": PROVIDER}, "Action": "sts:*"}),
+                true,
+            ),
+            (
+                "NotAction excluding something else",
+                json!({"Effect": "Allow", "Principal": {"Federated": PROVIDER}, "NotAction": "s3:*"}),
+                true,
+            ),
+            (
+                "NotAction excluding the action",
+                json!({"Effect": "Allow", "Principal": {"Federated": PROVIDER}, "NotAction": "sts:*"}),
+                false,
+            ),
+            (
+                "Deny effect alone",
+                json!({"Effect": "Deny", "Principal": {"Federated": PROVIDER}, "Action": "sts:AssumeRoleWithWebIdentity"}),
+                false,
+            ),
+        ];
+        for (name, statement, expected) in cases {
+            let policy = trust(json!([statement]));
+            assert_eq!(
+                admits_web_identity(&policy, PROVIDER, ISSUER, SA),
+                expected,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn deny_statements_override_allow() {
+        let allow = web_identity(
+            json!({"StringLike": {format!("{ISSUER}:sub"): "system:serviceaccount:backend:*"}}),
+        );
+        let cases: Vec<(&str, Value, bool)> = vec![
+            (
+                "deny matching sub",
+                json!({"Effect": "Deny", "Principal": {"Federated": PROVIDER}, "Action": "sts:AssumeRoleWithWebIdentity",
+                       "Condition": {"StringEquals": {format!("{ISSUER}:sub"): SA}}}),
+                false,
+            ),
+            (
+                "deny for another service account",
+                json!({"Effect": "Deny", "Principal": {"Federated": PROVIDER}, "Action": "sts:AssumeRoleWithWebIdentity",
+                       "Condition": {"StringEquals": {format!("{ISSUER}:sub"): "system:serviceaccount:backend:other"}}}),
+                true,
+            ),
+            (
+                "deny for another provider",
+                json!({"Effect": "Deny", "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/x"}, "Action": "*"}),
+                true,
+            ),
+            (
+                "deny another action",
+                json!({"Effect": "Deny", "Principal": {"Federated": PROVIDER}, "Action": "sts:TagSession"}),
+                true,
+            ),
+            (
+                "deny everyone",
+                json!({"Effect": "Deny", "Principal": "*", "Action": "sts:*"}),
+                false,
+            ),
+            (
+                "deny with a condition irsa cannot evaluate",
+                json!({"Effect": "Deny", "Principal": {"Federated": PROVIDER}, "Action": "sts:*",
+                       "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}),
+                false,
+            ),
+        ];
+        assert!(admits_web_identity(
+            &trust(json!([allow.clone()])),
+            PROVIDER,
+            ISSUER,
+            SA
+        ));
+        for (name, deny, expected) in cases {
+            let policy = trust(json!([allow.clone(), deny]));
+            assert_eq!(
+                admits_web_identity(&policy, PROVIDER, ISSUER, SA),
+                expected,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn admits_a_real_eksctl_trust_policy_as_iam_returns_it() {
+        let encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Principal%22%3A%7B%22Federated%22%3A%22arn%3Aaws%3Aiam%3A%3A123456789012%3Aoidc-provider%2Foidc.eks.us-east-1.amazonaws.com%2Fid%2FABC123%22%7D%2C%22Action%22%3A%22sts%3AAssumeRoleWithWebIdentity%22%2C%22Condition%22%3A%7B%22StringEquals%22%3A%7B%22oidc.eks.us-east-1.amazonaws.com%2Fid%2FABC123%3Aaud%22%3A%22sts.amazonaws.com%22%2C%22oidc.eks.us-east-1.amazonaws.com%2Fid%2FABC123%3Asub%22%3A%22system%3Aserviceaccount%3Abackend%3Amy-sa%22%7D%7D%7D%5D%7D";
+        let policy = PolicyDocument::parse(encoded).unwrap();
+        assert!(admits_web_identity(&policy, PROVIDER, ISSUER, SA));
+        assert!(admits_web_identity(
+            &policy,
+            PROVIDER,
+            &format!("https://{ISSUER}"),
+            SA
+        ));
+        assert!(!admits_web_identity(
+            &policy,
+            PROVIDER,
+            ISSUER,
+            "system:serviceaccount:backend:other"
+        ));
+    }
+
+    #[test]
+    fn glob_matches_like_iam() {
+        let cases = [
+            ("*", "", true),
+            ("*", "abc", true),
+            ("a*c", "abbbc", true),
+            ("a*c", "abcd", false),
+            ("a?c", "abc", true),
+            ("a?c", "ac", false),
+            ("*:*:b*", "x:y:bz", true),
+            ("**a", "a", true),
+            ("abc", "abd", false),
+            ("a*b*c", "aXbYbZc", true),
+        ];
+        for (pattern, text, expected) in cases {
+            assert_eq!(glob(pattern, text), expected, "{pattern} vs {text}");
+        }
+    }
 }
