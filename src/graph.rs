@@ -123,7 +123,8 @@ impl Graph {
     /// The direct dependencies of an address.
     pub fn dependencies(&self, a: &Address) -> Vec<Address> {
         let Some(i) = self.index.get(a) else { return Vec::new() };
-        let mut deps: Vec<Address> = self.g.neighbors_directed(*i, Direction::Incoming).map(|n| self.g[n].clone()).collect();
+        let mut deps: Vec<Address> =
+            self.g.neighbors_directed(*i, Direction::Incoming).map(|n| self.g[n].clone()).collect();
         deps.sort();
         deps
     }
@@ -132,12 +133,8 @@ impl Graph {
     /// depend on, transitively: a target cannot be applied without them.
     pub fn targeted(&self, prefixes: &[String]) -> BTreeSet<Address> {
         let mut out = BTreeSet::new();
-        let mut stack: Vec<NodeIndex> = self
-            .index
-            .iter()
-            .filter(|(a, _)| prefixes.iter().any(|p| a.matches_prefix(p)))
-            .map(|(_, i)| *i)
-            .collect();
+        let mut stack: Vec<NodeIndex> =
+            self.index.iter().filter(|(a, _)| prefixes.iter().any(|p| a.matches_prefix(p))).map(|(_, i)| *i).collect();
         while let Some(i) = stack.pop() {
             if out.insert(self.g[i].clone()) {
                 stack.extend(self.g.neighbors_directed(i, Direction::Incoming));
@@ -148,8 +145,12 @@ impl Graph {
 
     /// All edges as (from, to), sorted.
     pub fn edges(&self) -> Vec<(Address, Address)> {
-        let mut edges: Vec<(Address, Address)> =
-            self.g.edge_indices().filter_map(|e| self.g.edge_endpoints(e)).map(|(f, t)| (self.g[f].clone(), self.g[t].clone())).collect();
+        let mut edges: Vec<(Address, Address)> = self
+            .g
+            .edge_indices()
+            .filter_map(|e| self.g.edge_endpoints(e))
+            .map(|(f, t)| (self.g[f].clone(), self.g[t].clone()))
+            .collect();
         edges.sort();
         edges
     }

@@ -112,7 +112,12 @@ pub fn report(e: &CliError, color: bool) {
                 render_problem(&mut out, p, color);
             }
             let n = problems.len();
-            let _ = writeln!(out, "error: {} has {n} problem{}; nothing was changed", path.display(), if n == 1 { "" } else { "s" });
+            let _ = writeln!(
+                out,
+                "error: {} has {n} problem{}; nothing was changed",
+                path.display(),
+                if n == 1 { "" } else { "s" }
+            );
         }
         CliError::Snapshot(SnapshotError::Invalid(p)) => render_problem(&mut out, p, color),
         CliError::Plan { problems, unlocated } => {

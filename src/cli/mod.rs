@@ -65,7 +65,7 @@ impl Ctx {
     }
 }
 
-fn color_on(when: ColorWhen, stream: &dyn anstream::stream::AsLockedWrite) -> bool {
+fn color_on<S: anstream::stream::RawStream>(when: ColorWhen, stream: &S) -> bool {
     match when {
         ColorWhen::Always => true,
         ColorWhen::Never => false,
@@ -80,7 +80,8 @@ fn init_logging(verbose: u8) {
         _ => "irsa=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
 /// Parse the command line, run the command, and map the outcome to an exit code.

@@ -32,7 +32,14 @@ impl Reporter {
         Reporter { source, problems: Vec::new() }
     }
 
-    pub fn error(&mut self, code: &'static str, span: Span, message: impl Into<String>, label: impl Into<String>, help: Option<String>) {
+    pub fn error(
+        &mut self,
+        code: &'static str,
+        span: Span,
+        message: impl Into<String>,
+        label: impl Into<String>,
+        help: Option<String>,
+    ) {
         self.problems.push(Problem {
             code,
             message: message.into(),
@@ -69,7 +76,13 @@ pub struct Table<'t, 'i> {
 }
 
 impl<'t, 'i> Table<'t, 'i> {
-    pub fn new(table: &'t DeTable<'i>, name: impl Into<String>, span: Span, allowed: &'static [&'static str], r: &mut Reporter) -> Self {
+    pub fn new(
+        table: &'t DeTable<'i>,
+        name: impl Into<String>,
+        span: Span,
+        allowed: &'static [&'static str],
+        r: &mut Reporter,
+    ) -> Self {
         let t = Table { table, name: name.into(), span, allowed };
         t.check_keys(r);
         t
@@ -83,7 +96,13 @@ impl<'t, 'i> Table<'t, 'i> {
                     Some(c) => format!("did you mean `{c}`? {} takes: {}", self.name, self.allowed.join(", ")),
                     None => format!("{} takes: {}", self.name, self.allowed.join(", ")),
                 };
-                r.error("irsa::config::unknown_key", key.span(), format!("unknown key `{k}` in {}", self.name), "not a known key", Some(help));
+                r.error(
+                    "irsa::config::unknown_key",
+                    key.span(),
+                    format!("unknown key `{k}` in {}", self.name),
+                    "not a known key",
+                    Some(help),
+                );
             }
         }
     }
@@ -190,7 +209,8 @@ impl<'t, 'i> Table<'t, 'i> {
         let mut out = Vec::new();
         for (k, v) in table.iter() {
             match v.get_ref() {
-                DeValue::String(s) => out.push((Sp { v: k.get_ref().to_string(), span: k.span() }, Sp { v: s.to_string(), span: v.span() })),
+                DeValue::String(s) => out
+                    .push((Sp { v: k.get_ref().to_string(), span: k.span() }, Sp { v: s.to_string(), span: v.span() })),
                 other => r.error(
                     "irsa::config::wrong_type",
                     v.span(),

@@ -9,7 +9,8 @@ use toml::de::DeTable;
 use super::diagnostic::{Problem, Problems, Source};
 use super::raw::{Reporter, Sp, Span, Table};
 use crate::model::desired::{
-    Binding, Cluster, DEFAULT_MAX_SESSION, Desired, OwnedRole, Policy, PolicyRef, ReferencedRole, Role, SourceFile, markers,
+    Binding, Cluster, DEFAULT_MAX_SESSION, Desired, OwnedRole, Policy, PolicyRef, ReferencedRole, Role, SourceFile,
+    markers,
 };
 use crate::model::names::{self, Invalid, closest};
 use crate::model::policy_doc::{self, PolicyDocument};
@@ -136,7 +137,13 @@ impl Loader<'_> {
                         Some(o) => o + p.span.start..o + p.span.end,
                         None => doc.span.clone(),
                     };
-                    self.r.error("irsa::config::policy_document", span, format!("policy document: {}", p.message), "here", p.help);
+                    self.r.error(
+                        "irsa::config::policy_document",
+                        span,
+                        format!("policy document: {}", p.message),
+                        "here",
+                        p.help,
+                    );
                 }
                 None
             }
@@ -149,7 +156,9 @@ impl Loader<'_> {
         let text = match std::fs::metadata(&path) {
             Ok(m) if !m.is_file() => Err(format!("`{shown}` is not a file")),
             Ok(_) => std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{shown}`: {e}")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!("policy document `{shown}` does not exist")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(format!("policy document `{shown}` does not exist"))
+            }
             Err(e) => Err(format!("cannot read `{shown}`: {e}")),
         };
         let text = match text {
@@ -261,11 +270,8 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
             );
         }
     }
-    let policy_names: Vec<String> = root
-        .named_tables(&mut Reporter::new(l.r.source.clone()), "policies")
-        .into_iter()
-        .map(|(n, _)| n.v)
-        .collect();
+    let policy_names: Vec<String> =
+        root.named_tables(&mut Reporter::new(l.r.source.clone()), "policies").into_iter().map(|(n, _)| n.v).collect();
 
     // Roles.
     let mut roles = BTreeMap::new();
@@ -317,13 +323,8 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
     let (Some(cluster), true) = (cluster, l.r.problems.is_empty()) else {
         return Err(fail(l));
     };
-    let desired = Desired {
-        source: Arc::new(SourceFile { path: path.to_owned(), text }),
-        cluster,
-        policies,
-        roles,
-        bindings,
-    };
+    let desired =
+        Desired { source: Arc::new(SourceFile { path: path.to_owned(), text }), cluster, policies, roles, bindings };
     let issuer = desired.cluster.oidc_issuer.clone();
     for v in quotas::check(&desired, &Quotas::default(), issuer.as_deref()) {
         l.r.error("irsa::config::quota", v.span, v.message, "over the IAM quota", Some(v.help));
@@ -350,7 +351,10 @@ fn unique_ignoring_case(l: &mut Loader<'_>, seen: &mut HashMap<String, Span>, na
         l.r.error(
             "irsa::config::duplicate",
             name.span.clone(),
-            format!("{what} `{}` differs only in case from the {what} on line {line}; IAM names are case-insensitive", name.v),
+            format!(
+                "{what} `{}` differs only in case from the {what} on line {line}; IAM names are case-insensitive",
+                name.v
+            ),
             "same name as another",
             Some(format!("give the {what} a distinct name")),
         );
@@ -367,7 +371,11 @@ fn load_path(l: &mut Loader<'_>, t: &Table<'_, '_>) -> Option<String> {
 fn load_cluster(l: &mut Loader<'_>, root: &Table<'_, '_>) -> Option<Cluster> {
     let Some((key, t)) = root.table(&mut l.r, "cluster") else {
         if !root.has("cluster") {
-            root.missing(&mut l.r, "cluster", "{ name = \"…\", region = \"…\", account_id = \"…\" } (a [cluster] section)");
+            root.missing(
+                &mut l.r,
+                "cluster",
+                "{ name = \"…\", region = \"…\", account_id = \"…\" } (a [cluster] section)",
+            );
         }
         return None;
     };
@@ -423,7 +431,9 @@ fn load_defaults(l: &mut Loader<'_>, root: &Table<'_, '_>) -> (String, Option<St
         return ("/".into(), None, BTreeMap::new());
     };
     let t = Table::new(t, "[defaults]", key.span, DEFAULTS_KEYS, &mut l.r);
-    let path = t.string(&mut l.r, "role_path", "\"/irsa/\"").and_then(|p| l.check("irsa::config::path", &p, names::iam_path).then_some(p.v));
+    let path = t
+        .string(&mut l.r, "role_path", "\"/irsa/\"")
+        .and_then(|p| l.check("irsa::config::path", &p, names::iam_path).then_some(p.v));
     let boundary = load_boundary(l, &t);
     let tags = l.tags(&t, &BTreeMap::new());
     (path.unwrap_or_else(|| "/".into()), boundary, tags)
@@ -434,7 +444,12 @@ fn load_boundary(l: &mut Loader<'_>, t: &Table<'_, '_>) -> Option<String> {
     l.check("irsa::config::arn", &b, |a| names::policy_arn(a).map(drop)).then_some(b.v)
 }
 
-fn load_referenced_role(l: &mut Loader<'_>, t: &Table<'_, '_>, key: Sp<String>, arn: Sp<String>) -> Option<ReferencedRole> {
+fn load_referenced_role(
+    l: &mut Loader<'_>,
+    t: &Table<'_, '_>,
+    key: Sp<String>,
+    arn: Sp<String>,
+) -> Option<ReferencedRole> {
     for k in OWNED_ONLY_ROLE_KEYS {
         if let Some(span) = t.key_span(k) {
             l.r.error(
@@ -471,7 +486,10 @@ fn load_owned_role(
         l.r.error(
             "irsa::config::manage_trust",
             span,
-            format!("`manage_trust` belongs only to roles referenced by `arn`; irsa always manages the trust of [roles.{}]", key.v),
+            format!(
+                "`manage_trust` belongs only to roles referenced by `arn`; irsa always manages the trust of [roles.{}]",
+                key.v
+            ),
             "not for owned roles",
             Some("remove `manage_trust`".into()),
         );
@@ -509,7 +527,9 @@ fn load_owned_role(
         } else {
             let help = match closest(&p.v, policy_names.iter().map(String::as_str)) {
                 Some(c) => format!("did you mean `{c}`? Define [policies.{}], or use a policy ARN", p.v),
-                None => format!("define [policies.{}] in this file, or use the policy's ARN (arn:aws:iam::…:policy/…)", p.v),
+                None => {
+                    format!("define [policies.{}] in this file, or use the policy's ARN (arn:aws:iam::…:policy/…)", p.v)
+                }
             };
             l.r.error(
                 "irsa::config::dangling_reference",
@@ -535,7 +555,8 @@ fn load_owned_role(
 
     let mut inline = BTreeMap::new();
     for (name, it) in t.named_tables(&mut l.r, "inline") {
-        let it = Table::new(it, format!("[roles.{}.inline.{}]", key.v, name.v), name.span.clone(), INLINE_KEYS, &mut l.r);
+        let it =
+            Table::new(it, format!("[roles.{}.inline.{}]", key.v, name.v), name.span.clone(), INLINE_KEYS, &mut l.r);
         l.check("irsa::config::name", &name, names::inline_policy_name);
         if let Some(doc) = l.document(&it, &format!("inline policy `{}` of role `{}`", name.v, key.v)) {
             inline.insert(name.v, doc);
@@ -567,8 +588,11 @@ fn load_binding(
     let name = t.required_string(&mut l.r, "name", "\"my-service-account\"");
     let role = t.required_string(&mut l.r, "role", "\"backend-messages\"");
     let adopt = t.boolean(&mut l.r, "adopt").is_some_and(|b| b.v);
-    let ns_ok = namespace.as_ref().is_some_and(|n| l.check("irsa::config::name", n, |v| names::dns_label("namespace", v)));
-    let name_ok = name.as_ref().is_some_and(|n| l.check("irsa::config::name", n, |v| names::dns_subdomain("service account name", v)));
+    let ns_ok =
+        namespace.as_ref().is_some_and(|n| l.check("irsa::config::name", n, |v| names::dns_label("namespace", v)));
+    let name_ok = name
+        .as_ref()
+        .is_some_and(|n| l.check("irsa::config::name", n, |v| names::dns_subdomain("service account name", v)));
     let role_ok = role.as_ref().is_some_and(|r| {
         if role_keys.contains(&r.v) {
             return true;
@@ -588,7 +612,10 @@ fn load_binding(
     });
 
     let mut annotations = BTreeMap::new();
-    for (k, v) in t.string_map(&mut l.r, "annotations", "{ \"eks.amazonaws.com/sts-regional-endpoints\" = \"true\" }").unwrap_or_default() {
+    for (k, v) in t
+        .string_map(&mut l.r, "annotations", "{ \"eks.amazonaws.com/sts-regional-endpoints\" = \"true\" }")
+        .unwrap_or_default()
+    {
         if k.v == markers::ANNOTATION_ROLE_ARN || k.v == markers::ANNOTATION_STACK {
             l.r.error(
                 "irsa::config::reserved_annotation",

@@ -109,7 +109,9 @@ impl fmt::Display for Address {
 
 /// A string that is not an address.
 #[derive(Debug, thiserror::Error)]
-#[error("`{0}` is not a resource address (expected oidc/<cluster>, policy/<name>, role/<name>, role/<role>/attach/<policy>, role/<role>/inline/<name>, sa/<namespace>/<name> or deploy/<namespace>/<name>)")]
+#[error(
+    "`{0}` is not a resource address (expected oidc/<cluster>, policy/<name>, role/<name>, role/<role>/attach/<policy>, role/<role>/inline/<name>, sa/<namespace>/<name> or deploy/<namespace>/<name>)"
+)]
 pub struct AddressParseError(String);
 
 impl FromStr for Address {

@@ -52,11 +52,7 @@ pub struct SyntaxError {
 /// Parses one JSON value that makes up the whole of `text` (surrounding
 /// whitespace aside).
 pub fn parse(text: &str) -> Result<Spanned, SyntaxError> {
-    let mut parser = Parser {
-        text,
-        pos: 0,
-        depth: 0,
-    };
+    let mut parser = Parser { text, pos: 0, depth: 0 };
     parser.skip_whitespace();
     let value = parser.value()?;
     parser.skip_whitespace();
@@ -76,12 +72,9 @@ impl Spanned {
             Node::Number(n) => Value::Number(n.clone()),
             Node::String(s) => Value::String(s.clone()),
             Node::Array(items) => Value::Array(items.iter().map(Spanned::to_value).collect()),
-            Node::Object(members) => Value::Object(
-                members
-                    .iter()
-                    .map(|m| (m.key.clone(), m.value.to_value()))
-                    .collect(),
-            ),
+            Node::Object(members) => {
+                Value::Object(members.iter().map(|m| (m.key.clone(), m.value.to_value())).collect())
+            }
         }
     }
 
@@ -168,9 +161,7 @@ impl Parser<'_> {
     /// whole word (`True`, `None`) when it is one, otherwise one character.
     fn unexpected(&self, expected: &str) -> SyntaxError {
         let rest = &self.text[self.pos..];
-        let word = rest
-            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .unwrap_or(rest.len());
+        let word = rest.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(rest.len());
         let len = match rest.chars().next() {
             None => {
                 return SyntaxError {
@@ -187,17 +178,11 @@ impl Parser<'_> {
             _ if found.chars().any(char::is_control) => format!("{found:?}"),
             _ => format!("`{found}`"),
         };
-        SyntaxError {
-            span: self.pos..self.pos + len,
-            message: format!("expected {expected}, found {found}"),
-        }
+        SyntaxError { span: self.pos..self.pos + len, message: format!("expected {expected}, found {found}") }
     }
 
     fn error(span: Range<usize>, message: impl Into<String>) -> SyntaxError {
-        SyntaxError {
-            span,
-            message: message.into(),
-        }
+        SyntaxError { span, message: message.into() }
     }
 
     fn value(&mut self) -> Result<Spanned, SyntaxError> {
@@ -212,10 +197,7 @@ impl Parser<'_> {
             Some(b'n') => self.literal("null", Node::Null)?,
             _ => return Err(self.unexpected("a JSON value")),
         };
-        Ok(Spanned {
-            span: start..self.pos,
-            node,
-        })
+        Ok(Spanned { span: start..self.pos, node })
     }
 
     fn literal(&mut self, word: &str, node: Node) -> Result<Node, SyntaxError> {
@@ -229,10 +211,7 @@ impl Parser<'_> {
     fn enter(&mut self) -> Result<(), SyntaxError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(Self::error(
-                self.pos..self.pos + 1,
-                format!("nesting is deeper than {MAX_DEPTH} levels"),
-            ));
+            return Err(Self::error(self.pos..self.pos + 1, format!("nesting is deeper than {MAX_DEPTH} levels")));
         }
         Ok(())
     }
@@ -258,11 +237,7 @@ impl Parser<'_> {
                 }
                 self.skip_whitespace();
                 let value = self.value()?;
-                members.push(Member {
-                    key,
-                    key_span,
-                    value,
-                });
+                members.push(Member { key, key_span, value });
                 self.skip_whitespace();
                 let comma = self.pos;
                 if self.eat(b'}') {
@@ -273,18 +248,12 @@ impl Parser<'_> {
                 }
                 self.skip_whitespace();
                 if self.peek() == Some(b'}') {
-                    return Err(Self::error(
-                        comma..comma + 1,
-                        "trailing comma is not allowed in JSON",
-                    ));
+                    return Err(Self::error(comma..comma + 1, "trailing comma is not allowed in JSON"));
                 }
             }
         }
         self.depth -= 1;
-        Ok(Spanned {
-            span: start..self.pos,
-            node: Node::Object(members),
-        })
+        Ok(Spanned { span: start..self.pos, node: Node::Object(members) })
     }
 
     fn array(&mut self) -> Result<Spanned, SyntaxError> {
@@ -307,18 +276,12 @@ impl Parser<'_> {
                 }
                 self.skip_whitespace();
                 if self.peek() == Some(b']') {
-                    return Err(Self::error(
-                        comma..comma + 1,
-                        "trailing comma is not allowed in JSON",
-                    ));
+                    return Err(Self::error(comma..comma + 1, "trailing comma is not allowed in JSON"));
                 }
             }
         }
         self.depth -= 1;
-        Ok(Spanned {
-            span: start..self.pos,
-            node: Node::Array(items),
-        })
+        Ok(Spanned { span: start..self.pos, node: Node::Array(items) })
     }
 
     /// Parses the string literal at the current `"`.
@@ -377,9 +340,7 @@ impl Parser<'_> {
             _ => {
                 return Err(Self::error(
                     start..self.pos,
-                    format!(
-                        "invalid escape `\\{c}`: JSON allows \\\" \\\\ \\/ \\b \\f \\n \\r \\t and \\uXXXX"
-                    ),
+                    format!("invalid escape `\\{c}`: JSON allows \\\" \\\\ \\/ \\b \\f \\n \\r \\t and \\uXXXX"),
                 ));
             }
         })
@@ -392,45 +353,28 @@ impl Parser<'_> {
         let code = match first {
             0xD800..=0xDBFF => {
                 if !self.text[self.pos..].starts_with("\\u") {
-                    return Err(Self::error(
-                        start..self.pos,
-                        "unpaired UTF-16 surrogate in a `\\u` escape",
-                    ));
+                    return Err(Self::error(start..self.pos, "unpaired UTF-16 surrogate in a `\\u` escape"));
                 }
                 self.pos += 2;
                 let second = self.hex4(start)?;
                 if !(0xDC00..=0xDFFF).contains(&second) {
-                    return Err(Self::error(
-                        start..self.pos,
-                        "unpaired UTF-16 surrogate in a `\\u` escape",
-                    ));
+                    return Err(Self::error(start..self.pos, "unpaired UTF-16 surrogate in a `\\u` escape"));
                 }
                 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
             }
             _ => first,
         };
-        char::from_u32(code).ok_or_else(|| {
-            Self::error(
-                start..self.pos,
-                "unpaired UTF-16 surrogate in a `\\u` escape",
-            )
-        })
+        char::from_u32(code).ok_or_else(|| Self::error(start..self.pos, "unpaired UTF-16 surrogate in a `\\u` escape"))
     }
 
     fn hex4(&mut self, start: usize) -> Result<u32, SyntaxError> {
-        let digits = self
-            .text
-            .get(self.pos..self.pos + 4)
-            .filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()));
+        let digits = self.text.get(self.pos..self.pos + 4).filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()));
         match digits.and_then(|d| u32::from_str_radix(d, 16).ok()) {
             Some(code) => {
                 self.pos += 4;
                 Ok(code)
             }
-            None => Err(Self::error(
-                start..self.pos,
-                "a `\\u` escape needs four hexadecimal digits",
-            )),
+            None => Err(Self::error(start..self.pos, "a `\\u` escape needs four hexadecimal digits")),
         }
     }
 
@@ -449,10 +393,7 @@ impl Parser<'_> {
         match self.digits() {
             0 => return Err(self.unexpected("a digit")),
             n if n > 1 && self.text.as_bytes()[int_start] == b'0' => {
-                return Err(Self::error(
-                    int_start..self.pos,
-                    "leading zeros are not allowed in JSON numbers",
-                ));
+                return Err(Self::error(int_start..self.pos, "leading zeros are not allowed in JSON numbers"));
             }
             _ => {}
         }
@@ -468,12 +409,8 @@ impl Parser<'_> {
             }
         }
         let literal = &self.text[start..self.pos];
-        serde_json::from_str(literal).map_err(|_| {
-            Self::error(
-                start..self.pos,
-                format!("number `{literal}` is out of range"),
-            )
-        })
+        serde_json::from_str(literal)
+            .map_err(|_| Self::error(start..self.pos, format!("number `{literal}` is out of range")))
     }
 }
 
@@ -524,11 +461,7 @@ mod tests {
     fn duplicate_keys_are_found_at_any_depth() {
         let text = r#"{"a": 1, "b": [{"c": 1, "c": 2}], "a": 3}"#;
         let root = parse(text).unwrap();
-        let spans: Vec<&str> = root
-            .duplicate_keys()
-            .iter()
-            .map(|m| &text[m.key_span.clone()])
-            .collect();
+        let spans: Vec<&str> = root.duplicate_keys().iter().map(|m| &text[m.key_span.clone()]).collect();
         assert_eq!(spans, [r#""c""#, r#""a""#]);
         assert_eq!(root.duplicate_keys()[1].key_span, 34..37);
     }
@@ -536,75 +469,27 @@ mod tests {
     #[test]
     fn syntax_errors_say_what_was_expected_and_where() {
         let cases: &[(&str, &str, Range<usize>)] = &[
-            (
-                r#"{"a": 1 "b": 2}"#,
-                "expected `,` or `}` after an object member, found `\"`",
-                8..9,
-            ),
-            (
-                r#"{"a": 1,}"#,
-                "trailing comma is not allowed in JSON",
-                7..8,
-            ),
+            (r#"{"a": 1 "b": 2}"#, "expected `,` or `}` after an object member, found `\"`", 8..9),
+            (r#"{"a": 1,}"#, "trailing comma is not allowed in JSON", 7..8),
             ("[1, 2, ]", "trailing comma is not allowed in JSON", 5..6),
-            (
-                "[1 2]",
-                "expected `,` or `]` after an array element, found `2`",
-                3..4,
-            ),
+            ("[1 2]", "expected `,` or `]` after an array element, found `2`", 3..4),
             (r#"{"a": "b"#, "unterminated string", 6..8),
-            (
-                "{\"a\": \"b\n\"}",
-                "unterminated string (a line break",
-                6..8,
-            ),
-            (
-                r#"{"a" 1}"#,
-                "expected `:` after an object key, found `1`",
-                5..6,
-            ),
+            ("{\"a\": \"b\n\"}", "unterminated string (a line break", 6..8),
+            (r#"{"a" 1}"#, "expected `:` after an object key, found `1`", 5..6),
             (r#"{a: 1}"#, "expected a string key, found `a`", 1..2),
-            (
-                r#"{'a': 1}"#,
-                "expected a string key, found `'` (JSON strings use double quotes)",
-                1..2,
-            ),
-            (
-                r#"{"a": True}"#,
-                "expected a JSON value, found `True`",
-                6..10,
-            ),
+            (r#"{'a': 1}"#, "expected a string key, found `'` (JSON strings use double quotes)", 1..2),
+            (r#"{"a": True}"#, "expected a JSON value, found `True`", 6..10),
             (r#"{"a": }"#, "expected a JSON value, found `}`", 6..7),
             ("", "expected a JSON value, found the end of the text", 0..0),
-            (
-                r#"{"a": 1"#,
-                "expected `,` or `}` after an object member, found the end of the text",
-                7..7,
-            ),
-            (
-                r#"{} {}"#,
-                "expected the end of the text after the JSON value, found `{`",
-                3..4,
-            ),
+            (r#"{"a": 1"#, "expected `,` or `}` after an object member, found the end of the text", 7..7),
+            (r#"{} {}"#, "expected the end of the text after the JSON value, found `{`", 3..4),
             (r#"["\x"]"#, "invalid escape `\\x`", 2..4),
-            (
-                r#"["\u12G4"]"#,
-                "a `\\u` escape needs four hexadecimal digits",
-                2..4,
-            ),
+            (r#"["\u12G4"]"#, "a `\\u` escape needs four hexadecimal digits", 2..4),
             (r#"["\ud800"]"#, "unpaired UTF-16 surrogate", 2..8),
             (r#"["\udc00"]"#, "unpaired UTF-16 surrogate", 2..8),
-            (
-                "[\"a\tb\"]",
-                "control character '\\t' must be escaped",
-                3..4,
-            ),
+            ("[\"a\tb\"]", "control character '\\t' must be escaped", 3..4),
             ("[01]", "leading zeros are not allowed", 1..3),
-            (
-                "[1.]",
-                "expected a digit after the decimal point, found `]`",
-                3..4,
-            ),
+            ("[1.]", "expected a digit after the decimal point, found `]`", 3..4),
             ("[1e]", "expected a digit in the exponent, found `]`", 3..4),
             ("[-]", "expected a digit, found `]`", 2..3),
             ("[1e400]", "number `1e400` is out of range", 1..6),

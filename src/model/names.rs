@@ -98,7 +98,11 @@ pub fn region(region: &str) -> Result<(), Invalid> {
         && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
         && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
         && !parts[parts.len() - 1].is_empty();
-    if ok { Ok(()) } else { invalid(format!("`{region}` is not an AWS region"), "use a region name such as \"us-east-1\"") }
+    if ok {
+        Ok(())
+    } else {
+        invalid(format!("`{region}` is not an AWS region"), "use a region name such as \"us-east-1\"")
+    }
 }
 
 /// The partition an AWS region belongs to, which every ARN of the stack names.
@@ -282,7 +286,10 @@ pub fn tag(key: &str, value: &str) -> Result<(), Invalid> {
         return invalid(format!("the value of tag `{key}` is longer than 256 characters"), "shorten the value");
     }
     if key.to_ascii_lowercase().starts_with("aws:") {
-        return invalid(format!("tag key `{key}` uses the reserved `aws:` prefix"), "AWS reserves `aws:` tags; rename the key");
+        return invalid(
+            format!("tag key `{key}` uses the reserved `aws:` prefix"),
+            "AWS reserves `aws:` tags; rename the key",
+        );
     }
     if key.starts_with("irsa:") {
         return invalid(
@@ -292,7 +299,10 @@ pub fn tag(key: &str, value: &str) -> Result<(), Invalid> {
     }
     let tag_char = |c: char| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c);
     if let Some(c) = key.chars().chain(value.chars()).find(|c| !tag_char(*c)) {
-        return invalid(format!("tag `{key}` contains `{c}`, which IAM tags do not allow"), "use letters, digits, spaces and _ . : / = + - @");
+        return invalid(
+            format!("tag `{key}` contains `{c}`, which IAM tags do not allow"),
+            "use letters, digits, spaces and _ . : / = + - @",
+        );
     }
     Ok(())
 }
@@ -302,7 +312,10 @@ pub fn thumbprint(t: &str) -> Result<(), Invalid> {
     if t.len() == 40 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(())
     } else {
-        invalid(format!("`{t}` is not a certificate thumbprint"), "a thumbprint is the 40 hex digits of a SHA-1 fingerprint")
+        invalid(
+            format!("`{t}` is not a certificate thumbprint"),
+            "a thumbprint is the 40 hex digits of a SHA-1 fingerprint",
+        )
     }
 }
 
@@ -316,10 +329,16 @@ pub fn issuer_url(url: &str) -> Result<(), Invalid> {
     };
     let host = rest.split('/').next().unwrap_or_default();
     if host.is_empty() || rest.contains(['?', '#', ' ']) {
-        return invalid(format!("issuer `{url}` is not a plain https:// URL"), "use the issuer URL exactly as `aws eks describe-cluster` shows it");
+        return invalid(
+            format!("issuer `{url}` is not a plain https:// URL"),
+            "use the issuer URL exactly as `aws eks describe-cluster` shows it",
+        );
     }
     if rest.ends_with('/') {
-        return invalid(format!("issuer `{url}` ends with `/`"), "remove the trailing `/`; IAM names the provider after the URL without it");
+        return invalid(
+            format!("issuer `{url}` ends with `/`"),
+            "remove the trailing `/`; IAM names the provider after the URL without it",
+        );
     }
     Ok(())
 }

@@ -37,11 +37,7 @@ pub struct DocProblem {
 
 impl DocProblem {
     fn new(span: Range<usize>, message: impl Into<String>) -> Self {
-        DocProblem {
-            span,
-            message: message.into(),
-            help: None,
-        }
+        DocProblem { span, message: message.into(), help: None }
     }
 
     fn help(mut self, help: impl Into<String>) -> Self {
@@ -75,9 +71,7 @@ impl PolicyDocument {
     /// Canonicalizes an already-parsed document. Elements irsa does not
     /// understand are kept as they are.
     pub fn from_value(value: Value) -> Self {
-        PolicyDocument {
-            canonical: canonical_document(value),
-        }
+        PolicyDocument { canonical: canonical_document(value) }
     }
 
     /// The canonical form: statements and lists sorted, singletons as lists.
@@ -98,10 +92,7 @@ impl PolicyDocument {
     /// The size IAM checks against its quotas: characters of the compact
     /// form, not counting whitespace.
     pub fn size(&self) -> usize {
-        self.to_compact()
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .count()
+        self.to_compact().chars().filter(|c| !c.is_whitespace()).count()
     }
 
     /// The canonical statement list (empty if the document has none).
@@ -134,15 +125,10 @@ impl<'de> Deserialize<'de> for PolicyDocument {
         use serde::de::Error;
         match Value::deserialize(d)? {
             Value::String(text) => PolicyDocument::parse(&text).map_err(|p| {
-                D::Error::custom(format_args!(
-                    "invalid policy document: {} (at byte {})",
-                    p.message, p.span.start
-                ))
+                D::Error::custom(format_args!("invalid policy document: {} (at byte {})", p.message, p.span.start))
             }),
             value @ Value::Object(_) => Ok(PolicyDocument::from_value(value)),
-            _ => Err(D::Error::custom(
-                "expected a policy document: a JSON object, or a string holding one",
-            )),
+            _ => Err(D::Error::custom("expected a policy document: a JSON object, or a string holding one")),
         }
     }
 }
@@ -179,10 +165,7 @@ fn canonical_document(value: Value) -> Value {
     let statements = statements.into_iter().map(canonical_statement).collect();
     // Statement order carries no meaning in IAM, and a repeated statement
     // adds nothing.
-    doc.insert(
-        "Statement".to_owned(),
-        Value::Array(sorted_set(statements, statement_key)),
-    );
+    doc.insert("Statement".to_owned(), Value::Array(sorted_set(statements, statement_key)));
     Value::Object(doc)
 }
 
@@ -283,10 +266,8 @@ fn canonical_list(value: Value, key: fn(&Value) -> Value) -> Value {
 /// Sorts `items` by `key` (ties broken by the item itself, so the spelling
 /// kept is deterministic) and keeps the first item of each key.
 fn sorted_set(items: Vec<Value>, key: fn(&Value) -> Value) -> Vec<Value> {
-    let mut keyed: Vec<(String, String, Value)> = items
-        .into_iter()
-        .map(|item| (key(&item).to_string(), item.to_string(), item))
-        .collect();
+    let mut keyed: Vec<(String, String, Value)> =
+        items.into_iter().map(|item| (key(&item).to_string(), item.to_string(), item)).collect();
     keyed.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     keyed.dedup_by(|later, earlier| later.0 == earlier.0);
     keyed.into_iter().map(|(_, _, item)| item).collect()
@@ -327,17 +308,8 @@ fn document_key(doc: &Value) -> Value {
 // Validation of identity-based policies
 
 const DOCUMENT_KEYS: &[&str] = &["Version", "Id", "Statement"];
-const STATEMENT_KEYS: &[&str] = &[
-    "Sid",
-    "Effect",
-    "Principal",
-    "NotPrincipal",
-    "Action",
-    "NotAction",
-    "Resource",
-    "NotResource",
-    "Condition",
-];
+const STATEMENT_KEYS: &[&str] =
+    &["Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition"];
 const VERSION_HELP: &str = "use \"2012-10-17\", the current policy language version \
      (\"2008-10-17\" is also accepted, but does not support policy variables)";
 const ACTION_HELP: &str = "write an action as `<service prefix>:<action name>`, \
@@ -349,11 +321,7 @@ const RESOURCE_HELP: &str = "a resource is `*` or an ARN, e.g. `arn:aws:s3:::my-
 /// in text order, or the canonical document.
 pub fn check_identity_policy(text: &str) -> Result<PolicyDocument, Vec<DocProblem>> {
     let root = json_span::parse(text).map_err(|e| vec![DocProblem::from(e)])?;
-    let mut problems: Vec<DocProblem> = root
-        .duplicate_keys()
-        .into_iter()
-        .map(duplicate_key)
-        .collect();
+    let mut problems: Vec<DocProblem> = root.duplicate_keys().into_iter().map(duplicate_key).collect();
     check_document(&root, &mut problems);
     if problems.is_empty() {
         Ok(PolicyDocument::from_value(root.to_value()))
@@ -364,11 +332,8 @@ pub fn check_identity_policy(text: &str) -> Result<PolicyDocument, Vec<DocProble
 }
 
 fn duplicate_key(member: &Member) -> DocProblem {
-    DocProblem::new(
-        member.key_span.clone(),
-        format!("duplicate key `{}`", member.key),
-    )
-    .help("IAM rejects a document that repeats a key within one object; keep only one")
+    DocProblem::new(member.key_span.clone(), format!("duplicate key `{}`", member.key))
+        .help("IAM rejects a document that repeats a key within one object; keep only one")
 }
 
 fn not_an_object(root: &Spanned) -> DocProblem {
@@ -389,8 +354,7 @@ fn check_document(root: &Spanned, problems: &mut Vec<DocProblem>) {
     check_keys(members, DOCUMENT_KEYS, "policy document", problems);
     match root.get("Version") {
         None => problems.push(
-            DocProblem::new(opening(root), "the policy has no `Version`")
-                .help("add \"Version\": \"2012-10-17\""),
+            DocProblem::new(opening(root), "the policy has no `Version`").help("add \"Version\": \"2012-10-17\""),
         ),
         Some(version) => {
             if !matches!(version.value.as_str(), Some("2012-10-17" | "2008-10-17")) {
@@ -407,10 +371,7 @@ fn check_document(root: &Spanned, problems: &mut Vec<DocProblem>) {
     if let Some(id) = root.get("Id")
         && id.value.as_str().is_none()
     {
-        problems.push(DocProblem::new(
-            id.value.span.clone(),
-            "`Id` must be a string",
-        ));
+        problems.push(DocProblem::new(id.value.span.clone(), "`Id` must be a string"));
     }
     let Some(statement) = root.get("Statement") else {
         problems.push(
@@ -423,26 +384,18 @@ fn check_document(root: &Spanned, problems: &mut Vec<DocProblem>) {
     let value = &statement.value;
     match &value.node {
         Node::Object(_) => check_statement(value, &mut sids, problems),
-        Node::Array(items) if items.is_empty() => problems.push(
-            DocProblem::new(value.span.clone(), "`Statement` is empty")
-                .help("add at least one statement"),
-        ),
+        Node::Array(items) if items.is_empty() => problems
+            .push(DocProblem::new(value.span.clone(), "`Statement` is empty").help("add at least one statement")),
         Node::Array(items) => {
             for item in items {
                 if item.members().is_some() {
                     check_statement(item, &mut sids, problems);
                 } else {
-                    problems.push(DocProblem::new(
-                        item.span.clone(),
-                        "a statement must be a JSON object",
-                    ));
+                    problems.push(DocProblem::new(item.span.clone(), "a statement must be a JSON object"));
                 }
             }
         }
-        _ => problems.push(DocProblem::new(
-            value.span.clone(),
-            "`Statement` must be an object or a list of objects",
-        )),
+        _ => problems.push(DocProblem::new(value.span.clone(), "`Statement` must be an object or a list of objects")),
     }
 }
 
@@ -458,20 +411,12 @@ fn check_keys(members: &[Member], allowed: &[&str], context: &str, problems: &mu
             None => format!("the allowed elements are {}", allowed.join(", ")),
         };
         problems.push(
-            DocProblem::new(
-                member.key_span.clone(),
-                format!("unknown {context} element `{}`", member.key),
-            )
-            .help(help),
+            DocProblem::new(member.key_span.clone(), format!("unknown {context} element `{}`", member.key)).help(help),
         );
     }
 }
 
-fn check_statement<'a>(
-    statement: &'a Spanned,
-    sids: &mut HashSet<&'a str>,
-    problems: &mut Vec<DocProblem>,
-) {
+fn check_statement<'a>(statement: &'a Spanned, sids: &mut HashSet<&'a str>, problems: &mut Vec<DocProblem>) {
     if let Some(members) = statement.members() {
         check_keys(members, STATEMENT_KEYS, "statement", problems);
     }
@@ -500,12 +445,7 @@ fn check_statement<'a>(
         Some(effect) => check_effect(&effect.value, problems),
     }
     check_one_of(statement, ["Action", "NotAction"], action_problem, problems);
-    check_one_of(
-        statement,
-        ["Resource", "NotResource"],
-        resource_problem,
-        problems,
-    );
+    check_one_of(statement, ["Resource", "NotResource"], resource_problem, problems);
     if let Some(condition) = statement.get("Condition") {
         check_condition(&condition.value, problems);
     }
@@ -544,13 +484,7 @@ fn check_effect(effect: &Spanned, problems: &mut Vec<DocProblem>) {
         Some(t) if t.eq_ignore_ascii_case("deny") => "`Effect` is case-sensitive: write \"Deny\"",
         _ => "use \"Allow\" or \"Deny\"",
     };
-    problems.push(
-        DocProblem::new(
-            effect.span.clone(),
-            format!("invalid `Effect` {}", effect.to_value()),
-        )
-        .help(help),
-    );
+    problems.push(DocProblem::new(effect.span.clone(), format!("invalid `Effect` {}", effect.to_value())).help(help));
 }
 
 /// Checks that a statement has exactly one of `names` (such as `Action` and
@@ -565,11 +499,8 @@ fn check_one_of(
     let member = match (statement.get(name), statement.get(not_name)) {
         (None, None) => {
             problems.push(
-                DocProblem::new(
-                    opening(statement),
-                    format!("the statement has neither `{name}` nor `{not_name}`"),
-                )
-                .help(format!("add `{name}` (or `{not_name}`)")),
+                DocProblem::new(opening(statement), format!("the statement has neither `{name}` nor `{not_name}`"))
+                    .help(format!("add `{name}` (or `{not_name}`)")),
             );
             return;
         }
@@ -589,10 +520,7 @@ fn check_one_of(
     let entries = match &member.value.node {
         Node::String(_) => std::slice::from_ref(&member.value),
         Node::Array(items) if items.is_empty() => {
-            problems.push(DocProblem::new(
-                member.value.span.clone(),
-                format!("`{key}` must list at least one entry"),
-            ));
+            problems.push(DocProblem::new(member.value.span.clone(), format!("`{key}` must list at least one entry")));
             return;
         }
         Node::Array(items) => items.as_slice(),
@@ -606,12 +534,10 @@ fn check_one_of(
     };
     for entry in entries {
         let problem = match entry.as_str() {
-            None => Some(DocProblem::new(
-                entry.span.clone(),
-                format!("entries of `{key}` must be strings"),
-            )),
-            Some(text) => entry_problem(text)
-                .map(|(message, help)| DocProblem::new(entry.span.clone(), message).help(help)),
+            None => Some(DocProblem::new(entry.span.clone(), format!("entries of `{key}` must be strings"))),
+            Some(text) => {
+                entry_problem(text).map(|(message, help)| DocProblem::new(entry.span.clone(), message).help(help))
+            }
         };
         problems.extend(problem);
     }
@@ -621,38 +547,23 @@ fn action_problem(action: &str) -> Option<(String, &'static str)> {
     let well_formed = action == "*"
         || action.split_once(':').is_some_and(|(service, name)| {
             !service.is_empty()
-                && service
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && service.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'*' || b == b'?')
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'*' || b == b'?')
         });
-    (!well_formed).then(|| {
-        (
-            format!("`{action}` is not an action of the form `service:Action`"),
-            ACTION_HELP,
-        )
-    })
+    (!well_formed).then(|| (format!("`{action}` is not an action of the form `service:Action`"), ACTION_HELP))
 }
 
 fn resource_problem(resource: &str) -> Option<(String, &'static str)> {
     let well_formed = resource == "*" || resource.starts_with("arn:");
-    (!well_formed).then(|| {
-        (
-            format!("`{resource}` is not a resource ARN or `*`"),
-            RESOURCE_HELP,
-        )
-    })
+    (!well_formed).then(|| (format!("`{resource}` is not a resource ARN or `*`"), RESOURCE_HELP))
 }
 
 fn check_condition(condition: &Spanned, problems: &mut Vec<DocProblem>) {
     let Some(operators) = condition.members() else {
         problems.push(
-            DocProblem::new(condition.span.clone(), "`Condition` must be an object").help(
-                "write it as {\"<operator>\": {\"<condition key>\": <value or list of values>}}",
-            ),
+            DocProblem::new(condition.span.clone(), "`Condition` must be an object")
+                .help("write it as {\"<operator>\": {\"<condition key>\": <value or list of values>}}"),
         );
         return;
     };
@@ -661,21 +572,14 @@ fn check_condition(condition: &Spanned, problems: &mut Vec<DocProblem>) {
             problems.push(
                 DocProblem::new(
                     operator.value.span.clone(),
-                    format!(
-                        "condition operator `{}` must map condition keys to values",
-                        operator.key
-                    ),
+                    format!("condition operator `{}` must map condition keys to values", operator.key),
                 )
-                .help(format!(
-                    "write it as \"{}\": {{\"<condition key>\": <value or list of values>}}",
-                    operator.key
-                )),
+                .help(format!("write it as \"{}\": {{\"<condition key>\": <value or list of values>}}", operator.key)),
             );
             continue;
         };
         for key in keys {
-            let scalar =
-                |v: &Spanned| matches!(v.node, Node::String(_) | Node::Number(_) | Node::Bool(_));
+            let scalar = |v: &Spanned| matches!(v.node, Node::String(_) | Node::Number(_) | Node::Bool(_));
             let well_formed = match &key.value.node {
                 Node::Array(items) => items.iter().all(scalar),
                 _ => scalar(&key.value),
@@ -709,22 +613,10 @@ const STS_AUDIENCE: &str = "sts.amazonaws.com";
 /// Conservative: an Allow statement counts only when irsa can tell it
 /// applies (conditions only StringEquals / StringLike on `sub` and `aud`),
 /// while a Deny statement blocks unless irsa can tell it does not apply.
-pub fn admits_web_identity(
-    doc: &PolicyDocument,
-    provider_arn: &str,
-    issuer: &str,
-    subject: &str,
-) -> bool {
-    let issuer = issuer
-        .strip_prefix("https://")
-        .unwrap_or(issuer)
-        .to_ascii_lowercase();
-    let identity = WebIdentity {
-        provider_arn,
-        sub_key: format!("{issuer}:sub"),
-        aud_key: format!("{issuer}:aud"),
-        subject,
-    };
+pub fn admits_web_identity(doc: &PolicyDocument, provider_arn: &str, issuer: &str, subject: &str) -> bool {
+    let issuer = issuer.strip_prefix("https://").unwrap_or(issuer).to_ascii_lowercase();
+    let identity =
+        WebIdentity { provider_arn, sub_key: format!("{issuer}:sub"), aud_key: format!("{issuer}:aud"), subject };
     let mut allowed = false;
     for statement in doc.statements() {
         let applies = identity.applies(statement);
@@ -770,25 +662,20 @@ struct WebIdentity<'a> {
 
 impl WebIdentity<'_> {
     fn applies(&self, statement: &Value) -> Applies {
-        self.action(statement)
-            .and(self.principal(statement))
-            .and(self.conditions(statement))
+        self.action(statement).and(self.principal(statement)).and(self.conditions(statement))
     }
 
     fn action(&self, statement: &Value) -> Applies {
         let listed = |actions: &Value| {
             actions.as_array().map(|actions| {
-                actions.iter().any(|a| {
-                    a.as_str()
-                        .is_some_and(|a| glob(&a.to_lowercase(), ASSUME_ROLE_WITH_WEB_IDENTITY))
-                })
+                actions
+                    .iter()
+                    .any(|a| a.as_str().is_some_and(|a| glob(&a.to_lowercase(), ASSUME_ROLE_WITH_WEB_IDENTITY)))
             })
         };
         match (statement.get("Action"), statement.get("NotAction")) {
             (Some(actions), None) => listed(actions).map_or(Applies::Unknown, Applies::from_bool),
-            (None, Some(actions)) => {
-                listed(actions).map_or(Applies::Unknown, |l| Applies::from_bool(!l))
-            }
+            (None, Some(actions)) => listed(actions).map_or(Applies::Unknown, |l| Applies::from_bool(!l)),
             _ => Applies::Unknown,
         }
     }
@@ -798,10 +685,7 @@ impl WebIdentity<'_> {
             return Applies::Unknown;
         };
         let names = |kind: &str, id: &str| {
-            principal
-                .get(kind)
-                .and_then(Value::as_array)
-                .is_some_and(|ids| ids.iter().any(|v| v.as_str() == Some(id)))
+            principal.get(kind).and_then(Value::as_array).is_some_and(|ids| ids.iter().any(|v| v.as_str() == Some(id)))
         };
         if names("Federated", self.provider_arn) {
             Applies::Yes
@@ -855,11 +739,7 @@ impl WebIdentity<'_> {
         let Some(values) = values.as_array() else {
             return Applies::Unknown;
         };
-        Applies::from_bool(
-            values
-                .iter()
-                .any(|v| v.as_str().is_some_and(|pattern| matches(pattern, claim))),
-        )
+        Applies::from_bool(values.iter().any(|v| v.as_str().is_some_and(|pattern| matches(pattern, claim))))
     }
 }
 
@@ -977,9 +857,7 @@ mod tests {
             ),
             (
                 "Resource string vs list, order, duplicates",
-                statement(
-                    json!({"Resource": ["arn:aws:s3:::b/*", "arn:aws:s3:::a", "arn:aws:s3:::b/*"]}),
-                ),
+                statement(json!({"Resource": ["arn:aws:s3:::b/*", "arn:aws:s3:::a", "arn:aws:s3:::b/*"]})),
                 statement(json!({"Resource": ["arn:aws:s3:::a", "arn:aws:s3:::b/*"]})),
             ),
             (
@@ -1008,12 +886,8 @@ mod tests {
             ),
             (
                 "bare account id vs root ARN",
-                statement(
-                    json!({"Principal": {"AWS": ["123456789012", "arn:aws:iam::210987654321:root"]}}),
-                ),
-                statement(
-                    json!({"Principal": {"AWS": ["arn:aws:iam::123456789012:root", "210987654321"]}}),
-                ),
+                statement(json!({"Principal": {"AWS": ["123456789012", "arn:aws:iam::210987654321:root"]}})),
+                statement(json!({"Principal": {"AWS": ["arn:aws:iam::123456789012:root", "210987654321"]}})),
             ),
             (
                 "NotPrincipal account id",
@@ -1022,21 +896,13 @@ mod tests {
             ),
             (
                 "Federated string vs list",
-                statement(
-                    json!({"Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/x"}}),
-                ),
-                statement(
-                    json!({"Principal": {"Federated": ["arn:aws:iam::123456789012:oidc-provider/x"]}}),
-                ),
+                statement(json!({"Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/x"}})),
+                statement(json!({"Principal": {"Federated": ["arn:aws:iam::123456789012:oidc-provider/x"]}})),
             ),
             (
                 "Service order",
-                statement(
-                    json!({"Principal": {"Service": ["lambda.amazonaws.com", "ec2.amazonaws.com"]}}),
-                ),
-                statement(
-                    json!({"Principal": {"Service": ["ec2.amazonaws.com", "lambda.amazonaws.com"]}}),
-                ),
+                statement(json!({"Principal": {"Service": ["lambda.amazonaws.com", "ec2.amazonaws.com"]}})),
+                statement(json!({"Principal": {"Service": ["ec2.amazonaws.com", "lambda.amazonaws.com"]}})),
             ),
             (
                 "CanonicalUser string vs list",
@@ -1045,21 +911,15 @@ mod tests {
             ),
             (
                 "Condition value string vs list",
-                statement(
-                    json!({"Condition": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}}}),
-                ),
-                statement(
-                    json!({"Condition": {"StringEquals": {"aws:RequestedRegion": ["us-east-1"]}}}),
-                ),
+                statement(json!({"Condition": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}}})),
+                statement(json!({"Condition": {"StringEquals": {"aws:RequestedRegion": ["us-east-1"]}}})),
             ),
             (
                 "Condition value order and duplicates",
                 statement(
                     json!({"Condition": {"StringEquals": {"aws:RequestedRegion": ["us-west-2", "us-east-1", "us-west-2"]}}}),
                 ),
-                statement(
-                    json!({"Condition": {"StringEquals": {"aws:RequestedRegion": ["us-east-1", "us-west-2"]}}}),
-                ),
+                statement(json!({"Condition": {"StringEquals": {"aws:RequestedRegion": ["us-east-1", "us-west-2"]}}})),
             ),
             (
                 "Condition booleans and numbers as strings",
@@ -1072,23 +932,15 @@ mod tests {
             ),
             (
                 "Condition operator and key order",
-                statement(
-                    json!({"Condition": {"StringLike": {"b": "1", "a": "2"}, "Bool": {"c": "true"}}}),
-                ),
-                statement(
-                    json!({"Condition": {"Bool": {"c": "true"}, "StringLike": {"a": "2", "b": "1"}}}),
-                ),
+                statement(json!({"Condition": {"StringLike": {"b": "1", "a": "2"}, "Bool": {"c": "true"}}})),
+                statement(json!({"Condition": {"Bool": {"c": "true"}, "StringLike": {"a": "2", "b": "1"}}})),
             ),
             (
                 "Version position",
                 json!({"Version": "2012-10-17", "Statement": []}),
                 json!({"Statement": [], "Version": "2012-10-17"}),
             ),
-            (
-                "empty Sid",
-                statement(json!({"Sid": ""})),
-                statement(json!({})),
-            ),
+            ("empty Sid", statement(json!({"Sid": ""})), statement(json!({}))),
             (
                 "unknown elements are compared as they are",
                 statement(json!({"Future": {"b": [2, 1]}})),
@@ -1100,11 +952,7 @@ mod tests {
     /// Pairs that look alike but differ in meaning.
     fn different_pairs() -> Vec<(&'static str, Value, Value)> {
         vec![
-            (
-                "Effect",
-                statement(json!({"Effect": "Allow"})),
-                statement(json!({"Effect": "Deny"})),
-            ),
+            ("Effect", statement(json!({"Effect": "Allow"})), statement(json!({"Effect": "Deny"}))),
             (
                 "Resource case matters",
                 statement(json!({"Resource": "arn:aws:s3:::Bucket"})),
@@ -1130,11 +978,7 @@ mod tests {
                 json!({"Statement": []}),
                 json!({"Version": "2012-10-17", "Statement": []}),
             ),
-            (
-                "non-empty Sid",
-                statement(json!({"Sid": "A"})),
-                statement(json!({})),
-            ),
+            ("non-empty Sid", statement(json!({"Sid": "A"})), statement(json!({}))),
             (
                 "unknown element lists keep their order",
                 statement(json!({"Future": [1, 2]})),
@@ -1166,22 +1010,14 @@ mod tests {
 
     #[test]
     fn canonicalization_is_idempotent_and_stable() {
-        let samples = equivalent_pairs()
-            .into_iter()
-            .chain(different_pairs())
-            .flat_map(|(_, a, b)| [a, b]);
+        let samples = equivalent_pairs().into_iter().chain(different_pairs()).flat_map(|(_, a, b)| [a, b]);
         for sample in samples {
             let once = doc(sample);
             let twice = doc(once.canonical().clone());
             assert_eq!(twice, once);
             assert_eq!(twice.canonical(), once.canonical());
             assert_eq!(twice.to_pretty(), once.to_pretty());
-            assert_eq!(
-                PolicyDocument::parse(&once.to_compact())
-                    .unwrap()
-                    .canonical(),
-                once.canonical()
-            );
+            assert_eq!(PolicyDocument::parse(&once.to_compact()).unwrap().canonical(), once.canonical());
         }
     }
 
@@ -1228,10 +1064,7 @@ mod tests {
             })
         );
         assert_eq!(d.statements().len(), 1);
-        assert!(
-            d.to_pretty()
-                .starts_with("{\n  \"Statement\": [\n    {\n      \"Action\": [")
-        );
+        assert!(d.to_pretty().starts_with("{\n  \"Statement\": [\n    {\n      \"Action\": ["));
         assert!(!d.to_compact().contains(char::is_whitespace));
     }
 
@@ -1282,11 +1115,7 @@ mod tests {
         let text = r#"{"Version": "2012-10-17", "Statement": [,]}"#;
         let err = PolicyDocument::parse(text).unwrap_err();
         assert_eq!(&text[err.span.clone()], ",");
-        assert!(
-            err.message.starts_with("expected a JSON value"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.starts_with("expected a JSON value"), "{}", err.message);
 
         let err = PolicyDocument::parse("%7B%22a%22%3A1%2C%22a%22%3A2%7D").unwrap_err();
         assert_eq!(err.message, "duplicate key `a`");
@@ -1298,18 +1127,14 @@ mod tests {
 
     #[test]
     fn serde_round_trip() {
-        let d = doc(statement(
-            json!({"Action": ["s3:PutObject", "s3:GetObject"]}),
-        ));
+        let d = doc(statement(json!({"Action": ["s3:PutObject", "s3:GetObject"]})));
         let json = serde_json::to_value(&d).unwrap();
         assert_eq!(&json, d.canonical());
         let back: PolicyDocument = serde_json::from_value(json).unwrap();
         assert_eq!(back, d);
-        let from_string: PolicyDocument =
-            serde_json::from_value(Value::String(d.to_compact())).unwrap();
+        let from_string: PolicyDocument = serde_json::from_value(Value::String(d.to_compact())).unwrap();
         assert_eq!(from_string, d);
-        let from_encoded: PolicyDocument =
-            serde_json::from_value(Value::String(ENCODED.to_owned())).unwrap();
+        let from_encoded: PolicyDocument = serde_json::from_value(Value::String(ENCODED.to_owned())).unwrap();
         assert_eq!(from_encoded, doc(statement(json!({}))));
         let err = serde_json::from_value::<PolicyDocument>(json!(5)).unwrap_err();
         assert!(err.to_string().contains("expected a policy document"));
@@ -1323,10 +1148,7 @@ mod tests {
     fn problems(text: &str) -> Vec<(&str, String, Option<String>)> {
         match check_identity_policy(text) {
             Ok(_) => vec![],
-            Err(problems) => problems
-                .into_iter()
-                .map(|p| (&text[p.span], p.message, p.help))
-                .collect(),
+            Err(problems) => problems.into_iter().map(|p| (&text[p.span], p.message, p.help)).collect(),
         }
     }
 
@@ -1571,37 +1393,24 @@ mod tests {
   ],
   "Bogus": 1
 }"#;
-        let found: Vec<(&str, String)> =
-            problems(text).into_iter().map(|(s, m, _)| (s, m)).collect();
+        let found: Vec<(&str, String)> = problems(text).into_iter().map(|(s, m, _)| (s, m)).collect();
         let expected = [
             (r#""allow""#, "invalid `Effect` \"allow\""),
-            (
-                r#""s3GetObject""#,
-                "`s3GetObject` is not an action of the form `service:Action`",
-            ),
+            (r#""s3GetObject""#, "`s3GetObject` is not an action of the form `service:Action`"),
             (r#""bucket""#, "`bucket` is not a resource ARN or `*`"),
             (r#""Same""#, "duplicate Sid `Same`"),
-            (
-                r#""Principal""#,
-                "`Principal` is not allowed in an identity-based policy",
-            ),
+            (r#""Principal""#, "`Principal` is not allowed in an identity-based policy"),
             (r#""Bogus""#, "unknown policy document element `Bogus`"),
         ];
-        let expected: Vec<(&str, String)> =
-            expected.iter().map(|(s, m)| (*s, m.to_string())).collect();
+        let expected: Vec<(&str, String)> = expected.iter().map(|(s, m)| (*s, m.to_string())).collect();
         assert_eq!(found, expected);
-        let spans: Vec<usize> = check_identity_policy(text)
-            .unwrap_err()
-            .iter()
-            .map(|p| p.span.start)
-            .collect();
+        let spans: Vec<usize> = check_identity_policy(text).unwrap_err().iter().map(|p| p.span.start).collect();
         assert_eq!(spans[3], text.rfind(r#""Same""#).unwrap());
     }
 
     // ---- admits_web_identity --------------------------------------------
 
-    const PROVIDER: &str =
-        "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC123";
+    const PROVIDER: &str = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC123";
     const ISSUER: &str = "oidc.eks.us-east-1.amazonaws.com/id/ABC123";
     const SA: &str = "system:serviceaccount:backend:my-sa";
 
@@ -1629,58 +1438,36 @@ mod tests {
             ),
             (
                 "StringLike namespace wildcard",
-                web_identity(
-                    json!({"StringLike": {format!("{ISSUER}:sub"): "system:serviceaccount:backend:*"}}),
-                ),
+                web_identity(json!({"StringLike": {format!("{ISSUER}:sub"): "system:serviceaccount:backend:*"}})),
                 true,
             ),
             (
                 "StringLike other namespace",
-                web_identity(
-                    json!({"StringLike": {format!("{ISSUER}:sub"): "system:serviceaccount:frontend:*"}}),
-                ),
+                web_identity(json!({"StringLike": {format!("{ISSUER}:sub"): "system:serviceaccount:frontend:*"}})),
                 false,
             ),
             (
                 "StringLike with ?",
-                web_identity(
-                    json!({"StringLike": {format!("{ISSUER}:sub"): "system:serviceaccount:backend:my-s?"}}),
-                ),
+                web_identity(json!({"StringLike": {format!("{ISSUER}:sub"): "system:serviceaccount:backend:my-s?"}})),
                 true,
             ),
             (
                 "StringEquals does not glob",
-                web_identity(
-                    json!({"StringEquals": {format!("{ISSUER}:sub"): "system:serviceaccount:backend:*"}}),
-                ),
+                web_identity(json!({"StringEquals": {format!("{ISSUER}:sub"): "system:serviceaccount:backend:*"}})),
                 false,
             ),
             (
                 "only sub, one of several values",
-                web_identity(
-                    json!({"StringEquals": {format!("{ISSUER}:sub"): ["system:serviceaccount:a:b", SA]}}),
-                ),
+                web_identity(json!({"StringEquals": {format!("{ISSUER}:sub"): ["system:serviceaccount:a:b", SA]}})),
                 true,
             ),
             (
                 "only sub, another account",
-                web_identity(
-                    json!({"StringEquals": {format!("{ISSUER}:sub"): "system:serviceaccount:backend:other"}}),
-                ),
+                web_identity(json!({"StringEquals": {format!("{ISSUER}:sub"): "system:serviceaccount:backend:other"}})),
                 false,
             ),
-            (
-                "aud only",
-                web_identity(
-                    json!({"StringEquals": {format!("{ISSUER}:aud"): "sts.amazonaws.com"}}),
-                ),
-                true,
-            ),
-            (
-                "wrong aud",
-                web_identity(json!({"StringEquals": {format!("{ISSUER}:aud"): "example.com"}})),
-                false,
-            ),
+            ("aud only", web_identity(json!({"StringEquals": {format!("{ISSUER}:aud"): "sts.amazonaws.com"}})), true),
+            ("wrong aud", web_identity(json!({"StringEquals": {format!("{ISSUER}:aud"): "example.com"}})), false),
             (
                 "no condition at all",
                 json!({"Effect": "Allow", "Principal": {"Federated": PROVIDER}, "Action": "sts:AssumeRoleWithWebIdentity"}),
@@ -1688,23 +1475,15 @@ mod tests {
             ),
             (
                 "condition key case is ignored",
-                web_identity(
-                    json!({"StringEquals": {format!("{}:SUB", ISSUER.to_lowercase()): SA}}),
-                ),
+                web_identity(json!({"StringEquals": {format!("{}:SUB", ISSUER.to_lowercase()): SA}})),
                 true,
             ),
             (
                 "condition on another issuer",
-                web_identity(
-                    json!({"StringEquals": {"oidc.eks.us-east-1.amazonaws.com/id/OTHER:sub": SA}}),
-                ),
+                web_identity(json!({"StringEquals": {"oidc.eks.us-east-1.amazonaws.com/id/OTHER:sub": SA}})),
                 false,
             ),
-            (
-                "unknown operator",
-                web_identity(json!({"StringEqualsIgnoreCase": {format!("{ISSUER}:sub"): SA}})),
-                false,
-            ),
+            ("unknown operator", web_identity(json!({"StringEqualsIgnoreCase": {format!("{ISSUER}:sub"): SA}})), false),
             (
                 "ForAnyValue prefix is not understood",
                 web_identity(json!({"ForAnyValue:StringEquals": {format!("{ISSUER}:sub"): SA}})),
@@ -1712,9 +1491,7 @@ mod tests {
             ),
             (
                 "extra condition key",
-                web_identity(
-                    json!({"StringEquals": {format!("{ISSUER}:sub"): SA, "aws:SourceIp": "10.0.0.0/8"}}),
-                ),
+                web_identity(json!({"StringEquals": {format!("{ISSUER}:sub"): SA, "aws:SourceIp": "10.0.0.0/8"}})),
                 false,
             ),
             (
@@ -1743,16 +1520,8 @@ mod tests {
                 json!({"Effect": "Allow", "Principal": {"Federated": PROVIDER}, "Action": ["STS:assumerole*"]}),
                 true,
             ),
-            (
-                "action *",
-                json!({"Effect": "Allow", "Principal": {"Federated": PROVIDER}, "Action": "*"}),
-                true,
-            ),
-            (
-                "sts:*",
-                json!({"Effect": "Allow", "Principal": {"Federated": PROVIDER}, "Action": "sts:*"}),
-                true,
-            ),
+            ("action *", json!({"Effect": "Allow", "Principal": {"Federated": PROVIDER}, "Action": "*"}), true),
+            ("sts:*", json!({"Effect": "Allow", "Principal": {"Federated": PROVIDER}, "Action": "sts:*"}), true),
             (
                 "NotAction excluding something else",
                 json!({"Effect": "Allow", "Principal": {"Federated": PROVIDER}, "NotAction": "s3:*"}),
@@ -1771,19 +1540,13 @@ mod tests {
         ];
         for (name, statement, expected) in cases {
             let policy = trust(json!([statement]));
-            assert_eq!(
-                admits_web_identity(&policy, PROVIDER, ISSUER, SA),
-                expected,
-                "{name}"
-            );
+            assert_eq!(admits_web_identity(&policy, PROVIDER, ISSUER, SA), expected, "{name}");
         }
     }
 
     #[test]
     fn deny_statements_override_allow() {
-        let allow = web_identity(
-            json!({"StringLike": {format!("{ISSUER}:sub"): "system:serviceaccount:backend:*"}}),
-        );
+        let allow = web_identity(json!({"StringLike": {format!("{ISSUER}:sub"): "system:serviceaccount:backend:*"}}));
         let cases: Vec<(&str, Value, bool)> = vec![
             (
                 "deny matching sub",
@@ -1807,11 +1570,7 @@ mod tests {
                 json!({"Effect": "Deny", "Principal": {"Federated": PROVIDER}, "Action": "sts:TagSession"}),
                 true,
             ),
-            (
-                "deny everyone",
-                json!({"Effect": "Deny", "Principal": "*", "Action": "sts:*"}),
-                false,
-            ),
+            ("deny everyone", json!({"Effect": "Deny", "Principal": "*", "Action": "sts:*"}), false),
             (
                 "deny with a condition irsa cannot evaluate",
                 json!({"Effect": "Deny", "Principal": {"Federated": PROVIDER}, "Action": "sts:*",
@@ -1819,19 +1578,10 @@ mod tests {
                 false,
             ),
         ];
-        assert!(admits_web_identity(
-            &trust(json!([allow.clone()])),
-            PROVIDER,
-            ISSUER,
-            SA
-        ));
+        assert!(admits_web_identity(&trust(json!([allow.clone()])), PROVIDER, ISSUER, SA));
         for (name, deny, expected) in cases {
             let policy = trust(json!([allow.clone(), deny]));
-            assert_eq!(
-                admits_web_identity(&policy, PROVIDER, ISSUER, SA),
-                expected,
-                "{name}"
-            );
+            assert_eq!(admits_web_identity(&policy, PROVIDER, ISSUER, SA), expected, "{name}");
         }
     }
 
@@ -1840,18 +1590,8 @@ mod tests {
         let encoded = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Principal%22%3A%7B%22Federated%22%3A%22arn%3Aaws%3Aiam%3A%3A123456789012%3Aoidc-provider%2Foidc.eks.us-east-1.amazonaws.com%2Fid%2FABC123%22%7D%2C%22Action%22%3A%22sts%3AAssumeRoleWithWebIdentity%22%2C%22Condition%22%3A%7B%22StringEquals%22%3A%7B%22oidc.eks.us-east-1.amazonaws.com%2Fid%2FABC123%3Aaud%22%3A%22sts.amazonaws.com%22%2C%22oidc.eks.us-east-1.amazonaws.com%2Fid%2FABC123%3Asub%22%3A%22system%3Aserviceaccount%3Abackend%3Amy-sa%22%7D%7D%7D%5D%7D";
         let policy = PolicyDocument::parse(encoded).unwrap();
         assert!(admits_web_identity(&policy, PROVIDER, ISSUER, SA));
-        assert!(admits_web_identity(
-            &policy,
-            PROVIDER,
-            &format!("https://{ISSUER}"),
-            SA
-        ));
-        assert!(!admits_web_identity(
-            &policy,
-            PROVIDER,
-            ISSUER,
-            "system:serviceaccount:backend:other"
-        ));
+        assert!(admits_web_identity(&policy, PROVIDER, &format!("https://{ISSUER}"), SA));
+        assert!(!admits_web_identity(&policy, PROVIDER, ISSUER, "system:serviceaccount:backend:other"));
     }
 
     #[test]

@@ -60,7 +60,9 @@ pub struct Violation {
 pub fn check(desired: &Desired, quotas: &Quotas, issuer: Option<&str>) -> Vec<Violation> {
     let mut out = Vec::new();
     let raise = |key: &str| {
-        format!("stay within the quota, or raise {key} for the account in Service Quotas (irsa reads the live value when it can reach the account)")
+        format!(
+            "stay within the quota, or raise {key} for the account in Service Quotas (irsa reads the live value when it can reach the account)"
+        )
     };
     for policy in desired.policies.values() {
         let size = policy.document.size();
@@ -115,7 +117,8 @@ pub fn check(desired: &Desired, quotas: &Quotas, issuer: Option<&str>) -> Vec<Vi
             let subjects: Vec<String> = desired.bindings_of(&role.name).map(|b| b.subject()).collect();
             let host = Desired::issuer_host_path(issuer);
             let provider = desired.oidc_provider_arn(&desired.cluster.account_id, issuer);
-            let statement = trust::web_identity_statement(&trust::irsa_sid(&desired.cluster.name), &provider, host, &subjects);
+            let statement =
+                trust::web_identity_statement(&trust::irsa_sid(&desired.cluster.name), &provider, host, &subjects);
             let size = trust::owned_trust_policy(statement).size();
             if size > quotas.trust_policy_size {
                 out.push(Violation {

@@ -48,12 +48,8 @@ pub fn owned_trust_policy(statement: Value) -> PolicyDocument {
 /// exactly as it is.
 pub fn merged_trust_policy(existing: &PolicyDocument, sid: &str, statement: Value) -> PolicyDocument {
     let mut doc = existing.canonical().clone();
-    let mut statements: Vec<Value> = existing
-        .statements()
-        .iter()
-        .filter(|s| s.get("Sid").and_then(Value::as_str) != Some(sid))
-        .cloned()
-        .collect();
+    let mut statements: Vec<Value> =
+        existing.statements().iter().filter(|s| s.get("Sid").and_then(Value::as_str) != Some(sid)).cloned().collect();
     statements.push(statement);
     if let Value::Object(map) = &mut doc {
         map.insert("Statement".into(), Value::Array(statements));
@@ -96,7 +92,8 @@ mod tests {
 
     #[test]
     fn merging_keeps_foreign_statements_and_replaces_ours() {
-        let foreign = json!({"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"});
+        let foreign =
+            json!({"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"});
         let old_ours = web_identity_statement("IrsaX", PROVIDER, ISSUER, &["system:serviceaccount:old:sa".into()]);
         let existing =
             PolicyDocument::from_value(json!({"Version": "2012-10-17", "Statement": [foreign.clone(), old_ours]}));

@@ -7,6 +7,7 @@
 //! See `docs/plan-format.md`.
 
 mod planner;
+pub mod saved;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

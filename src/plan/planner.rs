@@ -46,7 +46,9 @@ enum Ownership {
     Ours,
     OtherStack(String),
     /// Not irsa's; `manager` names who made it when its markers say.
-    Unowned { manager: Option<String> },
+    Unowned {
+        manager: Option<String>,
+    },
 }
 
 fn iam_ownership(tags: &BTreeMap<String, String>, stack: &str) -> Ownership {
@@ -192,7 +194,14 @@ impl Planner<'_> {
         &self.d.cluster.name
     }
 
-    fn add(&mut self, address: Address, actions: Vec<Action>, reasons: Vec<String>, before: Option<Map<String, Value>>, after: Option<Map<String, Value>>) {
+    fn add(
+        &mut self,
+        address: Address,
+        actions: Vec<Action>,
+        reasons: Vec<String>,
+        before: Option<Map<String, Value>>,
+        after: Option<Map<String, Value>>,
+    ) {
         let changed = changed_keys(before.as_ref(), after.as_ref());
         let kind = address.kind();
         self.changes.insert(
@@ -291,7 +300,11 @@ impl Planner<'_> {
         let (before, after) = (obj(before), obj(after));
         let changed = changed_keys(Some(&before), Some(&after));
         if !changed.is_empty() {
-            let reasons = vec![format!("{} differ{} from the stack file", changed.join(", "), if changed.len() == 1 { "s" } else { "" })];
+            let reasons = vec![format!(
+                "{} differ{} from the stack file",
+                changed.join(", "),
+                if changed.len() == 1 { "s" } else { "" }
+            )];
             self.add(address, vec![Action::Update], reasons, Some(before), Some(after));
         }
     }
@@ -324,7 +337,8 @@ impl Planner<'_> {
         }));
         let changed = changed_keys(Some(&before), Some(&after));
         // IAM cannot change a managed policy's path or description in place.
-        let immutable: Vec<&String> = changed.iter().filter(|k| ["path", "description", "name"].contains(&k.as_str())).collect();
+        let immutable: Vec<&String> =
+            changed.iter().filter(|k| ["path", "description", "name"].contains(&k.as_str())).collect();
         let mut reasons = Vec::new();
         let actions = match claim {
             Claim::Refuse => return,
@@ -382,7 +396,8 @@ impl Planner<'_> {
             None => self.add(address, vec![Action::Create], vec!["not present".into()], None, Some(after)),
             Some(obs) => {
                 let entry = format!("[roles.{}]", role.name);
-                let claim = self.claim(&address, iam_ownership(&obs.tags, self.stack()), role.adopt, &role.span, &entry);
+                let claim =
+                    self.claim(&address, iam_ownership(&obs.tags, self.stack()), role.adopt, &role.span, &entry);
                 let before = obj(json!({
                     "name": obs.name,
                     "path": obs.path,
@@ -416,10 +431,17 @@ impl Planner<'_> {
                     if changed.iter().any(|k| k == "trust_policy") && !replace {
                         reasons.push(trust_reason(&obs.trust_policy, &role.name));
                     }
-                    let other: Vec<&str> =
-                        changed.iter().map(String::as_str).filter(|k| !["trust_policy", "path", "name", "arn"].contains(k)).collect();
+                    let other: Vec<&str> = changed
+                        .iter()
+                        .map(String::as_str)
+                        .filter(|k| !["trust_policy", "path", "name", "arn"].contains(k))
+                        .collect();
                     if !other.is_empty() && !replace {
-                        reasons.push(format!("{} differ{} from the stack file", other.join(", "), if other.len() == 1 { "s" } else { "" }));
+                        reasons.push(format!(
+                            "{} differ{} from the stack file",
+                            other.join(", "),
+                            if other.len() == 1 { "s" } else { "" }
+                        ));
                     }
                     self.add(address, actions, reasons, Some(before), Some(after));
                 }
@@ -451,7 +473,8 @@ impl Planner<'_> {
     }
 
     fn attachments(&mut self, role: &OwnedRole, existing: Option<&ObservedRole>) {
-        let role_reason = if self.o.role(&role.name).is_some() { "the role is replaced" } else { "the role is created" };
+        let role_reason =
+            if self.o.role(&role.name).is_some() { "the role is replaced" } else { "the role is created" };
         let mut wanted: BTreeSet<String> = BTreeSet::new();
         for p in &role.policies {
             let address = Address::attach(&role.name, p.address_name());
@@ -472,7 +495,8 @@ impl Planner<'_> {
             match (attached, replaced) {
                 (Some(a), true) => {
                     let before = Some(obj(json!({ "role": role.name, "policy_arn": a })));
-                    let reason = format!("policy/{} is replaced, so it is detached first and attached again", p.address_name());
+                    let reason =
+                        format!("policy/{} is replaced, so it is detached first and attached again", p.address_name());
                     self.add(address, vec![Action::Delete, Action::Create], vec![reason], before, after);
                 }
                 (Some(_), false) => {}
@@ -491,7 +515,8 @@ impl Planner<'_> {
     }
 
     fn inline_policies(&mut self, role: &OwnedRole, existing: Option<&ObservedRole>) {
-        let role_reason = if self.o.role(&role.name).is_some() { "the role is replaced" } else { "the role is created" };
+        let role_reason =
+            if self.o.role(&role.name).is_some() { "the role is replaced" } else { "the role is created" };
         for (name, doc) in &role.inline {
             let address = Address::inline(&role.name, name);
             let after = Some(obj(json!({ "role": role.name, "name": name, "document": doc })));
@@ -539,8 +564,13 @@ impl Planner<'_> {
                 trust::merged_trust_policy(&obs.trust_policy, &sid, self.role_trust(&role.key, &account, &sid))
             } else {
                 // No binding left: only take irsa's own statement out.
-                let kept: Vec<Value> =
-                    obs.trust_policy.statements().iter().filter(|s| s.get("Sid").and_then(Value::as_str) != Some(&sid)).cloned().collect();
+                let kept: Vec<Value> = obs
+                    .trust_policy
+                    .statements()
+                    .iter()
+                    .filter(|s| s.get("Sid").and_then(Value::as_str) != Some(&sid))
+                    .cloned()
+                    .collect();
                 let mut doc = obs.trust_policy.canonical().clone();
                 doc["Statement"] = Value::Array(kept);
                 PolicyDocument::from_value(doc)
@@ -580,17 +610,26 @@ impl Planner<'_> {
         let gone = "no longer in the stack file".to_owned();
         for p in &self.o.iam.oidc_providers {
             if p.url != host && iam_ownership(&p.tags, &stack) == Ownership::Ours {
-                let before = obj(json!({ "url": format!("https://{}", p.url), "client_ids": p.client_ids, "tags": p.tags }));
+                let before =
+                    obj(json!({ "url": format!("https://{}", p.url), "client_ids": p.client_ids, "tags": p.tags }));
                 // The address names the cluster, so a second provider of the
                 // stack (an old issuer) is told apart by a suffix.
                 let address = Address::oidc(&format!("{stack}@{}", p.url));
-                self.add(address, vec![Action::Delete], vec![format!("the cluster's issuer is now {}", self.issuer)], Some(before), None);
+                self.add(
+                    address,
+                    vec![Action::Delete],
+                    vec![format!("the cluster's issuer is now {}", self.issuer)],
+                    Some(before),
+                    None,
+                );
             }
         }
         let mut deleted_policy_arns = Vec::new();
         for p in &self.o.iam.policies {
             if !self.d.policies.contains_key(&p.name) && iam_ownership(&p.tags, &stack) == Ownership::Ours {
-                let before = obj(json!({ "name": p.name, "path": p.path, "arn": p.arn, "description": p.description, "document": p.document, "tags": p.tags }));
+                let before = obj(
+                    json!({ "name": p.name, "path": p.path, "arn": p.arn, "description": p.description, "document": p.document, "tags": p.tags }),
+                );
                 self.add(Address::policy(&p.name), vec![Action::Delete], vec![gone.clone()], Some(before), None);
                 deleted_policy_arns.push((p.name.clone(), p.arn.clone()));
             }
@@ -621,7 +660,13 @@ impl Planner<'_> {
             }
             for (name, doc) in &r.inline_policies {
                 let before = obj(json!({ "role": r.name, "name": name, "document": doc }));
-                self.add(Address::inline(&r.name, name), vec![Action::Delete], vec!["its role is deleted".into()], Some(before), None);
+                self.add(
+                    Address::inline(&r.name, name),
+                    vec![Action::Delete],
+                    vec!["its role is deleted".into()],
+                    Some(before),
+                    None,
+                );
             }
         }
         // A policy still attached to a role outside the stack cannot be deleted.
@@ -643,7 +688,10 @@ impl Planner<'_> {
             if seen.insert(b.namespace.clone()) && !self.o.has_namespace(&b.namespace) {
                 self.warn(
                     Some(Address::service_account(&b.namespace, &b.name)),
-                    format!("namespace {} does not exist: irsa does not create namespaces, so create it before applying", b.namespace),
+                    format!(
+                        "namespace {} does not exist: irsa does not create namespaces, so create it before applying",
+                        b.namespace
+                    ),
                 );
             }
         }
@@ -656,7 +704,8 @@ impl Planner<'_> {
         annotations.insert(markers::ANNOTATION_ROLE_ARN.into(), role_arn.clone());
         annotations.insert(markers::ANNOTATION_STACK.into(), self.stack().to_owned());
         let labels = BTreeMap::from([(markers::LABEL_MANAGED_BY.to_owned(), markers::MANAGED_BY.to_owned())]);
-        let after = obj(json!({ "namespace": b.namespace, "name": b.name, "annotations": annotations, "labels": labels }));
+        let after =
+            obj(json!({ "namespace": b.namespace, "name": b.name, "annotations": annotations, "labels": labels }));
         let key = (b.namespace.clone(), b.name.clone());
         let Some(obs) = self.o.service_account(&b.namespace, &b.name) else {
             self.role_arn_changes.insert(key, (None, role_arn));
@@ -664,7 +713,8 @@ impl Planner<'_> {
             return;
         };
         let entry = format!("the [[service_accounts]] entry for {}/{}", b.namespace, b.name);
-        let claim = self.claim(&address, kube_ownership(&obs.labels, &obs.annotations, self.stack()), b.adopt, &b.span, &entry);
+        let claim =
+            self.claim(&address, kube_ownership(&obs.labels, &obs.annotations, self.stack()), b.adopt, &b.span, &entry);
         // irsa compares only the fields it owns: other annotations and labels
         // (Helm's, say) are left alone and are not part of the diff.
         let pick = |m: &BTreeMap<String, String>, keys: &BTreeMap<String, String>| -> BTreeMap<String, String> {
@@ -701,7 +751,8 @@ impl Planner<'_> {
 
     fn orphaned_service_accounts(&mut self) {
         let stack = self.stack().to_owned();
-        let wanted: HashSet<(&str, &str)> = self.d.bindings.iter().map(|b| (b.namespace.as_str(), b.name.as_str())).collect();
+        let wanted: HashSet<(&str, &str)> =
+            self.d.bindings.iter().map(|b| (b.namespace.as_str(), b.name.as_str())).collect();
         for sa in &self.o.cluster.service_accounts {
             if wanted.contains(&(sa.namespace.as_str(), sa.name.as_str()))
                 || kube_ownership(&sa.labels, &sa.annotations, &stack) != Ownership::Ours
@@ -709,8 +760,16 @@ impl Planner<'_> {
                 continue;
             }
             let address = Address::service_account(&sa.namespace, &sa.name);
-            let before = obj(json!({ "namespace": sa.namespace, "name": sa.name, "annotations": sa.annotations, "labels": sa.labels }));
-            self.add(address.clone(), vec![Action::Delete], vec!["no longer in the stack file".into()], Some(before), None);
+            let before = obj(
+                json!({ "namespace": sa.namespace, "name": sa.name, "annotations": sa.annotations, "labels": sa.labels }),
+            );
+            self.add(
+                address.clone(),
+                vec![Action::Delete],
+                vec!["no longer in the stack file".into()],
+                Some(before),
+                None,
+            );
             for dep in &self.o.cluster.deployments {
                 if dep.namespace == sa.namespace && dep.effective_service_account() == sa.name {
                     self.warn(
@@ -727,7 +786,10 @@ impl Planner<'_> {
         let Some(dep) = self.o.deployment(&b.namespace, name) else {
             self.warn(
                 Some(address),
-                format!("deployment {}/{name} does not exist: nothing to point at service account {}", b.namespace, b.name),
+                format!(
+                    "deployment {}/{name} does not exist: nothing to point at service account {}",
+                    b.namespace, b.name
+                ),
             );
             return;
         };
@@ -735,7 +797,7 @@ impl Planner<'_> {
         if current != b.name {
             let before = obj(json!({ "namespace": dep.namespace, "name": dep.name, "service_account_name": current }));
             let after = obj(json!({ "namespace": dep.namespace, "name": dep.name, "service_account_name": b.name }));
-            let reason = "serviceAccountName differs: changing it rolls the pods".to_owned();
+            let reason = format!("the Deployment runs as service account {current}, not {}", b.name);
             self.add(address, vec![Action::Update], vec![reason], Some(before), Some(after));
             return;
         }
@@ -766,7 +828,12 @@ impl Planner<'_> {
                 }
             }
             if !stale.is_empty() {
-                reasons.push(format!("pod{} {} run{} with another AWS_ROLE_ARN than {role_arn}", plural(&stale), list(&stale), if stale.len() == 1 { "s" } else { "" }));
+                reasons.push(format!(
+                    "pod{} {} run{} with another AWS_ROLE_ARN than {role_arn}",
+                    plural(&stale),
+                    list(&stale),
+                    if stale.len() == 1 { "s" } else { "" }
+                ));
             }
             if let (false, Some(t)) = (older.is_empty(), set_at) {
                 reasons.push(format!(
@@ -797,7 +864,12 @@ impl Planner<'_> {
     fn finish(self) -> Result<Plan, Vec<PlanError>> {
         let graph = Graph::build(self.d, self.changes.keys().cloned());
         let order = graph.order().map_err(|e| {
-            vec![PlanError { address: Some(e.0.clone()), span: None, message: e.to_string(), help: "this is a bug in irsa".into() }]
+            vec![PlanError {
+                address: Some(e.0.clone()),
+                span: None,
+                message: e.to_string(),
+                help: "this is a bug in irsa".into(),
+            }]
         })?;
         let selected = if self.opts.targets.is_empty() {
             None

@@ -53,7 +53,11 @@ pub fn parse(name: &str, text: String) -> Result<Observed, SnapshotError> {
             ));
         }
         Ok(Version { format_version: None }) => {
-            return Err(invalid(0..0, "the snapshot has no format_version".into(), "this does not look like an irsa snapshot: write one with `irsa refresh FILE --export SNAPSHOT`"));
+            return Err(invalid(
+                0..0,
+                "the snapshot has no format_version".into(),
+                "this does not look like an irsa snapshot: write one with `irsa refresh FILE --export SNAPSHOT`",
+            ));
         }
         _ => {}
     }
@@ -80,7 +84,9 @@ mod tests {
 
     #[test]
     fn newer_versions_are_refused_by_name() {
-        let SnapshotError::Invalid(p) = parse("s.json", r#"{"format_version": 9, "iam": {}, "cluster": {}}"#.into()).unwrap_err() else {
+        let SnapshotError::Invalid(p) =
+            parse("s.json", r#"{"format_version": 9, "iam": {}, "cluster": {}}"#.into()).unwrap_err()
+        else {
             panic!()
         };
         assert!(p.message.contains("newer"), "{}", p.message);

@@ -23,6 +23,8 @@ fn esc(s: &str) -> String {
 }
 
 pub fn render(plan: &Plan, options: Options) -> String {
+    // A reviewer reads new policies in full: the details are folded anyway.
+    let options = Options { full_documents: true, ..options };
     let mut out = String::new();
     let s = &plan.summary;
     let _ = writeln!(out, "### irsa plan for stack {}\n", code(&plan.stack));
@@ -37,7 +39,8 @@ pub fn render(plan: &Plan, options: Options) -> String {
         let _ = writeln!(out, "Targeted plan: only {} and what they depend on.\n", targets.join(", "));
     }
 
-    let destructive: Vec<_> = plan.changes.iter().filter(|c| c.actions.contains(&crate::plan::Action::Delete)).collect();
+    let destructive: Vec<_> =
+        plan.changes.iter().filter(|c| c.actions.contains(&crate::plan::Action::Delete)).collect();
     if !destructive.is_empty() {
         let _ = writeln!(out, "> [!CAUTION]");
         let _ = writeln!(
@@ -97,7 +100,11 @@ pub fn render(plan: &Plan, options: Options) -> String {
                 Line::Document { key, diff: lines } => {
                     diff.push(format!("{key}:"));
                     for d in lines {
-                        diff.push(format!("{}{}", if d.sign == '@' { String::new() } else { d.sign.to_string() }, d.text));
+                        diff.push(format!(
+                            "{}{}",
+                            if d.sign == '@' { String::new() } else { d.sign.to_string() },
+                            d.text
+                        ));
                     }
                 }
                 Line::Reason(r) => prose.push(format!("- _{}_", esc(r))),
@@ -114,11 +121,12 @@ pub fn render(plan: &Plan, options: Options) -> String {
 
     // The graph of the changed resources, so a reviewer sees what waits for what.
     let nodes: Vec<&Address> = plan.changes.iter().map(|c| &c.address).collect();
-    let edges: Vec<(Address, Address)> = plan
-        .changes
-        .iter()
-        .flat_map(|c| c.depends_on.iter().map(move |d| (d.clone(), c.address.clone())))
-        .collect();
-    let _ = writeln!(out, "<details><summary>Order of the changes</summary>\n\n```mermaid\n{}```\n\n</details>", graph::mermaid(nodes, &edges));
+    let edges: Vec<(Address, Address)> =
+        plan.changes.iter().flat_map(|c| c.depends_on.iter().map(move |d| (d.clone(), c.address.clone()))).collect();
+    let _ = writeln!(
+        out,
+        "<details><summary>Order of the changes</summary>\n\n```mermaid\n{}```\n\n</details>",
+        graph::mermaid(nodes, &edges)
+    );
     out
 }

@@ -41,7 +41,8 @@ pub fn render(plan: &Plan, options: Options) -> String {
     let bold = Style::new().bold();
     let dim = Style::new().dimmed();
     let mut out = String::new();
-    let _ = writeln!(out, "{}", p.paint(bold, &format!("irsa plan · stack {} · {}", plan.stack, view::provenance(plan))));
+    let _ =
+        writeln!(out, "{}", p.paint(bold, &format!("irsa plan · stack {} · {}", plan.stack, view::provenance(plan))));
     if !plan.targets.is_empty() {
         let _ = writeln!(
             out,
@@ -54,7 +55,11 @@ pub fn render(plan: &Plan, options: Options) -> String {
         change(&mut out, &p, &c, dim);
     }
     if plan.changes.is_empty() {
-        let _ = writeln!(out, "{}", p.paint(color(AnsiColor::Green), "No changes. AWS IAM and the cluster match the stack file."));
+        let _ = writeln!(
+            out,
+            "{}",
+            p.paint(color(AnsiColor::Green), "No changes. AWS IAM and the cluster match the stack file.")
+        );
     } else {
         let _ = writeln!(out, "\n{}", p.paint(bold, &format!("Plan: {}.", view::counts(plan))));
     }

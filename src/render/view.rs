@@ -77,22 +77,27 @@ pub fn changes(plan: &Plan, options: Options) -> Vec<ChangeView> {
 
 fn change(c: &Change, options: Options) -> ChangeView {
     let mut lines = Vec::new();
-    let creating = c.before.is_none();
-    let deleting = c.after.is_none();
     match (&c.before, &c.after) {
         (None, Some(after)) => whole(c.kind, after, '+', options, &mut lines),
         (Some(before), None) => whole(c.kind, before, '-', options, &mut lines),
         (Some(before), Some(after)) => {
-            for key in &c.changed {
+            for key in ordered(c.changed.iter()) {
                 if hidden(c.kind, key) && key != "arn" {
                     continue;
                 }
-                changed(c, key, before.get(key).unwrap_or(&Value::Null), after.get(key).unwrap_or(&Value::Null), &mut lines);
+                changed(
+                    c,
+                    key,
+                    before.get(key).unwrap_or(&Value::Null),
+                    after.get(key).unwrap_or(&Value::Null),
+                    &mut lines,
+                );
             }
         }
         (None, None) => {}
     }
-    if !(creating && !deleting) {
+    // "not present" under every `+` is noise; every other action says why.
+    if c.actions != [Action::Create] {
         lines.extend(c.reasons.iter().map(|r| Line::Reason(r.clone())));
     }
     ChangeView {
@@ -104,9 +109,35 @@ fn change(c: &Change, options: Options) -> ChangeView {
     }
 }
 
+/// The order attributes are listed in: identity first, documents and tags last.
+const ATTRIBUTE_ORDER: &[&str] = &[
+    "url",
+    "client_ids",
+    "thumbprints",
+    "path",
+    "description",
+    "max_session_duration",
+    "permissions_boundary",
+    "policy_arn",
+    "service_account_name",
+    "annotations",
+    "labels",
+    "document",
+    "trust_policy",
+    "tags",
+];
+
+/// `keys` in [`ATTRIBUTE_ORDER`], unknown keys last in their own order.
+fn ordered<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
+    let mut keys: Vec<&String> = keys.collect();
+    keys.sort_by_key(|k| ATTRIBUTE_ORDER.iter().position(|o| o == k).unwrap_or(usize::MAX));
+    keys
+}
+
 /// Attributes of a resource that appears or disappears as a whole.
 fn whole(kind: ResourceKind, attrs: &Map<String, Value>, sign: char, options: Options, lines: &mut Vec<Line>) {
-    for (key, value) in attrs {
+    for key in ordered(attrs.keys()) {
+        let value = &attrs[key];
         if hidden(kind, key) || value.is_null() {
             continue;
         }
@@ -146,7 +177,7 @@ fn whole(kind: ResourceKind, attrs: &Map<String, Value>, sign: char, options: Op
                 }
             }
             ("labels", _) => {}
-            _ => lines.push(Line::Value { key: shown, value: scalar(value) }),
+            _ => lines.push(Line::Value { key: shown, value: scalar_bare(value) }),
         }
     }
 }
@@ -179,7 +210,8 @@ fn changed(c: &Change, key: &str, before: &Value, after: &Value, lines: &mut Vec
         }
         return;
     }
-    let note = (c.kind == ResourceKind::Deployment && key == "service_account_name").then(|| "(rolls the pods)".to_owned());
+    let note =
+        (c.kind == ResourceKind::Deployment && key == "service_account_name").then(|| "(rolls the pods)".to_owned());
     lines.push(Line::Changed { key: shown, before: scalar(before), after: scalar(after), note });
 }
 

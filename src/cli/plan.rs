@@ -1,0 +1,76 @@
+use std::path::PathBuf;
+
+use super::{CliError, Ctx, exit};
+use crate::plan::saved::SavedPlan;
+use crate::plan::{PlanOptions, RefreshInfo};
+use crate::refresh::snapshot;
+use crate::render::{self, Format};
+
+/// Show what it takes to make AWS IAM and the cluster match a stack file.
+///
+/// Reads the observed state, compares it with the stack file, and prints the
+/// changes, dependencies first. Nothing is changed.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The stack file.
+    file: PathBuf,
+
+    /// Plan against an observed-state snapshot (written by `irsa refresh
+    /// --export`) instead of reading AWS and the cluster: no credentials needed.
+    #[arg(long, value_name = "SNAPSHOT")]
+    observed: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+
+    /// Also write the plan to this file, to show or apply later.
+    #[arg(long, value_name = "PLAN")]
+    out: Option<PathBuf>,
+
+    /// Exit 0 when there are no changes, 2 when there are, 1 on error.
+    #[arg(long)]
+    detailed_exitcode: bool,
+
+    /// Show whole policy documents of created and deleted resources.
+    #[arg(long)]
+    diff: bool,
+
+    /// Adopt existing resources that irsa does not own yet, as if each entry said `adopt = true`.
+    #[arg(long)]
+    adopt: bool,
+
+    /// Plan only the addresses that start with PREFIX, and what they depend on (repeatable).
+    #[arg(long, value_name = "PREFIX")]
+    target: Vec<String>,
+}
+
+pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
+    let desired = crate::config::load(&args.file)?;
+    let Some(snapshot_path) = &args.observed else {
+        return Err(CliError::Usage {
+            message: "reading AWS IAM and the cluster live is not available in this version of irsa".into(),
+            help: "plan against a snapshot of the observed state: irsa plan FILE --observed SNAPSHOT".into(),
+        });
+    };
+    let observed = snapshot::load(snapshot_path)?;
+    let refresh = RefreshInfo {
+        strategy: "snapshot".into(),
+        iam_calls: 0,
+        kube_requests: 0,
+        snapshot: Some(snapshot_path.display().to_string()),
+        observed_at: observed.observed_at.map(|t| t.to_string()),
+    };
+    let options = PlanOptions { adopt: args.adopt, targets: args.target.clone(), refresh };
+    let plan = crate::plan::plan(&desired, &observed, &options).map_err(|e| CliError::from_plan(&desired, e))?;
+
+    if let Some(out) = &args.out {
+        let saved = SavedPlan::new(plan.clone(), &args.file.display().to_string(), &desired.source.text);
+        let json = serde_json::to_string_pretty(&saved).expect("a plan serialises to JSON") + "\n";
+        std::fs::write(out, json).map_err(|source| CliError::Write { path: out.display().to_string(), source })?;
+        eprintln!("Saved the plan to {}: `irsa show {}` renders it.", out.display(), out.display());
+    }
+    let options = render::Options { full_documents: args.diff, color: ctx.color_stdout && args.format == Format::Text };
+    ctx.print(&render::render(&plan, args.format, options))?;
+    Ok(if args.detailed_exitcode && !plan.changes.is_empty() { exit::CHANGES } else { exit::SUCCESS })
+}

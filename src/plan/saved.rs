@@ -1,0 +1,63 @@
+//! Saved plans (`irsa plan --out PLAN`): the JSON plan wrapped with what it
+//! was made from, so it can travel as a CI artifact and be shown or applied
+//! elsewhere.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::Plan;
+
+/// Marks the file as an irsa plan, whatever its name.
+pub const KIND: &str = "irsa-saved-plan";
+/// The saved-plan envelope's version; readers refuse newer ones.
+pub const SAVED_FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SavedPlan {
+    pub kind: String,
+    pub saved_format_version: u32,
+    /// The stack file, as named on the command line.
+    pub stack_file: String,
+    /// SHA-256 of the stack file's bytes, hex.
+    pub stack_sha256: String,
+    pub plan: Plan,
+}
+
+impl SavedPlan {
+    pub fn new(plan: Plan, stack_file: &str, stack_text: &str) -> SavedPlan {
+        SavedPlan {
+            kind: KIND.into(),
+            saved_format_version: SAVED_FORMAT_VERSION,
+            stack_file: stack_file.into(),
+            stack_sha256: sha256_hex(stack_text.as_bytes()),
+            plan,
+        }
+    }
+
+    /// Read a saved plan, refusing anything that is not one or is newer.
+    pub fn from_json(text: &str) -> Result<SavedPlan, String> {
+        #[derive(Deserialize)]
+        struct Head {
+            kind: Option<String>,
+            saved_format_version: Option<u32>,
+        }
+        let head: Head = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
+        if head.kind.as_deref() != Some(KIND) {
+            return Err(format!("its `kind` is not \"{KIND}\"; write one with `irsa plan FILE --out PLAN`"));
+        }
+        match head.saved_format_version {
+            Some(v) if v > SAVED_FORMAT_VERSION => {
+                return Err(format!(
+                    "it has format version {v}, newer than this irsa reads ({SAVED_FORMAT_VERSION}); upgrade irsa"
+                ));
+            }
+            None => return Err("it has no saved_format_version".into()),
+            _ => {}
+        }
+        serde_json::from_str(text).map_err(|e| format!("it is damaged ({e})"))
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
