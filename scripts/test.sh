@@ -4,12 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# cargo-nextest gives per-test output and parallelism; plain cargo test works too.
+# Doctests first: nextest does not run them, and its summary should close the log.
+cargo test --workspace --doc --quiet
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-targets --no-fail-fast
-  # nextest does not run doctests.
-  cargo test --workspace --doc
 else
   cargo test --workspace --all-targets --no-fail-fast
-  cargo test --workspace --doc
 fi
