@@ -8,6 +8,8 @@
 
 mod planner;
 pub mod saved;
+#[cfg(test)]
+mod tests;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -78,7 +78,7 @@ mod tests {
     fn errors_point_at_line_and_column() {
         let text = "{\n  \"format_version\": 1,\n  \"iam\": {\"roles\": 3},\n  \"cluster\": {}\n}".to_owned();
         let SnapshotError::Invalid(p) = parse("s.json", text).unwrap_err() else { panic!("expected a located error") };
-        assert_eq!(p.location(), "s.json:3:21");
+        assert_eq!(p.location(), "s.json:3:20"); // the `3`
         assert!(p.message.contains("invalid type"), "{}", p.message);
     }
 
