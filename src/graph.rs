@@ -54,6 +54,10 @@ impl Graph {
             }
         }
         for address in extra {
+            // An attachment or inline policy implies its role, which must be wired too.
+            if let Address::Attach { role, .. } | Address::Inline { role, .. } = &address {
+                graph.node(&Address::role(role));
+            }
             graph.node(&address);
         }
         // Structural edges hold for declared and extra nodes alike.
@@ -188,4 +192,100 @@ pub fn mermaid<'a>(nodes: impl IntoIterator<Item = &'a Address>, edges: &[(Addre
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const DOC: &str = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}"#;
+
+    fn desired() -> Desired {
+        let text = format!(
+            r#"version = 1
+[cluster]
+name = "c"
+region = "us-east-1"
+account_id = "123456789012"
+oidc_issuer = "https://oidc.example.com/id/X"
+[policies.p]
+document = '{DOC}'
+[roles.r]
+policies = ["p"]
+[roles.r.inline.i]
+document = '{DOC}'
+[roles.shared]
+arn = "arn:aws:iam::123456789012:role/Shared"
+[[service_accounts]]
+namespace = "ns"
+name = "a"
+role = "r"
+workloads = ["deployment/web", "deployment/jobs"]
+[[service_accounts]]
+namespace = "ns"
+name = "b"
+role = "shared"
+"#
+        );
+        crate::config::parse(Path::new("s.toml"), text).unwrap()
+    }
+
+    fn names(v: &[Address]) -> Vec<String> {
+        v.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn order_puts_every_dependency_first_and_is_stable() {
+        let g = Graph::build(&desired(), []);
+        let order = g.order().unwrap();
+        assert_eq!(
+            names(&order),
+            [
+                "oidc/c",
+                "policy/p",
+                "role/r",
+                "role/shared",
+                "role/r/attach/p",
+                "role/r/inline/i",
+                "sa/ns/a",
+                "sa/ns/b",
+                "deploy/ns/jobs",
+                "deploy/ns/web",
+            ]
+        );
+        for (from, to) in g.edges() {
+            let (f, t) = (order.iter().position(|a| *a == from), order.iter().position(|a| *a == to));
+            assert!(f < t, "{from} must come before {to}");
+        }
+        assert_eq!(names(&g.order().unwrap()), names(&order));
+    }
+
+    #[test]
+    fn extra_addresses_get_structural_edges() {
+        let g = Graph::build(&desired(), [Address::attach("gone", "p"), Address::inline("gone", "x")]);
+        assert_eq!(names(&g.dependencies(&Address::attach("gone", "p"))), ["policy/p", "role/gone"]);
+        assert_eq!(names(&g.dependencies(&Address::role("gone"))), ["oidc/c"]);
+    }
+
+    #[test]
+    fn targets_pull_in_what_they_depend_on() {
+        let g = Graph::build(&desired(), []);
+        let t: Vec<Address> = g.targeted(&["deploy/ns/web".into()]).into_iter().collect();
+        assert_eq!(names(&t), ["oidc/c", "role/r", "sa/ns/a", "deploy/ns/web"]);
+    }
+
+    #[test]
+    fn dot_and_mermaid_name_every_edge() {
+        let g = Graph::build(&desired(), []);
+        let dot = g.to_dot();
+        assert!(dot.starts_with("digraph irsa {"));
+        assert!(dot.contains("\"role/r\" -> \"sa/ns/a\";"));
+        assert_eq!(dot.matches(" -> ").count(), g.edges().len());
+        let mermaid = g.to_mermaid();
+        assert!(mermaid.starts_with("flowchart LR\n"));
+        assert!(mermaid.contains("[\"sa/ns/a\"]"));
+        assert_eq!(mermaid.matches(" --> ").count(), g.edges().len());
+    }
 }
