@@ -200,7 +200,8 @@ mod tests {
 
     use super::*;
 
-    const DOC: &str = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}"#;
+    const DOC: &str =
+        r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}"#;
 
     fn desired() -> Desired {
         let text = format!(

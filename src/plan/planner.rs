@@ -59,11 +59,15 @@ fn iam_ownership(tags: &BTreeMap<String, String>, stack: &str) -> Ownership {
     }
 }
 
+/// A Kubernetes object is irsa's when it carries the stack annotation. The
+/// `managed-by` label is set on objects irsa creates, but an adopted object
+/// keeps the label of its maker: Helm, for one, refuses to upgrade a release
+/// whose objects lost its label.
 fn kube_ownership(labels: &BTreeMap<String, String>, annotations: &BTreeMap<String, String>, stack: &str) -> Ownership {
-    match (labels.get(markers::LABEL_MANAGED_BY).map(String::as_str), annotations.get(markers::ANNOTATION_STACK)) {
-        (Some(markers::MANAGED_BY), Some(s)) if s == stack => Ownership::Ours,
-        (Some(markers::MANAGED_BY), Some(s)) => Ownership::OtherStack(s.clone()),
-        (manager, _) => Ownership::Unowned { manager: manager.map(str::to_owned) },
+    match annotations.get(markers::ANNOTATION_STACK) {
+        Some(s) if s == stack => Ownership::Ours,
+        Some(s) => Ownership::OtherStack(s.clone()),
+        None => Ownership::Unowned { manager: labels.get(markers::LABEL_MANAGED_BY).cloned() },
     }
 }
 
@@ -300,11 +304,7 @@ impl Planner<'_> {
         let (before, after) = (obj(before), obj(after));
         let changed = changed_keys(Some(&before), Some(&after));
         if !changed.is_empty() {
-            let reasons = vec![format!(
-                "{} differ{} from the stack file",
-                changed.join(", "),
-                if changed.len() == 1 { "s" } else { "" }
-            )];
+            let reasons = vec![format!("not as the stack file says: {}", changed.join(", "))];
             self.add(address, vec![Action::Update], reasons, Some(before), Some(after));
         }
     }
@@ -363,7 +363,7 @@ impl Planner<'_> {
             }
         }
         if changed.iter().any(|k| k == "tags") && !actions.contains(&Action::Delete) {
-            reasons.push("tags differ".into());
+            reasons.push("not as the stack file says: tags".into());
         }
         self.add(address, actions, reasons, Some(before), Some(after));
     }
@@ -437,11 +437,7 @@ impl Planner<'_> {
                         .filter(|k| !["trust_policy", "path", "name", "arn"].contains(k))
                         .collect();
                     if !other.is_empty() && !replace {
-                        reasons.push(format!(
-                            "{} differ{} from the stack file",
-                            other.join(", "),
-                            if other.len() == 1 { "s" } else { "" }
-                        ));
+                        reasons.push(format!("not as the stack file says: {}", other.join(", ")));
                     }
                     self.add(address, actions, reasons, Some(before), Some(after));
                 }
@@ -703,11 +699,16 @@ impl Planner<'_> {
         let mut annotations = b.annotations.clone();
         annotations.insert(markers::ANNOTATION_ROLE_ARN.into(), role_arn.clone());
         annotations.insert(markers::ANNOTATION_STACK.into(), self.stack().to_owned());
-        let labels = BTreeMap::from([(markers::LABEL_MANAGED_BY.to_owned(), markers::MANAGED_BY.to_owned())]);
+        let mut labels = BTreeMap::from([(markers::LABEL_MANAGED_BY.to_owned(), markers::MANAGED_BY.to_owned())]);
+        let obs = self.o.service_account(&b.namespace, &b.name);
+        if obs.and_then(|o| o.labels.get(markers::LABEL_MANAGED_BY)).is_some_and(|m| m != markers::MANAGED_BY) {
+            // Made by another tool: its label stays, see `kube_ownership`.
+            labels.clear();
+        }
         let after =
             obj(json!({ "namespace": b.namespace, "name": b.name, "annotations": annotations, "labels": labels }));
         let key = (b.namespace.clone(), b.name.clone());
-        let Some(obs) = self.o.service_account(&b.namespace, &b.name) else {
+        let Some(obs) = obs else {
             self.role_arn_changes.insert(key, (None, role_arn));
             self.add(address, vec![Action::Create], vec!["not present".into()], None, Some(after));
             return;
@@ -760,6 +761,19 @@ impl Planner<'_> {
                 continue;
             }
             let address = Address::service_account(&sa.namespace, &sa.name);
+            let made_by_irsa = sa.labels.get(markers::LABEL_MANAGED_BY).is_some_and(|m| m == markers::MANAGED_BY);
+            if !made_by_irsa {
+                // Adopted from another tool: give it back as it was, without
+                // irsa's annotations, rather than delete what is not irsa's.
+                let irsa_keys = [markers::ANNOTATION_ROLE_ARN, markers::ANNOTATION_STACK];
+                let mine: BTreeMap<&String, &String> =
+                    sa.annotations.iter().filter(|(k, _)| irsa_keys.contains(&k.as_str())).collect();
+                let before = obj(json!({ "namespace": sa.namespace, "name": sa.name, "annotations": mine }));
+                let after = obj(json!({ "namespace": sa.namespace, "name": sa.name, "annotations": {} }));
+                let reason = "no longer in the stack file; it was adopted, so only irsa's annotations are removed";
+                self.add(address, vec![Action::Update], vec![reason.into()], Some(before), Some(after));
+                continue;
+            }
             let before = obj(
                 json!({ "namespace": sa.namespace, "name": sa.name, "annotations": sa.annotations, "labels": sa.labels }),
             );

@@ -532,6 +532,18 @@ fn a_helm_service_account_is_refused_then_adopted_keeping_its_annotations() {
     // Helm's annotation is not irsa's: it is neither in the diff nor removed.
     assert!(!c.before.as_ref().unwrap()["annotations"].as_object().unwrap().contains_key("meta.helm.sh/release-name"));
     assert!(!c.after.as_ref().unwrap()["annotations"].as_object().unwrap().contains_key("meta.helm.sh/release-name"));
+    // Nor is its managed-by label taken: Helm would refuse its next upgrade.
+    assert_eq!(c.changed, ["annotations"]);
+
+    // Once adopted, and later dropped from the stack, it is given back, not deleted.
+    let mut o = in_sync(&d);
+    let mut adopted = o.cluster.service_accounts[0].clone();
+    adopted.name = "from-helm".into();
+    adopted.labels = BTreeMap::from([(markers::LABEL_MANAGED_BY.into(), "Helm".into())]);
+    o.cluster.service_accounts.push(adopted);
+    let p = run(&d, &o);
+    assert_eq!(shape(&p), ["sa/backend/from-helm update"]);
+    assert_eq!(change(&p, "sa/backend/from-helm").after.as_ref().unwrap()["annotations"], json!({}));
 }
 
 #[test]
