@@ -86,10 +86,11 @@ fn handler(color: bool) -> GraphicalReportHandler {
 fn render_problem(out: &mut String, problem: &Problem, color: bool) {
     // The plain `file:line:col: message` line first, for editors and CI log
     // scanners; then miette's picture of the source.
-    let _ = writeln!(out, "error: {problem}");
+    let _ = writeln!(out, "error: {}: {problem}", problem.location());
     let mut picture = String::new();
     if handler(color).render_report(&mut picture, problem as &dyn Diagnostic).is_ok() {
         out.push_str(&picture);
+        out.push('\n');
     }
 }
 

@@ -69,9 +69,11 @@ impl Problem {
     }
 }
 
+/// The message alone: the position is shown by whoever renders the problem
+/// (`file:line:col` and miette's snippet), so it is not repeated here.
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location(), self.message)
+        f.write_str(&self.message)
     }
 }
 

@@ -218,7 +218,20 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
     let source = Source::new(path.display().to_string(), text.clone());
     let dir = path.parent().unwrap_or(Path::new(""));
     let mut l = Loader { r: Reporter::new(source), dir };
-    let fail = |l: Loader<'_>| Problems { path: path.to_owned(), problems: l.r.problems };
+    // Problems are reported in reading order: the stack file top to bottom,
+    // then each document file.
+    let fail = |l: Loader<'_>| {
+        let mut problems = l.r.problems;
+        let stack = l.r.source.name.clone();
+        problems.sort_by(|a, b| {
+            (a.source.name != stack, &a.source.name, a.span.start).cmp(&(
+                b.source.name != stack,
+                &b.source.name,
+                b.span.start,
+            ))
+        });
+        Problems { path: path.to_owned(), problems }
+    };
 
     let (doc, errors) = DeTable::parse_recoverable(&text);
     if !errors.is_empty() {

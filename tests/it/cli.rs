@@ -1,0 +1,95 @@
+//! The command line's contract: exit codes, stdout for data and stderr for
+//! everything else, and errors that say where and how to fix.
+
+use std::io::Write;
+
+use crate::support::run_irsa as irsa;
+
+#[test]
+fn validate_accepts_every_shipped_stack() {
+    for stack in ["plans/ekshandson.toml", "plans/drifted.toml", "plans/in-sync.toml"] {
+        let (code, stdout, stderr) = irsa(&["validate", stack]);
+        assert_eq!(code, 0, "{stack}: {stderr}");
+        assert!(stdout.is_empty(), "validate prints nothing on stdout");
+        assert!(stderr.contains("is valid"), "{stderr}");
+    }
+}
+
+#[test]
+fn graph_prints_dot_and_mermaid() {
+    let (code, dot, _) = irsa(&["graph", "plans/ekshandson.toml"]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("ekshandson.dot", dot);
+    let (code, mermaid, _) = irsa(&["graph", "plans/ekshandson.toml", "--format", "mermaid"]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("ekshandson.mermaid", mermaid);
+}
+
+#[test]
+fn plan_without_a_snapshot_says_how_to_plan_today() {
+    let (code, stdout, stderr) = irsa(&["plan", "plans/ekshandson.toml"]);
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("--observed SNAPSHOT"), "{stderr}");
+}
+
+#[test]
+fn a_missing_stack_file_is_one_clear_line() {
+    let (code, _, stderr) = irsa(&["validate", "plans/nope.toml"]);
+    assert_eq!(code, 1);
+    assert!(stderr.starts_with("error: cannot read stack file plans/nope.toml: "), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// Plan errors point into the stack file, like load errors do.
+#[test]
+fn an_unowned_role_is_refused_at_its_line_until_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = std::fs::read_to_string("plans/in-sync.observed.json").unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&snapshot).unwrap();
+    v["iam"]["roles"][0]["tags"] = serde_json::json!({});
+    let path = dir.path().join("observed.json");
+    std::fs::File::create(&path).unwrap().write_all(v.to_string().as_bytes()).unwrap();
+    let path = path.to_str().unwrap();
+
+    let (code, stdout, stderr) = irsa(&["plan", "plans/in-sync.toml", "--observed", path]);
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    assert!(
+        stderr
+            .contains("error: plans/in-sync.toml:35:8: role/events-consumer already exists and is not managed by irsa"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("set adopt = true on [roles.events-consumer]"), "{stderr}");
+
+    let (code, stdout, stderr) = irsa(&["plan", "plans/in-sync.toml", "--observed", path, "--adopt"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("⇐ role/events-consumer"), "{stdout}");
+    assert!(stdout.contains("1 to adopt"), "{stdout}");
+}
+
+#[test]
+fn a_damaged_snapshot_names_its_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.json");
+    std::fs::write(
+        &path,
+        "{\n  \"format_version\": 1,\n  \"iam\": {\"roles\": [{\"name\": 3}]},\n  \"cluster\": {}\n}\n",
+    )
+    .unwrap();
+    let shown = path.display().to_string();
+    let (code, _, stderr) = irsa(&["plan", "plans/ekshandson.toml", "--observed", &shown]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains(&format!("error: {shown}:3:30: invalid snapshot: invalid type: integer `3`")), "{stderr}");
+}
+
+#[test]
+fn help_is_the_doc_comments() {
+    let (code, stdout, _) = irsa(&["plan", "--help"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("Show what it takes to make AWS IAM and the cluster match a stack file"));
+    assert!(stdout.contains("--detailed-exitcode"));
+    let (code, stdout, _) = irsa(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("irsa "));
+}
