@@ -141,9 +141,12 @@ role = "legacy"
         assert_eq!(d.bindings[0].subject(), "system:serviceaccount:ns:a");
     }
 
+    /// A stack file and the (line, column, message part) of each of its problems.
+    type Case<'a> = (&'a str, &'a [(usize, usize, &'a str)]);
+
     #[test]
     fn every_problem_is_reported_with_its_position() {
-        let cases: &[(&str, &[(usize, usize, &str)])] = &[
+        let cases: &[Case<'_>] = &[
             (
                 "[cluster]\nname = \"c\"",
                 &[
