@@ -73,25 +73,29 @@ fn color_on<S: anstream::stream::RawStream>(when: ColorWhen, stream: &S) -> bool
     }
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, ansi: bool) {
     let default = match verbose {
         0 => "warn",
         1 => "irsa=info",
         _ => "irsa=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default.into());
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .try_init();
 }
 
 /// Parse the command line, run the command, and map the outcome to an exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
     let ctx = Ctx {
         color_stdout: color_on(cli.color, &std::io::stdout()),
         color_stderr: color_on(cli.color, &std::io::stderr()),
     };
+    init_logging(cli.verbose, ctx.color_stderr);
     let result = match cli.command {
         Command::Validate(args) => validate::run(&ctx, args),
         Command::Plan(args) => plan::run(&ctx, args),

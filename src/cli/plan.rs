@@ -53,7 +53,22 @@ pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
             help: "plan against a snapshot of the observed state: irsa plan FILE --observed SNAPSHOT".into(),
         });
     };
+    tracing::info!(
+        policies = desired.policies.len(),
+        roles = desired.roles.len(),
+        service_accounts = desired.bindings.len(),
+        "loaded {}",
+        args.file.display()
+    );
     let observed = snapshot::load(snapshot_path)?;
+    tracing::info!(
+        roles = observed.iam.roles.len(),
+        policies = observed.iam.policies.len(),
+        service_accounts = observed.cluster.service_accounts.len(),
+        deployments = observed.cluster.deployments.len(),
+        "read the observed state from {}",
+        snapshot_path.display()
+    );
     let refresh = RefreshInfo {
         strategy: "snapshot".into(),
         iam_calls: 0,
@@ -63,6 +78,7 @@ pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
     };
     let options = PlanOptions { adopt: args.adopt, targets: args.target.clone(), refresh };
     let plan = crate::plan::plan(&desired, &observed, &options).map_err(|e| CliError::from_plan(&desired, e))?;
+    tracing::info!(changes = plan.changes.len(), warnings = plan.warnings.len(), "planned");
 
     if let Some(out) = &args.out {
         let saved = SavedPlan::new(plan.clone(), &args.file.display().to_string(), &desired.source.text);

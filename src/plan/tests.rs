@@ -199,6 +199,22 @@ fn role_mut<'o>(o: &'o mut Observed, name: &str) -> &'o mut ObservedRole {
     o.iam.roles.iter_mut().find(|r| r.name == name).unwrap()
 }
 
+/// A role made by hand before irsa, with the given trust policy.
+fn foreign_role(name: &str, trust: serde_json::Value) -> ObservedRole {
+    ObservedRole {
+        name: name.into(),
+        path: "/".into(),
+        arn: format!("arn:aws:iam::123456789012:role/{name}"),
+        description: None,
+        max_session_duration: 3600,
+        permissions_boundary: None,
+        trust_policy: PolicyDocument::from_value(trust),
+        tags: BTreeMap::new(),
+        attached_policies: vec![],
+        inline_policies: BTreeMap::new(),
+    }
+}
+
 #[test]
 fn from_nothing_everything_is_created_in_dependency_order() {
     let d = basic();
@@ -446,18 +462,7 @@ role = "legacy"
     );
     let mut o = in_sync(&d);
     let ec2 = json!({"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"});
-    o.iam.roles.push(ObservedRole {
-        name: "Legacy".into(),
-        path: "/".into(),
-        arn: "arn:aws:iam::123456789012:role/Legacy".into(),
-        description: None,
-        max_session_duration: 3600,
-        permissions_boundary: None,
-        trust_policy: PolicyDocument::from_value(json!({"Version": "2012-10-17", "Statement": [ec2.clone()]})),
-        tags: BTreeMap::new(),
-        attached_policies: vec![],
-        inline_policies: BTreeMap::new(),
-    });
+    o.iam.roles.push(foreign_role("Legacy", json!({"Version": "2012-10-17", "Statement": [ec2.clone()]})));
     let p = run(&d, &o);
     assert_eq!(shape(&p), ["role/legacy update"]);
     let after = &change(&p, "role/legacy").after.as_ref().unwrap()["trust_policy"];
@@ -484,18 +489,7 @@ role = "legacy"
 "#,
     );
     let mut o = in_sync(&d);
-    o.iam.roles.push(ObservedRole {
-        name: "Legacy".into(),
-        path: "/".into(),
-        arn: "arn:aws:iam::123456789012:role/Legacy".into(),
-        description: None,
-        max_session_duration: 3600,
-        permissions_boundary: None,
-        trust_policy: PolicyDocument::from_value(json!({"Version": "2012-10-17", "Statement": []})),
-        tags: BTreeMap::new(),
-        attached_policies: vec![],
-        inline_policies: BTreeMap::new(),
-    });
+    o.iam.roles.push(foreign_role("Legacy", json!({"Version": "2012-10-17", "Statement": []})));
     let e = errors(&d, &o, &PlanOptions::default());
     assert!(e[0].message.contains("does not trust system:serviceaccount:backend:worker"), "{}", e[0].message);
     assert!(e[0].help.contains("manage_trust = true"));
