@@ -15,8 +15,8 @@ pub struct PlanArgs {
     /// The stack file.
     file: PathBuf,
 
-    /// Plan against an observed-state snapshot (written by `irsa refresh
-    /// --export`) instead of reading AWS and the cluster: no credentials needed.
+    /// Plan against an observed-state snapshot (a JSON file, see
+    /// docs/snapshot.md) instead of reading AWS and the cluster: no credentials needed.
     #[arg(long, value_name = "SNAPSHOT")]
     observed: Option<PathBuf>,
 

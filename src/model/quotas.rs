@@ -7,7 +7,9 @@
 use serde::{Deserialize, Serialize};
 
 /// The quotas that a stack file can violate.
+/// In a snapshot, a missing field keeps its default and an unknown one is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Quotas {
     /// Managed policies attached to one role (`AttachedPoliciesPerRoleQuota`).
     pub attached_policies_per_role: usize,

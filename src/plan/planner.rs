@@ -252,6 +252,20 @@ impl Planner<'_> {
         }
     }
 
+    /// Adopting never deletes: an unowned resource whose immutable
+    /// attributes differ from the stack file would have to be replaced, so
+    /// the user must first make the file say what exists.
+    fn refuse_replacing_adopted(&mut self, address: &Address, span: &Span, before: &Map<String, Value>, keys: &[&str]) {
+        let current: Vec<String> =
+            keys.iter().filter_map(|k| before.get(*k).map(|v| format!("{k} = {}", view_value(v)))).collect();
+        self.error(
+            address.clone(),
+            Some(span.clone()),
+            format!("{address} cannot be adopted as the stack file describes it: IAM cannot change its {} in place, and irsa never replaces what it does not own", keys.join(" or ")),
+            format!("write what exists into the stack file ({}), adopt it, and change it afterwards", current.join(", ")),
+        );
+    }
+
     fn oidc_provider(&mut self) {
         let address = Address::oidc(self.stack());
         let host = Desired::issuer_host_path(&self.issuer).to_owned();
@@ -342,6 +356,11 @@ impl Planner<'_> {
         let mut reasons = Vec::new();
         let actions = match claim {
             Claim::Refuse => return,
+            Claim::Adopt(_) if !immutable.is_empty() => {
+                let keys: Vec<&str> = immutable.iter().map(|k| k.as_str()).collect();
+                self.refuse_replacing_adopted(&address, &policy.span, &before, &keys);
+                return;
+            }
             _ if !immutable.is_empty() => {
                 for k in &immutable {
                     reasons.push(format!("{k} cannot be changed in place: the policy is replaced"));
@@ -413,6 +432,10 @@ impl Planner<'_> {
                 let mut reasons = Vec::new();
                 let actions = match claim {
                     Claim::Refuse => return,
+                    Claim::Adopt(_) if replace => {
+                        self.refuse_replacing_adopted(&address, &role.span, &before, &["name", "path"]);
+                        return;
+                    }
                     _ if replace => {
                         reasons.push("path cannot be changed in place: the role is replaced".into());
                         vec![Action::Delete, Action::Create]
@@ -927,6 +950,14 @@ impl Planner<'_> {
             warnings,
             targets: self.opts.targets.clone(),
         })
+    }
+}
+
+/// A value as a stack file would write it.
+fn view_value(v: &Value) -> String {
+    match v {
+        Value::Null => "(none)".into(),
+        other => other.to_string(),
     }
 }
 

@@ -54,7 +54,15 @@ impl SavedPlan {
             None => return Err("it has no saved_format_version".into()),
             _ => {}
         }
-        serde_json::from_str(text).map_err(|e| format!("it is damaged ({e})"))
+        let saved: SavedPlan = serde_json::from_str(text).map_err(|e| format!("it is damaged ({e})"))?;
+        if saved.plan.format_version != super::FORMAT_VERSION {
+            return Err(format!(
+                "its plan has format version {}, which this irsa does not read ({}); upgrade irsa or plan again",
+                saved.plan.format_version,
+                super::FORMAT_VERSION
+            ));
+        }
+        Ok(saved)
     }
 }
 

@@ -411,6 +411,23 @@ fn unowned_resources_are_refused_unless_adopted() {
 }
 
 #[test]
+fn adopting_never_replaces_what_irsa_does_not_own() {
+    let d = basic();
+    let mut o = in_sync(&d);
+    let role = role_mut(&mut o, "app");
+    role.tags.clear();
+    role.path = "/by-hand/".into();
+    o.iam.policies[0].tags.clear();
+    o.iam.policies[0].description = Some("written by hand".into());
+    let e = errors(&d, &o, &PlanOptions { adopt: true, ..Default::default() });
+    let messages: Vec<&str> = e.iter().map(|e| e.message.as_str()).collect();
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert!(messages.iter().all(|m| m.contains("irsa never replaces what it does not own")), "{messages:#?}");
+    assert!(e.iter().any(|e| e.help.contains("path = \"/by-hand/\"")), "{e:#?}");
+    assert!(e.iter().any(|e| e.help.contains("description = \"written by hand\"")), "{e:#?}");
+}
+
+#[test]
 fn a_resource_of_another_stack_is_never_taken() {
     let d = basic();
     let mut o = in_sync(&d);

@@ -52,11 +52,20 @@ pub fn parse(name: &str, text: String) -> Result<Observed, SnapshotError> {
                 "upgrade irsa, or export the snapshot again with this version",
             ));
         }
+        Ok(Version { format_version: Some(v) }) if v != SNAPSHOT_FORMAT_VERSION => {
+            return Err(invalid(
+                0..0,
+                format!(
+                    "snapshot format version {v} does not exist; this irsa reads version {SNAPSHOT_FORMAT_VERSION}"
+                ),
+                "set \"format_version\": 1 (the format is described in docs/snapshot.md)",
+            ));
+        }
         Ok(Version { format_version: None }) => {
             return Err(invalid(
                 0..0,
                 "the snapshot has no format_version".into(),
-                "this does not look like an irsa snapshot: write one with `irsa refresh FILE --export SNAPSHOT`",
+                "this does not look like an irsa snapshot; the format is described in docs/snapshot.md",
             ));
         }
         _ => {}
@@ -90,6 +99,30 @@ mod tests {
             panic!()
         };
         assert!(p.message.contains("newer"), "{}", p.message);
+    }
+
+    #[test]
+    fn only_version_1_exists() {
+        let SnapshotError::Invalid(p) =
+            parse("s.json", r#"{"format_version": 0, "iam": {}, "cluster": {}}"#.into()).unwrap_err()
+        else {
+            panic!()
+        };
+        assert!(p.message.contains("version 0 does not exist"), "{}", p.message);
+    }
+
+    #[test]
+    fn quotas_default_field_by_field_and_refuse_unknown_keys() {
+        let o = parse(
+            "s.json",
+            r#"{"format_version": 1, "iam": {"quotas": {"attached_policies_per_role": 20}}, "cluster": {}}"#.into(),
+        )
+        .unwrap();
+        let q = o.iam.quotas.unwrap();
+        assert_eq!((q.attached_policies_per_role, q.trust_policy_size), (20, 2048));
+        assert!(
+            parse("s.json", r#"{"format_version": 1, "iam": {"quotas": {"roles": 1}}, "cluster": {}}"#.into()).is_err()
+        );
     }
 
     #[test]
