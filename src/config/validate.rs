@@ -1,6 +1,6 @@
 //! The rules of the stack file: shapes, names, references and quotas.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -295,11 +295,17 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
 
     // Service accounts.
     let mut bindings: Vec<Binding> = Vec::new();
+    // Roles named by any binding, even one with problems of its own: a role
+    // is not "bound to no service account" because its binding has a typo.
+    let mut used_roles: HashSet<String> = HashSet::new();
     let mut bound: HashMap<(String, String), Span> = HashMap::new();
     let mut workloads: HashMap<(String, String), Span> = HashMap::new();
     for (span, t) in root.table_array(&mut l.r, "service_accounts") {
         let header = header_span(&l.r.source.text, &span);
         let t = Table::new(t, "[[service_accounts]]", header, BINDING_KEYS, &mut l.r);
+        if let Some(role) = t.string(&mut Reporter::new(l.r.source.clone()), "role", "") {
+            used_roles.insert(role.v);
+        }
         if let Some(b) = load_binding(&mut l, &t, &role_keys, &mut bound, &mut workloads) {
             bindings.push(b);
         }
@@ -308,7 +314,7 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
     // An owned role nobody uses would get an empty trust policy, which IAM rejects.
     for role in roles.values() {
         if let Role::Owned(role) = role
-            && !bindings.iter().any(|b| b.role == role.name)
+            && !used_roles.contains(&role.name)
         {
             l.r.error(
                 "irsa::config::unbound_role",
@@ -697,7 +703,35 @@ fn load_binding(
 
 #[cfg(test)]
 mod tests {
-    use super::content_offset;
+    use std::path::Path;
+
+    use super::{content_offset, load_str};
+
+    /// Lines 1 to 5 of a stack file: version and cluster.
+    const HEAD: &str =
+        "version = 1\n[cluster]\nname = \"demo\"\nregion = \"us-east-1\"\naccount_id = \"123456789012\"\n";
+
+    /// `line:col message` of every problem found in `body` (after [`HEAD`]).
+    fn problems(body: &str) -> Vec<String> {
+        match load_str(Path::new("s.toml"), format!("{HEAD}{body}")) {
+            Ok(_) => Vec::new(),
+            Err(p) => p
+                .problems
+                .iter()
+                .map(|p| {
+                    let (line, col) = p.source.line_col(p.span.start);
+                    format!("{line}:{col} {}", p.message)
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_role_whose_binding_is_invalid_is_not_also_reported_unbound() {
+        let got =
+            problems("[roles.app]\n[[service_accounts]]\nnamespace = \"Backend\"\nname = \"app\"\nrole = \"app\"\n");
+        assert_eq!(got, ["8:13 namespace `Backend` is not a valid DNS-1123 label"]);
+    }
 
     #[test]
     fn string_content_offsets() {
