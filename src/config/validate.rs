@@ -639,6 +639,39 @@ fn load_binding(
         annotations.insert(k.v, v.v);
     }
 
+    // The workloads are checked whatever else is wrong with the binding, so
+    // that all of their problems show in the same run.
+    let mut listed: Vec<Sp<String>> = Vec::new();
+    let list = t.string_list(&mut l.r, "workloads", "[\"deployment/backend\"]");
+    for w in list.map(|l| l.v).unwrap_or_default() {
+        let Some(dep) = w.v.strip_prefix("deployment/") else {
+            l.r.error(
+                "irsa::config::workload",
+                w.span.clone(),
+                format!("workload `{}` is not of the form deployment/<name>", w.v),
+                "unsupported workload",
+                Some("irsa manages Deployments: write \"deployment/<name>\"".into()),
+            );
+            continue;
+        };
+        if let Err(e) = names::dns_subdomain("deployment name", dep) {
+            l.invalid("irsa::config::name", w.span.clone(), e);
+            continue;
+        }
+        if let Some(first) = listed.iter().find(|d| d.v == dep) {
+            let (line, col) = l.r.source.line_col(first.span.start);
+            l.r.error(
+                "irsa::config::duplicate_workload",
+                w.span.clone(),
+                format!("workload `{}` is listed twice for this service account (first at {line}:{col})", w.v),
+                "listed again",
+                Some("remove the second entry".into()),
+            );
+            continue;
+        }
+        listed.push(Sp { v: dep.to_owned(), span: w.span.clone() });
+    }
+
     let (namespace, name, role) = (namespace?, name?, role?);
     if !(ns_ok && name_ok && role_ok) {
         return None;
@@ -658,36 +691,21 @@ fn load_binding(
     bound.insert(key, name.span.clone());
 
     let mut deployments = Vec::new();
-    let list = t.string_list(&mut l.r, "workloads", "[\"deployment/backend\"]");
-    for w in list.map(|l| l.v).unwrap_or_default() {
-        let Some(dep) = w.v.strip_prefix("deployment/") else {
-            l.r.error(
-                "irsa::config::workload",
-                w.span.clone(),
-                format!("workload `{}` is not of the form deployment/<name>", w.v),
-                "unsupported workload",
-                Some("irsa manages Deployments: write \"deployment/<name>\"".into()),
-            );
-            continue;
-        };
-        if let Err(e) = names::dns_subdomain("deployment name", dep) {
-            l.invalid("irsa::config::name", w.span.clone(), e);
-            continue;
-        }
-        let wkey = (namespace.v.clone(), dep.to_owned());
+    for dep in listed {
+        let wkey = (namespace.v.clone(), dep.v.clone());
         if let Some(first) = workloads.get(&wkey) {
             let (line, _) = l.r.source.line_col(first.start);
             l.r.error(
                 "irsa::config::duplicate_workload",
-                w.span.clone(),
-                format!("deployment {}/{dep} is bound to two service accounts (first on line {line})", namespace.v),
+                dep.span.clone(),
+                format!("deployment {}/{} is bound to two service accounts (first on line {line})", namespace.v, dep.v),
                 "bound again",
                 Some("a Deployment runs as one service account: list it under one binding".into()),
             );
             continue;
         }
-        workloads.insert(wkey, w.span.clone());
-        deployments.push(dep.to_owned());
+        workloads.insert(wkey, dep.span);
+        deployments.push(dep.v);
     }
 
     Some(Binding {
@@ -724,6 +742,28 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn workloads_are_checked_even_when_the_binding_has_other_problems() {
+        let got = problems(
+            "[roles.app]\n[[service_accounts]]\nnamespace = \"Backend\"\nname = \"app\"\nrole = \"app\"\nworkloads = [\"job/x\"]\n",
+        );
+        assert_eq!(
+            got,
+            [
+                "8:13 namespace `Backend` is not a valid DNS-1123 label",
+                "11:14 workload `job/x` is not of the form deployment/<name>",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_workload_listed_twice_in_one_binding_is_not_called_bound_to_two_service_accounts() {
+        let got = problems(
+            "[roles.app]\n[[service_accounts]]\nnamespace = \"backend\"\nname = \"app\"\nrole = \"app\"\nworkloads = [\"deployment/a\", \"deployment/a\"]\n",
+        );
+        assert_eq!(got, ["11:30 workload `deployment/a` is listed twice for this service account (first at 11:14)"]);
     }
 
     #[test]
