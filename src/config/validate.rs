@@ -338,16 +338,15 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
     if l.r.problems.is_empty() { Ok(desired) } else { Err(fail(l)) }
 }
 
-/// The span of an array-of-tables entry is its body; point at its
-/// `[[service_accounts]]` header line instead when one precedes it.
-fn header_span(text: &str, body: &Span) -> Span {
-    let before = &text[..body.start.min(text.len())];
-    match before.rfind("[[") {
-        Some(start) => {
-            let end = before[start..].find("]]").map_or(body.start, |e| start + e + 2);
-            start..end
-        }
-        None => body.clone(),
+/// Where a `[[service_accounts]]` entry is introduced, for "missing key"
+/// errors. toml gives an entry written as a section the span of its own
+/// `[[service_accounts]]` header; an inline table in an array keeps its own
+/// span.
+fn header_span(text: &str, entry: &Span) -> Span {
+    let written = text.get(entry.clone()).unwrap_or_default();
+    match written.strip_prefix("[[").and_then(|_| written.find("]]")) {
+        Some(end) => entry.start..entry.start + end + 2,
+        None => entry.clone(),
     }
 }
 
@@ -764,6 +763,17 @@ mod tests {
             "[roles.app]\n[[service_accounts]]\nnamespace = \"backend\"\nname = \"app\"\nrole = \"app\"\nworkloads = [\"deployment/a\", \"deployment/a\"]\n",
         );
         assert_eq!(got, ["11:30 workload `deployment/a` is listed twice for this service account (first at 11:14)"]);
+    }
+
+    #[test]
+    fn a_missing_key_points_at_the_header_of_its_own_service_account() {
+        let entry = "[[service_accounts]]\nnamespace = \"backend\"\nrole = \"app\"\n";
+        let got = problems(&format!("[roles.app]\n{entry}name = \"a\"\n{entry}"));
+        assert_eq!(got, ["11:1 [[service_accounts]] is missing the required key `name`"]);
+        let text = "service_accounts = [{ namespace = \"backend\", role = \"app\" }]\n";
+        let e = load_str(Path::new("s.toml"), format!("{text}{HEAD}[roles.app]\n")).unwrap_err();
+        assert_eq!(e.problems[0].location(), "s.toml:1:21");
+        assert!(e.problems[0].message.contains("missing the required key `name`"));
     }
 
     #[test]
