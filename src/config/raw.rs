@@ -235,7 +235,9 @@ impl<'t, 'i> Table<'t, 'i> {
         }
     }
 
-    /// The entries of a table of tables (`[policies.<name>]`): each name with its table.
+    /// The entries of a table of tables (`[policies.<name>]`): each name with
+    /// its table, in the order they are written (toml hands keys out sorted,
+    /// and "differs only in case from the role on line N" must name an earlier line).
     pub fn named_tables(&self, r: &mut Reporter, key: &str) -> Vec<(Sp<String>, &'t DeTable<'i>)> {
         let Some((_, table)) = self.table(r, key) else { return Vec::new() };
         let mut out = Vec::new();
@@ -251,6 +253,7 @@ impl<'t, 'i> Table<'t, 'i> {
                 ),
             }
         }
+        out.sort_by_key(|(name, _)| name.span.start);
         out
     }
 

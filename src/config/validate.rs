@@ -777,6 +777,24 @@ mod tests {
     }
 
     #[test]
+    fn names_differing_in_case_are_reported_at_the_later_one() {
+        let bind = |role: &str, sa: &str| {
+            format!("[[service_accounts]]\nnamespace = \"backend\"\nname = \"{sa}\"\nrole = \"{role}\"\n")
+        };
+        let got = problems(&format!("[roles.app]\n[roles.App]\n{}{}", bind("app", "a"), bind("App", "b")));
+        assert_eq!(
+            got,
+            ["7:8 role `App` differs only in case from the role on line 6; IAM names are case-insensitive"]
+        );
+        let doc = "document = '{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", \"Action\": \"s3:GetObject\", \"Resource\": \"*\"}]}'";
+        let got = problems(&format!("[policies.read]\n{doc}\n[policies.Read]\n{doc}\n"));
+        assert_eq!(
+            got,
+            ["8:11 policy `Read` differs only in case from the policy on line 6; IAM names are case-insensitive"]
+        );
+    }
+
+    #[test]
     fn a_role_whose_binding_is_invalid_is_not_also_reported_unbound() {
         let got =
             problems("[roles.app]\n[[service_accounts]]\nnamespace = \"Backend\"\nname = \"app\"\nrole = \"app\"\n");
