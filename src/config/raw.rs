@@ -205,7 +205,7 @@ impl<'t, 'i> Table<'t, 'i> {
         Some(Sp { v: out, span: value.span() })
     }
 
-    /// A table of string values (tags, annotations): `(key, value)` pairs in key order.
+    /// A table of string values (tags, annotations): `(key, value)` pairs in the order written.
     pub fn string_map(&self, r: &mut Reporter, key: &str, example: &str) -> Option<Vec<(Sp<String>, Sp<String>)>> {
         let (_, value) = self.entry(key)?;
         let DeValue::Table(table) = value.get_ref() else {
@@ -226,6 +226,7 @@ impl<'t, 'i> Table<'t, 'i> {
                 ),
             }
         }
+        out.sort_by_key(|(k, _)| k.span.start);
         Some(out)
     }
 

@@ -70,7 +70,9 @@ impl Loader<'_> {
         let mut tags = base.clone();
         for (k, v) in t.string_map(&mut self.r, "tags", "{ team = \"platform\" }").unwrap_or_default() {
             if let Err(e) = names::tag(&k.v, &v.v) {
-                self.invalid("irsa::config::tag", k.span.clone(), e);
+                // Point at the value when the key alone is fine.
+                let span = if names::tag(&k.v, "").is_ok() { v.span.clone() } else { k.span.clone() };
+                self.invalid("irsa::config::tag", span, e);
             }
             tags.insert(k.v, v.v);
         }
@@ -791,6 +793,20 @@ mod tests {
         assert_eq!(
             got,
             ["8:11 policy `Read` differs only in case from the policy on line 6; IAM names are case-insensitive"]
+        );
+    }
+
+    #[test]
+    fn a_bad_tag_value_is_pointed_at_not_its_key() {
+        let got = problems(&format!("[defaults]\ntags = {{ team = \"{}\" }}\n", "v".repeat(257)));
+        assert_eq!(got, ["7:17 the value of tag `team` is longer than 256 characters"]);
+        let got = problems("[defaults]\ntags = { team = \"a;b\", \"aws:x\" = \"y\" }\n");
+        assert_eq!(
+            got,
+            [
+                "7:17 tag `team` contains `;`, which IAM tags do not allow",
+                "7:24 tag key `aws:x` uses the reserved `aws:` prefix"
+            ]
         );
     }
 
