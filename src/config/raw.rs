@@ -163,14 +163,20 @@ impl<'t, 'i> Table<'t, 'i> {
 
     pub fn integer(&self, r: &mut Reporter, key: &str, example: &str) -> Option<Sp<i64>> {
         let (_, value) = self.entry(key)?;
-        let parsed = match value.get_ref() {
-            DeValue::Integer(i) => i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()).ok(),
-            _ => None,
+        let DeValue::Integer(i) = value.get_ref() else {
+            self.wrong_type(r, key, value, "an integer", example);
+            return None;
         };
-        match parsed {
-            Some(v) => Some(Sp { v, span: value.span() }),
-            None => {
-                self.wrong_type(r, key, value, "an integer", example);
+        match i64::from_str_radix(&i.as_str().replace('_', ""), i.radix()) {
+            Ok(v) => Some(Sp { v, span: value.span() }),
+            Err(_) => {
+                r.error(
+                    "irsa::config::wrong_type",
+                    value.span(),
+                    format!("`{key}` in {} is too large a number", self.name),
+                    "out of range",
+                    Some(format!("write it like {key} = {example}")),
+                );
                 None
             }
         }
@@ -199,7 +205,7 @@ impl<'t, 'i> Table<'t, 'i> {
         Some(Sp { v: out, span: value.span() })
     }
 
-    /// A table of string values (tags, annotations): `(key, value)` pairs in key order.
+    /// A table of string values (tags, annotations): `(key, value)` pairs in the order written.
     pub fn string_map(&self, r: &mut Reporter, key: &str, example: &str) -> Option<Vec<(Sp<String>, Sp<String>)>> {
         let (_, value) = self.entry(key)?;
         let DeValue::Table(table) = value.get_ref() else {
@@ -220,6 +226,7 @@ impl<'t, 'i> Table<'t, 'i> {
                 ),
             }
         }
+        out.sort_by_key(|(k, _)| k.span.start);
         Some(out)
     }
 
@@ -235,7 +242,9 @@ impl<'t, 'i> Table<'t, 'i> {
         }
     }
 
-    /// The entries of a table of tables (`[policies.<name>]`): each name with its table.
+    /// The entries of a table of tables (`[policies.<name>]`): each name with
+    /// its table, in the order they are written (toml hands keys out sorted,
+    /// and "differs only in case from the role on line N" must name an earlier line).
     pub fn named_tables(&self, r: &mut Reporter, key: &str) -> Vec<(Sp<String>, &'t DeTable<'i>)> {
         let Some((_, table)) = self.table(r, key) else { return Vec::new() };
         let mut out = Vec::new();
@@ -251,6 +260,7 @@ impl<'t, 'i> Table<'t, 'i> {
                 ),
             }
         }
+        out.sort_by_key(|(name, _)| name.span.start);
         out
     }
 
@@ -284,5 +294,30 @@ impl<'t, 'i> Table<'t, 'i> {
     /// The span of a key as written, for problems about the key itself.
     pub fn key_span(&self, key: &str) -> Option<Span> {
         self.entry(key).map(|(k, _)| k.span())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn integer_problem(text: &str) -> String {
+        let doc = DeTable::parse(text).expect("valid TOML");
+        let mut r = Reporter::new(Source::new("s.toml", text));
+        let t = Table::new(doc.get_ref(), "[roles.app]", 0..0, &["max_session_duration"], &mut r);
+        assert_eq!(t.integer(&mut r, "max_session_duration", "3600"), None);
+        r.problems.iter().map(|p| p.message.clone()).collect()
+    }
+
+    #[test]
+    fn an_integer_too_large_is_not_called_the_wrong_type() {
+        assert_eq!(
+            integer_problem("max_session_duration = 99999999999999999999"),
+            "`max_session_duration` in [roles.app] is too large a number"
+        );
+        assert_eq!(
+            integer_problem("max_session_duration = 1.5"),
+            "`max_session_duration` in [roles.app] must be an integer, not a float"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! The rules of the stack file: shapes, names, references and quotas.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -70,7 +70,9 @@ impl Loader<'_> {
         let mut tags = base.clone();
         for (k, v) in t.string_map(&mut self.r, "tags", "{ team = \"platform\" }").unwrap_or_default() {
             if let Err(e) = names::tag(&k.v, &v.v) {
-                self.invalid("irsa::config::tag", k.span.clone(), e);
+                // Point at the value when the key alone is fine.
+                let span = if names::tag(&k.v, "").is_ok() { v.span.clone() } else { k.span.clone() };
+                self.invalid("irsa::config::tag", span, e);
             }
             tags.insert(k.v, v.v);
         }
@@ -308,11 +310,17 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
 
     // Service accounts.
     let mut bindings: Vec<Binding> = Vec::new();
+    // Roles named by any binding, even one with problems of its own: a role
+    // is not "bound to no service account" because its binding has a typo.
+    let mut used_roles: HashSet<String> = HashSet::new();
     let mut bound: HashMap<(String, String), Span> = HashMap::new();
     let mut workloads: HashMap<(String, String), Span> = HashMap::new();
     for (span, t) in root.table_array(&mut l.r, "service_accounts") {
         let header = header_span(&l.r.source.text, &span);
         let t = Table::new(t, "[[service_accounts]]", header, BINDING_KEYS, &mut l.r);
+        if let Some(role) = t.string(&mut Reporter::new(l.r.source.clone()), "role", "") {
+            used_roles.insert(role.v);
+        }
         if let Some(b) = load_binding(&mut l, &t, &role_keys, &mut bound, &mut workloads) {
             bindings.push(b);
         }
@@ -321,7 +329,7 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
     // An owned role nobody uses would get an empty trust policy, which IAM rejects.
     for role in roles.values() {
         if let Role::Owned(role) = role
-            && !bindings.iter().any(|b| b.role == role.name)
+            && !used_roles.contains(&role.name)
         {
             l.r.error(
                 "irsa::config::unbound_role",
@@ -345,16 +353,15 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
     if l.r.problems.is_empty() { Ok(desired) } else { Err(fail(l)) }
 }
 
-/// The span of an array-of-tables entry is its body; point at its
-/// `[[service_accounts]]` header line instead when one precedes it.
-fn header_span(text: &str, body: &Span) -> Span {
-    let before = &text[..body.start.min(text.len())];
-    match before.rfind("[[") {
-        Some(start) => {
-            let end = before[start..].find("]]").map_or(body.start, |e| start + e + 2);
-            start..end
-        }
-        None => body.clone(),
+/// Where a `[[service_accounts]]` entry is introduced, for "missing key"
+/// errors. toml gives an entry written as a section the span of its own
+/// `[[service_accounts]]` header; an inline table in an array keeps its own
+/// span.
+fn header_span(text: &str, entry: &Span) -> Span {
+    let written = text.get(entry.clone()).unwrap_or_default();
+    match written.strip_prefix("[[").and_then(|_| written.find("]]")) {
+        Some(end) => entry.start..entry.start + end + 2,
+        None => entry.clone(),
     }
 }
 
@@ -646,6 +653,39 @@ fn load_binding(
         annotations.insert(k.v, v.v);
     }
 
+    // The workloads are checked whatever else is wrong with the binding, so
+    // that all of their problems show in the same run.
+    let mut listed: Vec<Sp<String>> = Vec::new();
+    let list = t.string_list(&mut l.r, "workloads", "[\"deployment/backend\"]");
+    for w in list.map(|l| l.v).unwrap_or_default() {
+        let Some(dep) = w.v.strip_prefix("deployment/") else {
+            l.r.error(
+                "irsa::config::workload",
+                w.span.clone(),
+                format!("workload `{}` is not of the form deployment/<name>", w.v),
+                "unsupported workload",
+                Some("irsa manages Deployments: write \"deployment/<name>\"".into()),
+            );
+            continue;
+        };
+        if let Err(e) = names::dns_subdomain("deployment name", dep) {
+            l.invalid("irsa::config::name", w.span.clone(), e);
+            continue;
+        }
+        if let Some(first) = listed.iter().find(|d| d.v == dep) {
+            let (line, col) = l.r.source.line_col(first.span.start);
+            l.r.error(
+                "irsa::config::duplicate_workload",
+                w.span.clone(),
+                format!("workload `{}` is listed twice for this service account (first at {line}:{col})", w.v),
+                "listed again",
+                Some("remove the second entry".into()),
+            );
+            continue;
+        }
+        listed.push(Sp { v: dep.to_owned(), span: w.span.clone() });
+    }
+
     let (namespace, name, role) = (namespace?, name?, role?);
     if !(ns_ok && name_ok && role_ok) {
         return None;
@@ -665,36 +705,21 @@ fn load_binding(
     bound.insert(key, name.span.clone());
 
     let mut deployments = Vec::new();
-    let list = t.string_list(&mut l.r, "workloads", "[\"deployment/backend\"]");
-    for w in list.map(|l| l.v).unwrap_or_default() {
-        let Some(dep) = w.v.strip_prefix("deployment/") else {
-            l.r.error(
-                "irsa::config::workload",
-                w.span.clone(),
-                format!("workload `{}` is not of the form deployment/<name>", w.v),
-                "unsupported workload",
-                Some("irsa manages Deployments: write \"deployment/<name>\"".into()),
-            );
-            continue;
-        };
-        if let Err(e) = names::dns_subdomain("deployment name", dep) {
-            l.invalid("irsa::config::name", w.span.clone(), e);
-            continue;
-        }
-        let wkey = (namespace.v.clone(), dep.to_owned());
+    for dep in listed {
+        let wkey = (namespace.v.clone(), dep.v.clone());
         if let Some(first) = workloads.get(&wkey) {
             let (line, _) = l.r.source.line_col(first.start);
             l.r.error(
                 "irsa::config::duplicate_workload",
-                w.span.clone(),
-                format!("deployment {}/{dep} is bound to two service accounts (first on line {line})", namespace.v),
+                dep.span.clone(),
+                format!("deployment {}/{} is bound to two service accounts (first on line {line})", namespace.v, dep.v),
                 "bound again",
                 Some("a Deployment runs as one service account: list it under one binding".into()),
             );
             continue;
         }
-        workloads.insert(wkey, w.span.clone());
-        deployments.push(dep.to_owned());
+        workloads.insert(wkey, dep.span);
+        deployments.push(dep.v);
     }
 
     Some(Binding {
@@ -710,7 +735,100 @@ fn load_binding(
 
 #[cfg(test)]
 mod tests {
-    use super::content_offset;
+    use std::path::Path;
+
+    use super::{content_offset, load_str};
+
+    /// Lines 1 to 5 of a stack file: version and cluster.
+    const HEAD: &str =
+        "version = 1\n[cluster]\nname = \"demo\"\nregion = \"us-east-1\"\naccount_id = \"123456789012\"\n";
+
+    /// `line:col message` of every problem found in `body` (after [`HEAD`]).
+    fn problems(body: &str) -> Vec<String> {
+        match load_str(Path::new("s.toml"), format!("{HEAD}{body}")) {
+            Ok(_) => Vec::new(),
+            Err(p) => p
+                .problems
+                .iter()
+                .map(|p| {
+                    let (line, col) = p.source.line_col(p.span.start);
+                    format!("{line}:{col} {}", p.message)
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn workloads_are_checked_even_when_the_binding_has_other_problems() {
+        let got = problems(
+            "[roles.app]\n[[service_accounts]]\nnamespace = \"Backend\"\nname = \"app\"\nrole = \"app\"\nworkloads = [\"job/x\"]\n",
+        );
+        assert_eq!(
+            got,
+            [
+                "8:13 namespace `Backend` is not a valid DNS-1123 label",
+                "11:14 workload `job/x` is not of the form deployment/<name>",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_workload_listed_twice_in_one_binding_is_not_called_bound_to_two_service_accounts() {
+        let got = problems(
+            "[roles.app]\n[[service_accounts]]\nnamespace = \"backend\"\nname = \"app\"\nrole = \"app\"\nworkloads = [\"deployment/a\", \"deployment/a\"]\n",
+        );
+        assert_eq!(got, ["11:30 workload `deployment/a` is listed twice for this service account (first at 11:14)"]);
+    }
+
+    #[test]
+    fn a_missing_key_points_at_the_header_of_its_own_service_account() {
+        let entry = "[[service_accounts]]\nnamespace = \"backend\"\nrole = \"app\"\n";
+        let got = problems(&format!("[roles.app]\n{entry}name = \"a\"\n{entry}"));
+        assert_eq!(got, ["11:1 [[service_accounts]] is missing the required key `name`"]);
+        let text = "service_accounts = [{ namespace = \"backend\", role = \"app\" }]\n";
+        let e = load_str(Path::new("s.toml"), format!("{text}{HEAD}[roles.app]\n")).unwrap_err();
+        assert_eq!(e.problems[0].location(), "s.toml:1:21");
+        assert!(e.problems[0].message.contains("missing the required key `name`"));
+    }
+
+    #[test]
+    fn names_differing_in_case_are_reported_at_the_later_one() {
+        let bind = |role: &str, sa: &str| {
+            format!("[[service_accounts]]\nnamespace = \"backend\"\nname = \"{sa}\"\nrole = \"{role}\"\n")
+        };
+        let got = problems(&format!("[roles.app]\n[roles.App]\n{}{}", bind("app", "a"), bind("App", "b")));
+        assert_eq!(
+            got,
+            ["7:8 role `App` differs only in case from the role on line 6; IAM names are case-insensitive"]
+        );
+        let doc = "document = '{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", \"Action\": \"s3:GetObject\", \"Resource\": \"*\"}]}'";
+        let got = problems(&format!("[policies.read]\n{doc}\n[policies.Read]\n{doc}\n"));
+        assert_eq!(
+            got,
+            ["8:11 policy `Read` differs only in case from the policy on line 6; IAM names are case-insensitive"]
+        );
+    }
+
+    #[test]
+    fn a_bad_tag_value_is_pointed_at_not_its_key() {
+        let got = problems(&format!("[defaults]\ntags = {{ team = \"{}\" }}\n", "v".repeat(257)));
+        assert_eq!(got, ["7:17 the value of tag `team` is longer than 256 characters"]);
+        let got = problems("[defaults]\ntags = { team = \"a;b\", \"aws:x\" = \"y\" }\n");
+        assert_eq!(
+            got,
+            [
+                "7:17 tag `team` contains `;`, which IAM tags do not allow",
+                "7:24 tag key `aws:x` uses the reserved `aws:` prefix"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_role_whose_binding_is_invalid_is_not_also_reported_unbound() {
+        let got =
+            problems("[roles.app]\n[[service_accounts]]\nnamespace = \"Backend\"\nname = \"app\"\nrole = \"app\"\n");
+        assert_eq!(got, ["8:13 namespace `Backend` is not a valid DNS-1123 label"]);
+    }
 
     #[test]
     fn string_content_offsets() {
