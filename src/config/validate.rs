@@ -122,7 +122,7 @@ impl Loader<'_> {
                 None
             }
             (Some(doc), None) => self.inline_document(&doc),
-            (None, Some(file)) => self.file_document(&file),
+            (None, Some(file)) => self.file_document(&file, what),
         }
     }
 
@@ -152,7 +152,8 @@ impl Loader<'_> {
         }
     }
 
-    fn file_document(&mut self, file: &Sp<String>) -> Option<PolicyDocument> {
+    /// `what` names the entry that uses the file: one file may serve several.
+    fn file_document(&mut self, file: &Sp<String>, what: &str) -> Option<PolicyDocument> {
         let path = self.dir.join(&file.v);
         let shown = path.display().to_string();
         let text = match std::fs::metadata(&path) {
@@ -186,7 +187,7 @@ impl Loader<'_> {
                         message: format!("policy document: {}", p.message),
                         source: source.clone(),
                         span: p.span,
-                        label: "here".into(),
+                        label: format!("in the document of {what}"),
                         help: p.help,
                     });
                 }
