@@ -11,6 +11,7 @@
 //! the planner table-testable and lets `--observed SNAPSHOT` plan a stack with
 //! no credentials at all.
 
+pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod graph;

@@ -49,6 +49,13 @@ pub enum CliError {
     },
     #[error("cannot write the output")]
     Output(#[source] std::io::Error),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("reading AWS IAM: {0}")]
+    Aws(crate::refresh::aws::CallError),
+    /// The apply stopped; what was done and what failed were already reported.
+    #[error("the apply failed at {address}; the next plan shows what is left")]
+    ApplyFailed { address: String },
 }
 
 impl CliError {

@@ -1,9 +1,12 @@
 //! The command line: clap types, one file per command, and the one place
 //! where errors become messages and exit codes.
 
+mod apply;
 mod error;
 mod graph;
+mod live;
 mod plan;
+mod refresh;
 mod show;
 mod validate;
 
@@ -42,6 +45,8 @@ pub enum ColorWhen {
 enum Command {
     Validate(validate::ValidateArgs),
     Plan(plan::PlanArgs),
+    Apply(apply::ApplyArgs),
+    Refresh(refresh::RefreshArgs),
     Show(show::ShowArgs),
     Graph(graph::GraphArgs),
 }
@@ -99,6 +104,8 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(&ctx, args),
         Command::Plan(args) => plan::run(&ctx, args),
+        Command::Apply(args) => apply::run(&ctx, args),
+        Command::Refresh(args) => refresh::run(&ctx, args),
         Command::Show(args) => show::run(&ctx, args),
         Command::Graph(args) => graph::run(&ctx, args),
     };

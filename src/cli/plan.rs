@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 
+use super::live::{self, AwsArgs};
 use super::{CliError, Ctx, exit};
 use crate::plan::saved::SavedPlan;
 use crate::plan::{PlanOptions, RefreshInfo};
@@ -8,8 +9,9 @@ use crate::render::{self, Format};
 
 /// Show what it takes to make AWS IAM and the cluster match a stack file.
 ///
-/// Reads the observed state, compares it with the stack file, and prints the
-/// changes, dependencies first. Nothing is changed.
+/// Reads the observed state (live, or from a snapshot with --observed),
+/// compares it with the stack file, and prints the changes, dependencies
+/// first. Nothing is changed.
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
     /// The stack file.
@@ -43,16 +45,13 @@ pub struct PlanArgs {
     /// Plan only the addresses that start with PREFIX, and what they depend on (repeatable).
     #[arg(long, value_name = "PREFIX")]
     target: Vec<String>,
+
+    #[command(flatten)]
+    aws: AwsArgs,
 }
 
 pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
     let desired = crate::config::load(&args.file)?;
-    let Some(snapshot_path) = &args.observed else {
-        return Err(CliError::Usage {
-            message: "reading AWS IAM and the cluster live is not available in this version of irsa".into(),
-            help: "plan against a snapshot of the observed state: irsa plan FILE --observed SNAPSHOT".into(),
-        });
-    };
     tracing::info!(
         policies = desired.policies.len(),
         roles = desired.roles.len(),
@@ -60,22 +59,30 @@ pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
         "loaded {}",
         args.file.display()
     );
-    let observed = snapshot::load(snapshot_path)?;
+    let (observed, refresh) = match &args.observed {
+        Some(path) => {
+            let observed = snapshot::load(path)?;
+            let refresh = RefreshInfo {
+                strategy: "snapshot".into(),
+                iam_calls: 0,
+                kube_requests: 0,
+                snapshot: Some(path.display().to_string()),
+                observed_at: observed.observed_at.map(|t| t.to_string()),
+            };
+            (observed, refresh)
+        }
+        None => {
+            let (observed, refresh, _) = live::runtime()?.block_on(live::observe(&desired, &args.aws, &args.target))?;
+            (observed, refresh)
+        }
+    };
     tracing::info!(
         roles = observed.iam.roles.len(),
         policies = observed.iam.policies.len(),
         service_accounts = observed.cluster.service_accounts.len(),
         deployments = observed.cluster.deployments.len(),
-        "read the observed state from {}",
-        snapshot_path.display()
+        "observed state read"
     );
-    let refresh = RefreshInfo {
-        strategy: "snapshot".into(),
-        iam_calls: 0,
-        kube_requests: 0,
-        snapshot: Some(snapshot_path.display().to_string()),
-        observed_at: observed.observed_at.map(|t| t.to_string()),
-    };
     let options = PlanOptions { adopt: args.adopt, targets: args.target.clone(), refresh };
     let plan = crate::plan::plan(&desired, &observed, &options).map_err(|e| CliError::from_plan(&desired, e))?;
     tracing::info!(changes = plan.changes.len(), warnings = plan.warnings.len(), "planned");

@@ -271,6 +271,7 @@ impl Planner<'_> {
         let host = Desired::issuer_host_path(&self.issuer).to_owned();
         let thumbprints = &self.d.cluster.oidc_thumbprints;
         let mut after = json!({
+            "arn": self.d.oidc_provider_arn(&self.d.cluster.account_id, &self.issuer),
             "url": self.issuer,
             "client_ids": [markers::STS_AUDIENCE],
             "tags": self.d.ownership_tags(),
@@ -307,7 +308,9 @@ impl Planner<'_> {
             client_ids.push(markers::STS_AUDIENCE.into());
         }
         after["client_ids"] = json!(client_ids);
+        after["arn"] = json!(obs.arn);
         let mut before = json!({
+            "arn": obs.arn,
             "url": format!("https://{}", obs.url),
             "client_ids": obs.client_ids,
             "tags": obs.tags,
@@ -630,7 +633,7 @@ impl Planner<'_> {
         for p in &self.o.iam.oidc_providers {
             if p.url != host && iam_ownership(&p.tags, &stack) == Ownership::Ours {
                 let before =
-                    obj(json!({ "url": format!("https://{}", p.url), "client_ids": p.client_ids, "tags": p.tags }));
+                    obj(json!({ "arn": p.arn, "url": format!("https://{}", p.url), "client_ids": p.client_ids, "tags": p.tags }));
                 // The address names the cluster, so a second provider of the
                 // stack (an old issuer) is told apart by a suffix.
                 let address = Address::oidc(&format!("{stack}@{}", p.url));

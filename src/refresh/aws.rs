@@ -1,0 +1,479 @@
+//! AWS IAM through aws-sdk-iam: connecting, counting calls, and reading the
+//! observed IAM state in bulk or resource by resource.
+//!
+//! Bulk is the default: `GetAccountAuthorizationDetails` returns every role
+//! with its trust policy, attachments, inline policies, boundary and tags, and
+//! every customer-managed policy with all its versions, 1,000 to a page;
+//! `ListRoles` adds what that call leaves out (description, maximum session).
+//! Neither returns a managed policy's tags, so those are read per policy, for
+//! the stack's policies only. Per-resource reads each desired resource with
+//! its own calls, the way Terraform's AWS provider does; it is the baseline
+//! the benchmarks compare against and must yield the same model.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_config::BehaviorVersion;
+use aws_sdk_iam::Client;
+use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::types::{EntityType, SummaryKeyType, Tag};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+
+use crate::model::desired::{Desired, Role, markers};
+use crate::model::observed::{ObservedIam, ObservedPolicy, ObservedRole, OidcProvider};
+use crate::model::policy_doc::PolicyDocument;
+use crate::model::quotas::Quotas;
+
+/// How `refresh` reads IAM.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Strategy {
+    /// A few paginated account-wide calls, whatever the size of the stack.
+    #[default]
+    Bulk,
+    /// Calls per desired resource, as Terraform's AWS provider reads them.
+    PerResource,
+}
+
+impl Strategy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Bulk => "bulk",
+            Strategy::PerResource => "per-resource",
+        }
+    }
+}
+
+/// Counts IAM calls (operations, not retried attempts), per operation name.
+#[derive(Debug, Default)]
+pub struct CallCounter {
+    total: AtomicU64,
+    by_operation: Mutex<BTreeMap<String, u64>>,
+}
+
+impl CallCounter {
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// `ListRoles×2, GetAccountSummary×1, …`, for `-v`.
+    pub fn breakdown(&self) -> String {
+        let map = self.by_operation.lock().map(|m| m.clone()).unwrap_or_default();
+        map.iter().map(|(op, n)| format!("{op}×{n}")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[derive(Debug, Clone)]
+struct CountCalls(Arc<CallCounter>);
+
+impl Intercept for CountCalls {
+    fn name(&self) -> &'static str {
+        "irsa::CountCalls"
+    }
+
+    // Once per operation, retries excluded, and late enough that the
+    // operation's metadata (its name) is in the config bag.
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.total.fetch_add(1, Ordering::Relaxed);
+        let name = cfg.load::<Metadata>().map_or("unknown", |m| m.name()).to_owned();
+        if let Ok(mut map) = self.0.by_operation.lock() {
+            *map.entry(name).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+/// An IAM client that counts its calls.
+#[derive(Debug, Clone)]
+pub struct Iam {
+    pub client: Client,
+    pub calls: Arc<CallCounter>,
+}
+
+/// Where and how to reach IAM.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    pub region: String,
+    /// `--endpoint-url`; the SDK also reads `AWS_ENDPOINT_URL` itself.
+    pub endpoint_url: Option<String>,
+    pub profile: Option<String>,
+}
+
+impl Iam {
+    /// The standard credential chain (environment, `AWS_PROFILE`, SSO, web
+    /// identity, instance role) and the SDK's standard retry mode, which
+    /// retries throttling with backoff.
+    pub async fn connect(conn: &Connection) -> Iam {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(conn.region.clone()))
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5));
+        if let Some(url) = &conn.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        if let Some(profile) = &conn.profile {
+            loader = loader.profile_name(profile);
+        }
+        let shared = loader.load().await;
+        let calls = Arc::new(CallCounter::default());
+        let config = aws_sdk_iam::config::Builder::from(&shared).interceptor(CountCalls(calls.clone())).build();
+        Iam { client: Client::from_conf(config), calls }
+    }
+}
+
+/// A failed IAM call: the operation, AWS's error code and message.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct CallError {
+    pub operation: &'static str,
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{} failed: {code}: {}", self.operation, self.message),
+            None => write!(f, "{} failed: {}", self.operation, self.message),
+        }
+    }
+}
+
+impl CallError {
+    pub fn from_sdk<E, R>(operation: &'static str, e: SdkError<E, R>) -> CallError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: fmt::Debug,
+    {
+        let code = e.code().map(str::to_owned);
+        let message = match e.message() {
+            Some(m) => m.to_owned(),
+            // No service message: a connection or credentials problem; the
+            // full chain says which.
+            None => aws_sdk_iam::error::DisplayErrorContext(&e).to_string(),
+        };
+        CallError { operation, code, message }
+    }
+
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
+
+/// Shorthand for mapping an SDK result.
+pub(crate) fn call<T, E, R>(operation: &'static str, r: Result<T, SdkError<E, R>>) -> Result<T, CallError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: fmt::Debug,
+{
+    r.map_err(|e| CallError::from_sdk(operation, e))
+}
+
+/// What a refresh must look for.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub stack: String,
+    /// The issuer without `https://`, when known.
+    pub issuer_host_path: Option<String>,
+    /// Names of owned roles, and of referenced roles (from their ARNs).
+    pub role_names: Vec<String>,
+    pub policy_names: Vec<String>,
+    /// The ARN each stack policy has when it exists as the file says.
+    pub policy_arns: Vec<String>,
+}
+
+impl Scope {
+    pub fn of(desired: &Desired, issuer: Option<&str>) -> Scope {
+        let role_names = desired
+            .roles
+            .values()
+            .map(|r| match r {
+                Role::Owned(r) => r.name.clone(),
+                Role::Referenced(r) => r.name.clone(),
+            })
+            .collect();
+        Scope {
+            stack: desired.cluster.name.clone(),
+            issuer_host_path: issuer.map(|i| Desired::issuer_host_path(i).trim_end_matches('/').to_owned()),
+            role_names,
+            policy_names: desired.policies.keys().cloned().collect(),
+            policy_arns: desired.policies.values().map(|p| desired.policy_arn(p)).collect(),
+        }
+    }
+
+    fn wants_role(&self, name: &str, tags: &BTreeMap<String, String>) -> bool {
+        self.role_names.iter().any(|n| n.eq_ignore_ascii_case(name)) || is_ours(tags, &self.stack)
+    }
+
+    fn wants_policy(&self, name: &str) -> bool {
+        self.policy_names.iter().any(|n| n.eq_ignore_ascii_case(name))
+    }
+}
+
+fn is_ours(tags: &BTreeMap<String, String>, stack: &str) -> bool {
+    tags.get(markers::TAG_STACK).is_some_and(|s| s == stack)
+        && tags.get(markers::TAG_MANAGED_BY).is_some_and(|m| m == markers::MANAGED_BY)
+}
+
+fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()
+}
+
+fn document(operation: &'static str, text: Option<&str>) -> Result<PolicyDocument, CallError> {
+    let text = text.unwrap_or("{}");
+    PolicyDocument::parse(text).map_err(|p| CallError {
+        operation,
+        code: None,
+        message: format!("IAM returned a policy document irsa cannot read: {}", p.message),
+    })
+}
+
+impl Iam {
+    /// Read the observed IAM state for `scope` with `strategy`.
+    pub async fn refresh(&self, scope: &Scope, strategy: Strategy) -> Result<ObservedIam, CallError> {
+        let oidc_providers = self.oidc_providers(scope).await?;
+        let (roles, policies) = match strategy {
+            Strategy::Bulk => self.bulk(scope).await?,
+            Strategy::PerResource => self.per_resource(scope).await?,
+        };
+        let quotas = Some(self.quotas().await?);
+        Ok(ObservedIam { oidc_providers, roles, policies, quotas })
+    }
+
+    /// The provider of the stack's issuer. Providers carry no stack in their
+    /// ARN, and listing them returns no tags, so only the issuer's provider
+    /// is read: an account has one provider per cluster.
+    async fn oidc_providers(&self, scope: &Scope) -> Result<Vec<OidcProvider>, CallError> {
+        let Some(host) = &scope.issuer_host_path else { return Ok(Vec::new()) };
+        let list = call("ListOpenIDConnectProviders", self.client.list_open_id_connect_providers().send().await)?;
+        let mut out = Vec::new();
+        for entry in list.open_id_connect_provider_list() {
+            let Some(arn) = entry.arn() else { continue };
+            if !arn.ends_with(&format!(":oidc-provider/{host}")) {
+                continue;
+            }
+            let p = call(
+                "GetOpenIDConnectProvider",
+                self.client.get_open_id_connect_provider().open_id_connect_provider_arn(arn).send().await,
+            )?;
+            let url = p.url().unwrap_or(host);
+            out.push(OidcProvider {
+                arn: arn.to_owned(),
+                url: url.strip_prefix("https://").unwrap_or(url).to_owned(),
+                client_ids: p.client_id_list().to_vec(),
+                thumbprints: p.thumbprint_list().to_vec(),
+                tags: tag_map(p.tags()),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Live quotas, with the default table for any the account does not report.
+    async fn quotas(&self) -> Result<Quotas, CallError> {
+        let summary = call("GetAccountSummary", self.client.get_account_summary().send().await)?;
+        let mut q = Quotas::default();
+        if let Some(map) = summary.summary_map() {
+            let get = |k: SummaryKeyType| map.get(&k).and_then(|v| usize::try_from(*v).ok());
+            q.attached_policies_per_role =
+                get(SummaryKeyType::AttachedPoliciesPerRoleQuota).unwrap_or(q.attached_policies_per_role);
+            q.trust_policy_size = get(SummaryKeyType::AssumeRolePolicySizeQuota).unwrap_or(q.trust_policy_size);
+            q.managed_policy_size = get(SummaryKeyType::PolicySizeQuota).unwrap_or(q.managed_policy_size);
+            q.inline_policies_size_per_role =
+                get(SummaryKeyType::RolePolicySizeQuota).unwrap_or(q.inline_policies_size_per_role);
+        }
+        Ok(q)
+    }
+
+    async fn bulk(&self, scope: &Scope) -> Result<(Vec<ObservedRole>, Vec<ObservedPolicy>), CallError> {
+        // Description and maximum session are not in the authorization details.
+        let mut role_extras: HashMap<String, (Option<String>, u32)> = HashMap::new();
+        let mut pages = self.client.list_roles().max_items(1000).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page = call("ListRoles", page)?;
+            for r in page.roles() {
+                let max = r.max_session_duration().and_then(|m| u32::try_from(m).ok()).unwrap_or(3600);
+                role_extras.insert(r.role_name().to_owned(), (r.description().map(str::to_owned), max));
+            }
+        }
+
+        let mut roles = Vec::new();
+        let mut policy_details = Vec::new();
+        let mut pages = self
+            .client
+            .get_account_authorization_details()
+            .filter(EntityType::Role)
+            .filter(EntityType::LocalManagedPolicy)
+            .max_items(1000)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = call("GetAccountAuthorizationDetails", page)?;
+            for r in page.role_detail_list() {
+                let name = r.role_name().unwrap_or_default().to_owned();
+                let tags = tag_map(r.tags());
+                if !scope.wants_role(&name, &tags) {
+                    continue;
+                }
+                let (description, max_session_duration) = role_extras.get(&name).cloned().unwrap_or((None, 3600));
+                let mut inline_policies = BTreeMap::new();
+                for p in r.role_policy_list() {
+                    let doc = document("GetAccountAuthorizationDetails", p.policy_document())?;
+                    inline_policies.insert(p.policy_name().unwrap_or_default().to_owned(), doc);
+                }
+                roles.push(ObservedRole {
+                    path: r.path().unwrap_or("/").to_owned(),
+                    arn: r.arn().unwrap_or_default().to_owned(),
+                    description,
+                    max_session_duration,
+                    permissions_boundary: r
+                        .permissions_boundary()
+                        .and_then(|b| b.permissions_boundary_arn())
+                        .map(str::to_owned),
+                    trust_policy: document("GetAccountAuthorizationDetails", r.assume_role_policy_document())?,
+                    tags,
+                    attached_policies: r
+                        .attached_managed_policies()
+                        .iter()
+                        .filter_map(|a| a.policy_arn().map(str::to_owned))
+                        .collect(),
+                    inline_policies,
+                    name,
+                });
+            }
+            policy_details.extend(page.policies().iter().cloned());
+        }
+
+        // Policies: the stack's by name, and any attached to a role of the
+        // stack (a policy dropped from the file is still attached there, or
+        // was until the file changed). Only those need their tags.
+        let attached: HashSet<&str> = roles
+            .iter()
+            .filter(|r| is_ours(&r.tags, &scope.stack))
+            .flat_map(|r| r.attached_policies.iter().map(String::as_str))
+            .collect();
+        let mut policies = Vec::new();
+        for p in &policy_details {
+            let arn = p.arn().unwrap_or_default();
+            // A policy's name is the last part of its ARN. moto 5.2.5 leaves
+            // PolicyName out of these details; real IAM sends it.
+            let name = p.policy_name().unwrap_or_else(|| arn.rsplit('/').next().unwrap_or_default());
+            if !scope.wants_policy(name) && !attached.contains(arn) {
+                continue;
+            }
+            let default = p.policy_version_list().iter().find(|v| v.is_default_version());
+            let tags = self.policy_tags(arn).await?;
+            if !scope.wants_policy(name) && !is_ours(&tags, &scope.stack) {
+                continue;
+            }
+            policies.push(ObservedPolicy {
+                name: name.to_owned(),
+                path: p.path().unwrap_or("/").to_owned(),
+                arn: arn.to_owned(),
+                description: p.description().map(str::to_owned),
+                document: document("GetAccountAuthorizationDetails", default.and_then(|v| v.document()))?,
+                default_version_id: p.default_version_id().unwrap_or("v1").to_owned(),
+                version_count: u32::try_from(p.policy_version_list().len()).unwrap_or(u32::MAX),
+                tags,
+            });
+        }
+        roles.sort_by(|a, b| a.name.cmp(&b.name));
+        policies.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok((roles, policies))
+    }
+
+    async fn policy_tags(&self, arn: &str) -> Result<BTreeMap<String, String>, CallError> {
+        let mut tags = BTreeMap::new();
+        let mut pages = self.client.list_policy_tags().policy_arn(arn).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            tags.extend(tag_map(call("ListPolicyTags", page)?.tags()));
+        }
+        Ok(tags)
+    }
+
+    async fn per_resource(&self, scope: &Scope) -> Result<(Vec<ObservedRole>, Vec<ObservedPolicy>), CallError> {
+        let mut roles = Vec::new();
+        for name in &scope.role_names {
+            let role = match self.client.get_role().role_name(name).send().await {
+                Ok(r) => r,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => continue,
+                Err(e) => return Err(CallError::from_sdk("GetRole", e)),
+            };
+            let Some(r) = role.role() else { continue };
+            let mut attached_policies = Vec::new();
+            let mut pages = self.client.list_attached_role_policies().role_name(name).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                let page = call("ListAttachedRolePolicies", page)?;
+                attached_policies.extend(page.attached_policies().iter().filter_map(|a| a.policy_arn().map(str::to_owned)));
+            }
+            let mut inline_policies = BTreeMap::new();
+            let mut pages = self.client.list_role_policies().role_name(name).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                for policy in call("ListRolePolicies", page)?.policy_names() {
+                    let got = call(
+                        "GetRolePolicy",
+                        self.client.get_role_policy().role_name(name).policy_name(policy).send().await,
+                    )?;
+                    inline_policies.insert(policy.clone(), document("GetRolePolicy", Some(got.policy_document()))?);
+                }
+            }
+            roles.push(ObservedRole {
+                name: r.role_name().to_owned(),
+                path: r.path().to_owned(),
+                arn: r.arn().to_owned(),
+                description: r.description().map(str::to_owned),
+                max_session_duration: r.max_session_duration().and_then(|m| u32::try_from(m).ok()).unwrap_or(3600),
+                permissions_boundary: r
+                    .permissions_boundary()
+                    .and_then(|b| b.permissions_boundary_arn())
+                    .map(str::to_owned),
+                trust_policy: document("GetRole", r.assume_role_policy_document())?,
+                tags: tag_map(r.tags()),
+                attached_policies,
+                inline_policies,
+            });
+        }
+        let mut policies = Vec::new();
+        for (name, arn) in scope.policy_names.iter().zip(&scope.policy_arns) {
+            // Terraform reads a policy by the ARN its state holds; irsa's
+            // desired ARN plays that part here.
+            let got = match self.client.get_policy().policy_arn(arn.as_str()).send().await {
+                Ok(p) => p,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_entity_exception()) => continue,
+                Err(e) => return Err(CallError::from_sdk("GetPolicy", e)),
+            };
+            let Some(p) = got.policy() else { continue };
+            let default_version_id = p.default_version_id().unwrap_or("v1").to_owned();
+            let version = call(
+                "GetPolicyVersion",
+                self.client.get_policy_version().policy_arn(arn.as_str()).version_id(&default_version_id).send().await,
+            )?;
+            let mut version_count = 0u32;
+            let mut pages = self.client.list_policy_versions().policy_arn(arn.as_str()).into_paginator().send();
+            while let Some(page) = pages.next().await {
+                version_count += u32::try_from(call("ListPolicyVersions", page)?.versions().len()).unwrap_or(0);
+            }
+            policies.push(ObservedPolicy {
+                name: p.policy_name().unwrap_or(name).to_owned(),
+                path: p.path().unwrap_or("/").to_owned(),
+                arn: p.arn().unwrap_or(arn).to_owned(),
+                description: p.description().map(str::to_owned),
+                document: document("GetPolicyVersion", version.policy_version().and_then(|v| v.document()))?,
+                default_version_id,
+                version_count,
+                tags: tag_map(p.tags()),
+            });
+        }
+        roles.sort_by(|a, b| a.name.cmp(&b.name));
+        policies.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok((roles, policies))
+    }
+}
