@@ -33,7 +33,10 @@ fn doc(m: &Attrs, key: &str) -> String {
 }
 
 fn strings(m: &Attrs, key: &str) -> Vec<String> {
-    m.get(key).and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    m.get(key)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
 }
 
 fn tags(m: Option<&Attrs>) -> BTreeMap<String, String> {
@@ -133,8 +136,11 @@ impl IamApplier<'_> {
             ResourceKind::RolePolicyAttachment => {
                 let (role, arn) = (role_name(after), text(after, "policy_arn").unwrap_or_default().to_owned());
                 retrying(self.patience, Transient::FreshEntity, || async {
-                    call("AttachRolePolicy", self.iam.client.attach_role_policy().role_name(&role).policy_arn(&arn).send().await)
-                        .map(drop)
+                    call(
+                        "AttachRolePolicy",
+                        self.iam.client.attach_role_policy().role_name(&role).policy_arn(&arn).send().await,
+                    )
+                    .map(drop)
                 })
                 .await
             }
@@ -186,7 +192,13 @@ impl IamApplier<'_> {
         for id in strings(after, "client_ids").iter().filter(|id| !had.contains(id)) {
             call(
                 "AddClientIDToOpenIDConnectProvider",
-                self.iam.client.add_client_id_to_open_id_connect_provider().open_id_connect_provider_arn(arn).client_id(id).send().await,
+                self.iam
+                    .client
+                    .add_client_id_to_open_id_connect_provider()
+                    .open_id_connect_provider_arn(arn)
+                    .client_id(id)
+                    .send()
+                    .await,
             )?;
         }
         if change.changed.iter().any(|k| k == "thumbprints") {
@@ -205,7 +217,13 @@ impl IamApplier<'_> {
         if !set.is_empty() {
             call(
                 "TagOpenIDConnectProvider",
-                self.iam.client.tag_open_id_connect_provider().open_id_connect_provider_arn(arn).set_tags(Some(set)).send().await,
+                self.iam
+                    .client
+                    .tag_open_id_connect_provider()
+                    .open_id_connect_provider_arn(arn)
+                    .set_tags(Some(set))
+                    .send()
+                    .await,
             )?;
         }
         if !unset.is_empty() {
@@ -255,7 +273,14 @@ impl IamApplier<'_> {
             retrying(self.patience, Transient::Concurrency, || async {
                 call(
                     "CreatePolicyVersion",
-                    self.iam.client.create_policy_version().policy_arn(arn).policy_document(&document).set_as_default(true).send().await,
+                    self.iam
+                        .client
+                        .create_policy_version()
+                        .policy_arn(arn)
+                        .policy_document(&document)
+                        .set_as_default(true)
+                        .send()
+                        .await,
                 )
                 .map(drop)
             })
@@ -281,8 +306,11 @@ impl IamApplier<'_> {
         for v in old.into_iter().take(excess) {
             let id = v.version_id().unwrap_or_default();
             ok_if_gone(
-                call("DeletePolicyVersion", self.iam.client.delete_policy_version().policy_arn(arn).version_id(id).send().await)
-                    .map(drop),
+                call(
+                    "DeletePolicyVersion",
+                    self.iam.client.delete_policy_version().policy_arn(arn).version_id(id).send().await,
+                )
+                .map(drop),
             )?;
         }
         Ok(())
@@ -358,7 +386,13 @@ impl IamApplier<'_> {
             match text(after, "permissions_boundary") {
                 Some(boundary) => call(
                     "PutRolePermissionsBoundary",
-                    self.iam.client.put_role_permissions_boundary().role_name(&name).permissions_boundary(boundary).send().await,
+                    self.iam
+                        .client
+                        .put_role_permissions_boundary()
+                        .role_name(&name)
+                        .permissions_boundary(boundary)
+                        .send()
+                        .await,
                 )
                 .map(drop)?,
                 None => ok_if_gone(
@@ -376,7 +410,10 @@ impl IamApplier<'_> {
                 call("TagRole", self.iam.client.tag_role().role_name(&name).set_tags(Some(set)).send().await)?;
             }
             if !unset.is_empty() {
-                call("UntagRole", self.iam.client.untag_role().role_name(&name).set_tag_keys(Some(unset)).send().await)?;
+                call(
+                    "UntagRole",
+                    self.iam.client.untag_role().role_name(&name).set_tag_keys(Some(unset)).send().await,
+                )?;
             }
         }
         Ok(())
@@ -397,8 +434,11 @@ impl IamApplier<'_> {
             let arn = p.policy_arn().unwrap_or_default();
             ok_if_gone(
                 retrying(self.patience, Transient::Deleting, || async {
-                    call("DetachRolePolicy", self.iam.client.detach_role_policy().role_name(name).policy_arn(arn).send().await)
-                        .map(drop)
+                    call(
+                        "DetachRolePolicy",
+                        self.iam.client.detach_role_policy().role_name(name).policy_arn(arn).send().await,
+                    )
+                    .map(drop)
                 })
                 .await,
             )?;
@@ -406,8 +446,11 @@ impl IamApplier<'_> {
         let inline = call("ListRolePolicies", self.iam.client.list_role_policies().role_name(name).send().await)?;
         for p in inline.policy_names() {
             ok_if_gone(
-                call("DeleteRolePolicy", self.iam.client.delete_role_policy().role_name(name).policy_name(p).send().await)
-                    .map(drop),
+                call(
+                    "DeleteRolePolicy",
+                    self.iam.client.delete_role_policy().role_name(name).policy_name(p).send().await,
+                )
+                .map(drop),
             )?;
         }
         ok_if_gone(
@@ -434,7 +477,11 @@ mod tests {
     #[test]
     fn tag_diffs_set_changed_and_new_keys_and_unset_removed_ones() {
         let before = BTreeMap::from([("a".to_owned(), "1".to_owned()), ("b".to_owned(), "2".to_owned())]);
-        let after = BTreeMap::from([("a".to_owned(), "1".to_owned()), ("b".to_owned(), "3".to_owned()), ("c".to_owned(), "4".to_owned())]);
+        let after = BTreeMap::from([
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "3".to_owned()),
+            ("c".to_owned(), "4".to_owned()),
+        ]);
         let (set, unset) = tag_diff(&before, &after);
         assert_eq!(set.iter().map(|t| (t.key(), t.value())).collect::<Vec<_>>(), [("b", "3"), ("c", "4")]);
         assert!(unset.is_empty());

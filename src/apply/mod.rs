@@ -36,7 +36,13 @@ impl Outcome {
 /// The plan's changes as steps, removals first (leaves up), then the rest
 /// (roots down): `(change index, is removal)`.
 pub fn steps(plan: &Plan) -> Vec<(usize, bool)> {
-    let removals = plan.changes.iter().enumerate().rev().filter(|(_, c)| c.actions.contains(&Action::Delete)).map(|(i, _)| (i, true));
+    let removals = plan
+        .changes
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, c)| c.actions.contains(&Action::Delete))
+        .map(|(i, _)| (i, true));
     let makes = plan
         .changes
         .iter()
@@ -57,7 +63,10 @@ pub async fn apply_iam(applier: &iam::IamApplier<'_>, plan: &Plan, mut progress:
             Step::Skipped { address }
         } else {
             let (result, what) = if removal {
-                (applier.remove(change).await, if change.is_replace() { "removed (to be created again)" } else { "deleted" })
+                (
+                    applier.remove(change).await,
+                    if change.is_replace() { "removed (to be created again)" } else { "deleted" },
+                )
             } else {
                 let what = match change.actions.as_slice() {
                     [Action::Adopt] => "adopted",

@@ -35,7 +35,11 @@ impl Default for Patience {
     /// IAM usually settles within seconds; two minutes covers the slow tail
     /// that Terraform's provider also waits for.
     fn default() -> Self {
-        Patience { total: Duration::from_secs(120), first_delay: Duration::from_millis(500), max_delay: Duration::from_secs(10) }
+        Patience {
+            total: Duration::from_secs(120),
+            first_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(10),
+        }
     }
 }
 
@@ -83,7 +87,11 @@ mod tests {
     }
 
     fn quick() -> Patience {
-        Patience { total: Duration::from_millis(200), first_delay: Duration::from_millis(1), max_delay: Duration::from_millis(5) }
+        Patience {
+            total: Duration::from_millis(200),
+            first_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+        }
     }
 
     #[tokio::test]
@@ -112,7 +120,8 @@ mod tests {
         assert!(r.is_err());
         assert_eq!(tries.load(Ordering::Relaxed), 1);
         // NoSuchEntity is final unless the call names a fresh entity.
-        let r: Result<(), _> = retrying(quick(), Transient::Concurrency, || async { Err(err("NoSuchEntity", "x")) }).await;
+        let r: Result<(), _> =
+            retrying(quick(), Transient::Concurrency, || async { Err(err("NoSuchEntity", "x")) }).await;
         assert!(r.is_err());
     }
 

@@ -43,7 +43,10 @@ pub fn run(ctx: &Ctx, args: ApplyArgs) -> Result<u8, CliError> {
         && SavedPlan::from_json(&text).is_ok()
     {
         return Err(CliError::Usage {
-            message: format!("{} is a saved plan; applying saved plans is not available in this version of irsa", args.file.display()),
+            message: format!(
+                "{} is a saved plan; applying saved plans is not available in this version of irsa",
+                args.file.display()
+            ),
             help: "apply the stack file instead: irsa apply STACK.toml".into(),
         });
     }
@@ -62,7 +65,10 @@ pub fn run(ctx: &Ctx, args: ApplyArgs) -> Result<u8, CliError> {
         plan.changes.iter().filter(|c| !c.kind.is_iam()).map(|c| c.address.to_string()).collect();
     if !cluster.is_empty() {
         return Err(CliError::Usage {
-            message: format!("the plan changes the cluster ({}), which this version of irsa cannot apply", cluster.join(", ")),
+            message: format!(
+                "the plan changes the cluster ({}), which this version of irsa cannot apply",
+                cluster.join(", ")
+            ),
             help: "apply the IAM half with --target oidc/ --target policy/ --target role/".into(),
         });
     }

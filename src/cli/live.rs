@@ -31,9 +31,9 @@ pub struct AwsArgs {
 /// means everything, the cluster included.
 pub fn targets_need_cluster(targets: &[String]) -> bool {
     targets.is_empty()
-        || targets.iter().any(|t| {
-            ["sa/", "deploy/"].iter().any(|kind| kind.starts_with(t.as_str()) || t.starts_with(kind))
-        })
+        || targets
+            .iter()
+            .any(|t| ["sa/", "deploy/"].iter().any(|kind| kind.starts_with(t.as_str()) || t.starts_with(kind)))
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -41,7 +41,11 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 /// The observed state, read live, and how it was read.
-pub async fn observe(desired: &Desired, aws: &AwsArgs, targets: &[String]) -> Result<(Observed, RefreshInfo, Iam), CliError> {
+pub async fn observe(
+    desired: &Desired,
+    aws: &AwsArgs,
+    targets: &[String],
+) -> Result<(Observed, RefreshInfo, Iam), CliError> {
     if targets_need_cluster(targets) {
         return Err(CliError::Usage {
             message: "reading the cluster is not available in this version of irsa".into(),

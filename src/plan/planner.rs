@@ -632,8 +632,9 @@ impl Planner<'_> {
         let gone = "no longer in the stack file".to_owned();
         for p in &self.o.iam.oidc_providers {
             if p.url != host && iam_ownership(&p.tags, &stack) == Ownership::Ours {
-                let before =
-                    obj(json!({ "arn": p.arn, "url": format!("https://{}", p.url), "client_ids": p.client_ids, "tags": p.tags }));
+                let before = obj(
+                    json!({ "arn": p.arn, "url": format!("https://{}", p.url), "client_ids": p.client_ids, "tags": p.tags }),
+                );
                 // The address names the cluster, so a second provider of the
                 // stack (an old issuer) is told apart by a suffix.
                 let address = Address::oidc(&format!("{stack}@{}", p.url));
@@ -901,7 +902,7 @@ impl Planner<'_> {
         }
     }
 
-    fn finish(self) -> Result<Plan, Vec<PlanError>> {
+    fn finish(mut self) -> Result<Plan, Vec<PlanError>> {
         let graph = Graph::build(self.d, self.changes.keys().cloned());
         let order = graph.order().map_err(|e| {
             vec![PlanError {
@@ -916,7 +917,10 @@ impl Planner<'_> {
         } else {
             let unmatched: Vec<&String> =
                 self.opts.targets.iter().filter(|t| !order.iter().any(|a| a.matches_prefix(t))).collect();
-            if !unmatched.is_empty() {
+            // A typo that selects nothing must not pass for "no changes";
+            // a standard set of prefixes (oidc/, policy/, role/) used on a
+            // stack without one of those kinds is fine.
+            if unmatched.len() == self.opts.targets.len() {
                 return Err(unmatched
                     .into_iter()
                     .map(|t| PlanError {
@@ -926,6 +930,10 @@ impl Planner<'_> {
                         help: "a target is an address prefix such as role/backend-messages or sa/backend/; `irsa graph FILE` lists them".into(),
                     })
                     .collect());
+            }
+            for t in unmatched {
+                self.warnings
+                    .push(Warning { address: None, message: format!("--target {t} matches no resource of the stack") });
             }
             Some(graph.targeted(&self.opts.targets))
         };

@@ -412,7 +412,8 @@ impl Iam {
             let mut pages = self.client.list_attached_role_policies().role_name(name).into_paginator().send();
             while let Some(page) = pages.next().await {
                 let page = call("ListAttachedRolePolicies", page)?;
-                attached_policies.extend(page.attached_policies().iter().filter_map(|a| a.policy_arn().map(str::to_owned)));
+                attached_policies
+                    .extend(page.attached_policies().iter().filter_map(|a| a.policy_arn().map(str::to_owned)));
             }
             let mut inline_policies = BTreeMap::new();
             let mut pages = self.client.list_role_policies().role_name(name).into_paginator().send();

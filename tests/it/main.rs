@@ -1,5 +1,6 @@
 //! The one integration-test binary: the CLI end to end.
 
+mod aws;
 mod bad_files;
 mod cli;
 mod plans;

@@ -25,3 +25,85 @@ pub fn run_irsa_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A moto server (`moto[server]`, pinned in tests/moto-requirements.txt) on
+/// 127.0.0.1 and a free port, for one test: IAM behaviour is tested against
+/// it through aws-sdk-iam, never against hand-written fakes. It stops when
+/// dropped.
+pub struct Moto {
+    child: std::process::Child,
+    pub endpoint: String,
+    rt: tokio::runtime::Runtime,
+    /// An IAM client for changes made out of band ("by hand").
+    pub iam: aws_sdk_iam::Client,
+}
+
+/// Credentials moto accepts; the environment's own are never used in tests.
+const TEST_ENV: &[(&str, &str)] =
+    &[("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_EC2_METADATA_DISABLED", "true")];
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap();
+        // `python3 -m moto.server` rather than the `moto_server` script: a
+        // fresh pyenv has no shim for the script until `pyenv rehash`.
+        let mut child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            // Without it the AWS-managed policies (arn:aws:iam::aws:policy/…) do not exist.
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start python3 -m moto.server ({e}): ./scripts/test.sh installs it (pip install -r tests/moto-requirements.txt)"));
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !ready(port) {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("moto did not start ({status}): is it installed? ./scripts/test.sh installs it");
+            }
+            assert!(std::time::Instant::now() < deadline, "moto did not start on port {port} within 30 s");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let iam = rt.block_on(async {
+            let creds = aws_sdk_iam::config::Credentials::new("testing", "testing", None, None, "tests");
+            let config = aws_sdk_iam::config::Builder::new()
+                .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+                .region(aws_sdk_iam::config::Region::new("us-east-1"))
+                .credentials_provider(creds)
+                .endpoint_url(&endpoint)
+                .build();
+            aws_sdk_iam::Client::from_conf(config)
+        });
+        Moto { child, endpoint, rt, iam }
+    }
+
+    /// Run irsa against this moto.
+    pub fn irsa(&self, args: &[&str]) -> (i32, String, String) {
+        let mut env: Vec<(&str, &str)> = TEST_ENV.to_vec();
+        env.push(("AWS_ENDPOINT_URL", &self.endpoint));
+        run_irsa_env(args, &env)
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+}
+
+fn ready(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    if s.write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: localhost\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
