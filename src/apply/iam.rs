@@ -58,10 +58,11 @@ fn tag_diff(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>)
     (iam_tags(&set), unset)
 }
 
-/// The role name: the attribute when the plan has it, else the ARN's last part.
+/// The role a change is about: `role` on attachments and inline policies
+/// (whose `name` is the policy's), `name` on a role, else the ARN's last part.
 fn role_name(m: &Attrs) -> String {
-    text(m, "name")
-        .or_else(|| text(m, "role"))
+    text(m, "role")
+        .or_else(|| text(m, "name"))
         .map(str::to_owned)
         .or_else(|| text(m, "arn").and_then(|a| a.rsplit('/').next()).map(str::to_owned))
         .unwrap_or_default()
@@ -495,6 +496,7 @@ mod tests {
         let m = |v: Value| v.as_object().cloned().unwrap();
         assert_eq!(role_name(&m(serde_json::json!({"name": "app"}))), "app");
         assert_eq!(role_name(&m(serde_json::json!({"role": "app", "policy_arn": "x"}))), "app");
+        assert_eq!(role_name(&m(serde_json::json!({"role": "app", "name": "inline-policy"}))), "app");
         assert_eq!(role_name(&m(serde_json::json!({"arn": "arn:aws:iam::1:role/team/Legacy"}))), "Legacy");
     }
 }

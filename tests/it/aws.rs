@@ -322,3 +322,96 @@ fn a_bulk_refresh_of_200_roles_takes_a_constant_number_of_calls() {
     assert_eq!(shape(&plan), Vec::<String>::new());
     assert_eq!(plan["refresh"]["iam_calls"].as_u64().unwrap(), bulk_calls);
 }
+
+/// A stack that binds the shared role with manage_trust = true, and later
+/// drops one of its own roles.
+fn shared_stack(dir: &Path, with_batch: bool) -> String {
+    let mut stack = String::from(
+        r#"version = 1
+[cluster]
+name = "shared"
+region = "us-east-1"
+account_id = "123456789012"
+oidc_issuer = "https://oidc.example.com/id/SHARED"
+[roles.legacy]
+arn = "arn:aws:iam::123456789012:role/Role"
+manage_trust = true
+[roles.api]
+policies = ["arn:aws:iam::aws:policy/ReadOnlyAccess"]
+[[service_accounts]]
+namespace = "apps"
+name = "worker"
+role = "legacy"
+[[service_accounts]]
+namespace = "apps"
+name = "api"
+role = "api"
+"#,
+    );
+    if with_batch {
+        stack.push_str(
+            "[roles.batch]\npolicies = [\"arn:aws:iam::aws:policy/ReadOnlyAccess\"]\n[roles.batch.inline.notes]\ndocument = '{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", \"Action\": \"s3:GetObject\", \"Resource\": \"*\"}]}'\n[[service_accounts]]\nnamespace = \"apps\"\nname = \"batch\"\nrole = \"batch\"\n",
+        );
+    }
+    let path = dir.join("shared.toml");
+    std::fs::write(&path, stack).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_shared_role_keeps_its_statements_and_a_dropped_role_is_deleted_with_what_hangs_on_it() {
+    let moto = Moto::start();
+    legacy_role(&moto);
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = apply(&moto, &shared_stack(dir.path(), true), &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let trust = moto.block_on(moto.iam.get_role().role_name("Role").send()).unwrap();
+    let trust = decode(trust.role().unwrap().assume_role_policy_document().unwrap());
+    let statements = trust["Statement"].as_array().unwrap();
+    assert_eq!(statements.len(), 2, "the EC2 statement stays beside irsa's: {trust}");
+    assert!(statements.iter().any(|s| s["Sid"] == "Irsashared"), "{trust}");
+
+    // Drop the batch role from the file: it goes, detached and emptied first;
+    // the shared role and the rest stay as they are.
+    let stack = shared_stack(dir.path(), false);
+    let plan = plan_json(&moto, &stack, &[]);
+    assert_eq!(
+        shape(&plan),
+        [
+            "role/batch delete",
+            "role/batch/attach/arn:aws:iam::aws:policy/ReadOnlyAccess delete",
+            "role/batch/inline/notes delete"
+        ]
+    );
+    let (code, _, stderr) = apply(&moto, &stack, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let err = moto.block_on(moto.iam.get_role().role_name("batch").send()).unwrap_err();
+    assert!(err.as_service_error().is_some_and(|e| e.is_no_such_entity_exception()));
+    assert!(moto.block_on(moto.iam.get_role().role_name("Role").send()).is_ok(), "never delete what is not ours");
+    assert_eq!(shape(&plan_json(&moto, &stack, &[])), Vec::<String>::new());
+}
+
+#[test]
+fn a_new_role_path_replaces_the_role() {
+    let moto = Moto::start();
+    applied(&moto);
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(STACK).unwrap().replace("role_path = \"/irsa/\"", "role_path = \"/irsa/v2/\"");
+    let stack = dir.path().join("moved.toml");
+    std::fs::write(&stack, text).unwrap();
+    // The stack's documents are relative to the stack file.
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    for p in ["messages-read", "messages-write", "messages-stream"] {
+        std::fs::copy(format!("plans/policies/{p}.json"), dir.path().join(format!("policies/{p}.json"))).unwrap();
+    }
+    let stack = stack.to_str().unwrap();
+    let plan = plan_json(&moto, stack, &[]);
+    assert_eq!(shape(&plan)[0], "role/backend-messages delete+create");
+    let (code, _, stderr) = apply(&moto, stack, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let role = moto.block_on(moto.iam.get_role().role_name("backend-messages").send()).unwrap();
+    assert_eq!(role.role().unwrap().path(), "/irsa/v2/");
+    let attached = moto.block_on(moto.iam.list_attached_role_policies().role_name("backend-messages").send()).unwrap();
+    assert_eq!(attached.attached_policies().len(), 3);
+    assert_eq!(shape(&plan_json(&moto, stack, &[])), Vec::<String>::new());
+}
