@@ -316,6 +316,7 @@ fn a_bulk_refresh_of_200_roles_takes_a_constant_number_of_calls() {
     let (_, per_calls) = export(&moto, path, "per-resource", dir.path());
     // Providers (2), ListRoles and GetAccountAuthorizationDetails (a page
     // each per 1,000), GetAccountSummary (1): no call per role.
+    eprintln!("refresh of 200 roles: bulk {bulk_calls} IAM calls, per-resource {per_calls}");
     assert!(bulk_calls <= 6, "bulk refresh of 200 roles took {bulk_calls} calls");
     assert!(per_calls >= 600, "per-resource refresh took {per_calls} calls");
     let plan = plan_json(&moto, path, &[]);
