@@ -21,6 +21,11 @@ pub struct AwsArgs {
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
 
+    /// The AWS region to sign IAM requests for, instead of the stack file's
+    /// (IAM is global; the region picks the partition's endpoint).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+
     /// How to read IAM: bulk (a few paginated account-wide calls) or
     /// per-resource (calls for each resource, as Terraform's AWS provider does).
     #[arg(long, value_enum, default_value_t = Strategy::Bulk)]
@@ -59,7 +64,7 @@ pub async fn observe(
         });
     };
     let conn = Connection {
-        region: desired.cluster.region.clone(),
+        region: aws.region.clone().unwrap_or_else(|| desired.cluster.region.clone()),
         endpoint_url: aws.endpoint_url.clone(),
         profile: aws.profile.clone(),
     };

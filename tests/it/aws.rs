@@ -107,6 +107,19 @@ fn the_example_goes_from_nothing_to_applied_and_then_plans_nothing() {
 }
 
 #[test]
+fn apply_without_a_terminal_needs_auto_approve() {
+    let moto = Moto::start();
+    legacy_role(&moto);
+    let (code, stdout, stderr) = moto.irsa(&with(&["apply", STACK], IAM_ONLY));
+    assert_eq!(code, 1);
+    assert!(stdout.contains("Plan: 8 to create"), "the plan is shown first: {stdout}");
+    assert!(stderr.contains("refusing to apply without confirmation: stdin is not a terminal"), "{stderr}");
+    assert!(stderr.contains("--auto-approve"), "{stderr}");
+    let roles = moto.block_on(moto.iam.list_roles().send()).unwrap();
+    assert_eq!(roles.roles().len(), 1, "only the hand-made role exists: nothing was applied");
+}
+
+#[test]
 fn drift_made_by_hand_is_planned_back() {
     let moto = Moto::start();
     applied(&moto);

@@ -14,7 +14,13 @@ pub fn run_irsa(args: &[&str]) -> (i32, String, String) {
 /// [`run_irsa`] with extra environment variables.
 pub fn run_irsa_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_irsa"));
-    cmd.args(args).current_dir(env!("CARGO_MANIFEST_DIR")).env_clear().env("NO_COLOR", "1").envs(env.iter().copied());
+    // No stdin: irsa must never wait for an answer in a test.
+    cmd.args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_clear()
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null());
     if let Some(path) = std::env::var_os("PATH") {
         cmd.env("PATH", path);
     }
