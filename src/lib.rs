@@ -15,6 +15,7 @@ pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod graph;
+pub mod lock;
 pub mod model;
 pub mod plan;
 pub mod refresh;

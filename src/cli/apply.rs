@@ -1,22 +1,24 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::time::Duration;
 
-use super::live::{self, AwsArgs};
+use super::live::{self, AwsArgs, KubeArgs};
 use super::{CliError, Ctx, exit};
 use crate::apply::iam::IamApplier;
+use crate::apply::kube::KubeApplier;
 use crate::apply::retry::Patience;
-use crate::apply::{Step, apply_iam};
+use crate::apply::{Appliers, Step, apply};
+use crate::lock::{self, LockOptions};
 use crate::plan::PlanOptions;
 use crate::plan::saved::SavedPlan;
 use crate::render::{self, Format};
 
-/// Make AWS IAM match a stack file.
+/// Make AWS IAM and the cluster match a stack file.
 ///
 /// Reads what exists, shows the plan, asks for `yes` on a terminal (or
-/// proceeds with --auto-approve), and carries the plan out in dependency
-/// order: removals leaves-first, then creations and updates roots-first.
-/// This version applies IAM changes only: limit a stack that also changes
-/// the cluster with --target oidc/ --target policy/ --target role/.
+/// proceeds with --auto-approve), takes the stack's lock in the cluster, and
+/// carries the plan out in dependency order: removals leaves-first, then
+/// creations, updates and restarts roots-first.
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
     /// The stack file.
@@ -34,8 +36,24 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "PREFIX")]
     target: Vec<String>,
 
+    /// The namespace of the lock (a coordination.k8s.io Lease named irsa-<stack>).
+    #[arg(long, value_name = "NAMESPACE", default_value = "kube-system")]
+    lock_namespace: String,
+
+    /// Seconds to wait for another apply of the stack to finish; 0 fails at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    lock_timeout: u64,
+
+    /// Seconds to let a new or re-trusted role settle in IAM before the pods
+    /// that assume it roll (STS lags IAM by a few seconds).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+    iam_settle_seconds: u64,
+
     #[command(flatten)]
     aws: AwsArgs,
+
+    #[command(flatten)]
+    kube: KubeArgs,
 }
 
 pub fn run(ctx: &Ctx, args: ApplyArgs) -> Result<u8, CliError> {
@@ -52,41 +70,66 @@ pub fn run(ctx: &Ctx, args: ApplyArgs) -> Result<u8, CliError> {
     }
     let desired = crate::config::load(&args.file)?;
     let runtime = live::runtime()?;
-    let (observed, refresh, iam) = runtime.block_on(live::observe(&desired, &args.aws, &args.target))?;
+    runtime.block_on(async {
+        let clients = live::connect(&desired, &args.aws, &args.kube, &args.target).await?;
+        // Take the lock before reading, as Terraform does: a second apply
+        // that waited must plan against what the first one left.
+        let lock = match &clients.kube {
+            Some(kube) => {
+                let options =
+                    LockOptions { namespace: args.lock_namespace.clone(), timeout: Duration::from_secs(args.lock_timeout) };
+                let lock = lock::acquire(kube, &desired.cluster.name, &options).await?;
+                tracing::info!("holding the lock as {}", lock.holder());
+                Some(lock)
+            }
+            // A run whose targets stay in IAM does not contact the cluster, and so takes no lock.
+            None => None,
+        };
+        let result = plan_and_apply(ctx, &args, &desired, &clients).await;
+        if let Some(lock) = lock {
+            if lock.lost() {
+                eprintln!("warning: the lock expired during the run and was taken by another apply; plan again to check the result");
+            }
+            lock.release().await?;
+        }
+        result
+    })
+}
+
+async fn plan_and_apply(
+    ctx: &Ctx,
+    args: &ApplyArgs,
+    desired: &crate::model::desired::Desired,
+    clients: &live::Clients,
+) -> Result<u8, CliError> {
+    let (observed, refresh) = live::read(desired, clients).await?;
     let options = PlanOptions { adopt: args.adopt, targets: args.target.clone(), refresh };
-    let plan = crate::plan::plan(&desired, &observed, &options).map_err(|e| CliError::from_plan(&desired, e))?;
+    let plan = crate::plan::plan(desired, &observed, &options).map_err(|e| CliError::from_plan(desired, e))?;
 
     let text_options = render::Options { full_documents: false, color: ctx.color_stdout };
     ctx.print(&render::render(&plan, Format::Text, text_options))?;
     if plan.changes.is_empty() {
         return Ok(exit::SUCCESS);
     }
-    let cluster: Vec<String> =
-        plan.changes.iter().filter(|c| !c.kind.is_iam()).map(|c| c.address.to_string()).collect();
-    if !cluster.is_empty() {
-        return Err(CliError::Usage {
-            message: format!(
-                "the plan changes the cluster ({}), which this version of irsa cannot apply",
-                cluster.join(", ")
-            ),
-            help: "apply the IAM half with --target oidc/ --target policy/ --target role/".into(),
-        });
-    }
     if !args.auto_approve && !confirm(plan.changes.len())? {
         eprintln!("Apply cancelled; nothing was changed.");
         return Ok(exit::ERROR);
     }
-
-    let before = iam.calls.total();
-    let applier = IamApplier { iam: &iam, patience: Patience::default() };
-    let outcome = runtime.block_on(apply_iam(&applier, &plan, |step| match step {
+    let calls_before = clients.iam.calls.total();
+    let appliers = Appliers {
+        iam: IamApplier { iam: &clients.iam, patience: Patience::default() },
+        kube: clients.kube.as_ref().map(|kube| KubeApplier { kube }),
+        settle: Duration::from_secs(args.iam_settle_seconds),
+    };
+    let outcome = apply(&appliers, &plan, |step| match step {
         Step::Done { address, what } => eprintln!("  {address}: {what}"),
         Step::Failed { address, error } => eprintln!("  {address}: FAILED: {error}"),
         Step::Skipped { address } => eprintln!("  {address}: skipped"),
-    }));
+    })
+    .await;
     let done = outcome.steps.iter().filter(|s| matches!(s, Step::Done { .. })).count();
     let skipped = outcome.steps.iter().filter(|s| matches!(s, Step::Skipped { .. })).count();
-    let calls = iam.calls.total() - before;
+    let calls = clients.iam.calls.total() - calls_before;
     if let Some(Step::Failed { address, .. }) = outcome.steps.iter().find(|s| matches!(s, Step::Failed { .. })) {
         eprintln!("Apply stopped: {done} done, 1 failed, {skipped} skipped ({calls} IAM calls).");
         return Err(CliError::ApplyFailed { address: address.to_string() });

@@ -53,9 +53,19 @@ pub enum CliError {
     Runtime(#[source] std::io::Error),
     #[error("reading AWS IAM: {0}")]
     Aws(crate::refresh::aws::CallError),
+    #[error("reading the cluster")]
+    Kube(#[source] crate::refresh::kube::KubeError),
+    #[error(transparent)]
+    Lock(Box<crate::lock::LockError>),
     /// The apply stopped; what was done and what failed were already reported.
     #[error("the apply failed at {address}; the next plan shows what is left")]
     ApplyFailed { address: String },
+}
+
+impl From<crate::lock::LockError> for CliError {
+    fn from(e: crate::lock::LockError) -> Self {
+        CliError::Lock(Box::new(e))
+    }
 }
 
 impl CliError {
@@ -105,7 +115,12 @@ fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        let _ = write!(s, ": {c}");
+        // Some errors (kube's, io's) repeat their source in their own
+        // message; say each thing once.
+        let text = c.to_string();
+        if !s.contains(&text) {
+            let _ = write!(s, ": {text}");
+        }
         cur = c.source();
     }
     s

@@ -7,6 +7,21 @@ use crate::model::desired::Desired;
 use crate::model::observed::{Observed, ObservedCluster, RefreshStats, SNAPSHOT_FORMAT_VERSION};
 use crate::plan::RefreshInfo;
 use crate::refresh::aws::{Connection, Iam, Scope, Strategy};
+use crate::refresh::kube::{Kube, KubeConnection};
+
+/// How to reach the cluster.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KubeArgs {
+    /// The kubeconfig file; otherwise KUBECONFIG, ~/.kube/config, or the
+    /// in-cluster service account when irsa runs in a pod.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+
+    /// The kubeconfig context; otherwise the stack's `[cluster] context`,
+    /// otherwise the current context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
 
 /// How to reach AWS.
 #[derive(Debug, Clone, clap::Args)]
@@ -32,6 +47,17 @@ pub struct AwsArgs {
     pub refresh_strategy: Strategy,
 }
 
+/// The clients of one run and the issuer they found.
+pub struct Clients {
+    pub iam: Iam,
+    /// `None` when the targets name no cluster resource.
+    pub kube: Option<Kube>,
+    /// The issuer the cluster's discovery document names, when read.
+    pub discovered_issuer: Option<String>,
+    pub issuer: String,
+    pub strategy: Strategy,
+}
+
 /// Whether `--target` prefixes can select a cluster resource. None at all
 /// means everything, the cluster included.
 pub fn targets_need_cluster(targets: &[String]) -> bool {
@@ -45,21 +71,34 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(CliError::Runtime)
 }
 
-/// The observed state, read live, and how it was read.
-pub async fn observe(
+/// Connect to IAM, and to the cluster when the targets can reach it. The
+/// issuer comes from the stack file or, when it has none, from the
+/// cluster's discovery document.
+pub async fn connect(
     desired: &Desired,
     aws: &AwsArgs,
+    kube: &KubeArgs,
     targets: &[String],
-) -> Result<(Observed, RefreshInfo, Iam), CliError> {
-    if targets_need_cluster(targets) {
+) -> Result<Clients, CliError> {
+    let (kube, discovered_issuer) = if targets_need_cluster(targets) {
+        let conn = KubeConnection {
+            kubeconfig: kube.kubeconfig.clone(),
+            context: kube.context.clone().or_else(|| desired.cluster.context.clone()),
+        };
+        let client = Kube::connect(&conn).await.map_err(CliError::Kube)?;
+        let issuer = client.issuer().await.map_err(CliError::Kube)?;
+        (Some(client), issuer)
+    } else {
+        (None, None)
+    };
+    let Some(issuer) = desired.cluster.oidc_issuer.clone().or_else(|| discovered_issuer.clone()) else {
         return Err(CliError::Usage {
-            message: "reading the cluster is not available in this version of irsa".into(),
-            help: "plan the IAM half with --target oidc/ --target policy/ --target role/, or plan everything from a snapshot with --observed SNAPSHOT".into(),
-        });
-    }
-    let Some(issuer) = desired.cluster.oidc_issuer.as_deref() else {
-        return Err(CliError::Usage {
-            message: "the stack file does not set [cluster] oidc_issuer, and reading it from the cluster is not available in this version of irsa".into(),
+            message: if kube.is_some() {
+                "the stack file does not set [cluster] oidc_issuer and the cluster serves no OIDC discovery document"
+                    .into()
+            } else {
+                "the stack file does not set [cluster] oidc_issuer, and these targets do not reach the cluster to read it".into()
+            },
             help: "set oidc_issuer (aws eks describe-cluster --name NAME --query cluster.identity.oidc.issuer)".into(),
         });
     };
@@ -69,27 +108,53 @@ pub async fn observe(
         profile: aws.profile.clone(),
     };
     let iam = Iam::connect(&conn).await;
-    let scope = Scope::of(desired, Some(issuer));
-    let observed_iam = iam.refresh(&scope, aws.refresh_strategy).await.map_err(CliError::Aws)?;
-    let calls = iam.calls.total();
-    tracing::info!("read IAM with {calls} calls ({}): {}", aws.refresh_strategy.name(), iam.calls.breakdown());
+    Ok(Clients { iam, kube, discovered_issuer, issuer, strategy: aws.refresh_strategy })
+}
+
+/// Read the observed state: IAM and the cluster at once.
+pub async fn read(desired: &Desired, clients: &Clients) -> Result<(Observed, RefreshInfo), CliError> {
+    let (calls_before, requests_before) = (clients.iam.calls.total(), clients.kube.as_ref().map_or(0, Kube::requests));
+    let scope = Scope::of(desired, Some(&clients.issuer));
+    let iam_read = clients.iam.refresh(&scope, clients.strategy);
+    let (observed_iam, cluster) = match &clients.kube {
+        Some(kube) => {
+            let (i, c) = tokio::join!(iam_read, kube.refresh(desired));
+            (i.map_err(CliError::Aws)?, c.map_err(CliError::Kube)?)
+        }
+        None => (iam_read.await.map_err(CliError::Aws)?, ObservedCluster::default()),
+    };
+    let calls = clients.iam.calls.total() - calls_before;
+    let requests = clients.kube.as_ref().map_or(0, Kube::requests) - requests_before;
+    tracing::info!("read IAM with {calls} calls ({}): {}", clients.strategy.name(), clients.iam.calls.breakdown());
+    tracing::info!("read the cluster with {requests} requests");
     let now = Timestamp::now();
-    let stats = RefreshStats { strategy: aws.refresh_strategy.name().into(), iam_calls: calls, kube_requests: 0 };
+    let strategy = clients.strategy.name().to_owned();
     let observed = Observed {
         format_version: SNAPSHOT_FORMAT_VERSION,
         observed_at: Some(now),
-        refresh: stats,
+        refresh: RefreshStats { strategy: strategy.clone(), iam_calls: calls, kube_requests: requests },
         iam: observed_iam,
-        cluster: ObservedCluster::default(),
+        cluster: ObservedCluster { oidc_issuer: clients.discovered_issuer.clone(), ..cluster },
     };
-    let info = RefreshInfo {
-        strategy: aws.refresh_strategy.name().into(),
+    let refresh = RefreshInfo {
+        strategy,
         iam_calls: calls,
-        kube_requests: 0,
+        kube_requests: requests,
         snapshot: None,
         observed_at: Some(now.to_string()),
     };
-    Ok((observed, info, iam))
+    Ok((observed, refresh))
+}
+
+/// Connect and read, for commands that only read.
+pub async fn observe(
+    desired: &Desired,
+    aws: &AwsArgs,
+    kube: &KubeArgs,
+    targets: &[String],
+) -> Result<(Observed, RefreshInfo), CliError> {
+    let clients = connect(desired, aws, kube, targets).await?;
+    read(desired, &clients).await
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use super::live::{self, AwsArgs};
+use super::live::{self, AwsArgs, KubeArgs};
 use super::{CliError, Ctx, exit};
 use crate::plan::saved::SavedPlan;
 use crate::plan::{PlanOptions, RefreshInfo};
@@ -48,6 +48,9 @@ pub struct PlanArgs {
 
     #[command(flatten)]
     aws: AwsArgs,
+
+    #[command(flatten)]
+    kube: KubeArgs,
 }
 
 pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
@@ -71,10 +74,7 @@ pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
             };
             (observed, refresh)
         }
-        None => {
-            let (observed, refresh, _) = live::runtime()?.block_on(live::observe(&desired, &args.aws, &args.target))?;
-            (observed, refresh)
-        }
+        None => live::runtime()?.block_on(live::observe(&desired, &args.aws, &args.kube, &args.target))?,
     };
     tracing::info!(
         roles = observed.iam.roles.len(),

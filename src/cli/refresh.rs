@@ -1,9 +1,9 @@
 use std::path::PathBuf;
 
-use super::live::{self, AwsArgs};
+use super::live::{self, AwsArgs, KubeArgs};
 use super::{CliError, Ctx, exit};
 
-/// Read what exists in AWS IAM (and, later, the cluster) for a stack file.
+/// Read what exists in AWS IAM and the cluster for a stack file.
 ///
 /// With --export, writes the observed state as a snapshot file that
 /// `irsa plan --observed` reads: a pull request from a fork can then be
@@ -24,13 +24,17 @@ pub struct RefreshArgs {
 
     #[command(flatten)]
     aws: AwsArgs,
+
+    #[command(flatten)]
+    kube: KubeArgs,
 }
 
 pub fn run(_ctx: &Ctx, args: RefreshArgs) -> Result<u8, CliError> {
     let desired = crate::config::load(&args.file)?;
-    let (observed, refresh, _) = live::runtime()?.block_on(live::observe(&desired, &args.aws, &args.target))?;
+    let (observed, refresh) =
+        live::runtime()?.block_on(live::observe(&desired, &args.aws, &args.kube, &args.target))?;
     eprintln!(
-        "Read {} OIDC provider{}, {} role{} and {} polic{} with {} IAM calls ({}).",
+        "Read {} OIDC provider{}, {} role{} and {} polic{} with {} IAM calls ({}), and {} service account{} and {} deployment{} with {} Kubernetes requests.",
         observed.iam.oidc_providers.len(),
         if observed.iam.oidc_providers.len() == 1 { "" } else { "s" },
         observed.iam.roles.len(),
@@ -39,6 +43,11 @@ pub fn run(_ctx: &Ctx, args: RefreshArgs) -> Result<u8, CliError> {
         if observed.iam.policies.len() == 1 { "y" } else { "ies" },
         refresh.iam_calls,
         refresh.strategy,
+        observed.cluster.service_accounts.len(),
+        if observed.cluster.service_accounts.len() == 1 { "" } else { "s" },
+        observed.cluster.deployments.len(),
+        if observed.cluster.deployments.len() == 1 { "" } else { "s" },
+        refresh.kube_requests,
     );
     if let Some(path) = &args.export {
         let json = serde_json::to_string_pretty(&observed).expect("the observed model serialises to JSON") + "\n";

@@ -749,7 +749,7 @@ impl Planner<'_> {
             m.iter().filter(|(k, _)| keys.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect()
         };
         let before = obj(json!({
-            "namespace": obs.namespace, "name": obs.name,
+            "namespace": obs.namespace, "name": obs.name, "resource_version": obs.resource_version,
             "annotations": pick(&obs.annotations, &annotations),
             "labels": pick(&obs.labels, &labels),
         }));
@@ -795,14 +795,16 @@ impl Planner<'_> {
                 let irsa_keys = [markers::ANNOTATION_ROLE_ARN, markers::ANNOTATION_STACK];
                 let mine: BTreeMap<&String, &String> =
                     sa.annotations.iter().filter(|(k, _)| irsa_keys.contains(&k.as_str())).collect();
-                let before = obj(json!({ "namespace": sa.namespace, "name": sa.name, "annotations": mine }));
+                let before = obj(
+                    json!({ "namespace": sa.namespace, "name": sa.name, "resource_version": sa.resource_version, "annotations": mine }),
+                );
                 let after = obj(json!({ "namespace": sa.namespace, "name": sa.name, "annotations": {} }));
                 let reason = "no longer in the stack file; it was adopted, so only irsa's annotations are removed";
                 self.add(address, vec![Action::Update], vec![reason.into()], Some(before), Some(after));
                 continue;
             }
             let before = obj(
-                json!({ "namespace": sa.namespace, "name": sa.name, "annotations": sa.annotations, "labels": sa.labels }),
+                json!({ "namespace": sa.namespace, "name": sa.name, "resource_version": sa.resource_version, "annotations": sa.annotations, "labels": sa.labels }),
             );
             self.add(
                 address.clone(),
@@ -836,7 +838,9 @@ impl Planner<'_> {
         };
         let current = dep.effective_service_account();
         if current != b.name {
-            let before = obj(json!({ "namespace": dep.namespace, "name": dep.name, "service_account_name": current }));
+            let before = obj(
+                json!({ "namespace": dep.namespace, "name": dep.name, "resource_version": dep.resource_version, "service_account_name": current }),
+            );
             let after = obj(json!({ "namespace": dep.namespace, "name": dep.name, "service_account_name": b.name }));
             let reason = format!("the Deployment runs as service account {current}, not {}", b.name);
             self.add(address, vec![Action::Update], vec![reason], Some(before), Some(after));
@@ -898,7 +902,12 @@ impl Planner<'_> {
             }
         }
         if !reasons.is_empty() {
-            self.add(address, vec![Action::Restart], reasons, None, None);
+            // The Deployment's identity and version, so the restart is
+            // guarded by the resourceVersion it was planned against.
+            let after = obj(json!({ "namespace": dep.namespace, "name": dep.name, "service_account_name": current }));
+            let mut before = after.clone();
+            before.insert("resource_version".into(), json!(dep.resource_version));
+            self.add(address, vec![Action::Restart], reasons, Some(before), Some(after));
         }
     }
 

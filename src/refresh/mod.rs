@@ -2,4 +2,5 @@
 //! and Kubernetes providers fill the same [`crate::model::observed::Observed`].
 
 pub mod aws;
+pub mod kube;
 pub mod snapshot;

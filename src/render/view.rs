@@ -46,7 +46,7 @@ pub struct ChangeView {
 
 /// Attribute keys the address already says, or that only irsa cares about.
 fn hidden(kind: ResourceKind, key: &str) -> bool {
-    matches!(key, "name" | "namespace" | "arn")
+    matches!(key, "name" | "namespace" | "arn" | "resource_version")
         || (matches!(kind, ResourceKind::RolePolicyAttachment | ResourceKind::RoleInlinePolicy) && key == "role")
 }
 

@@ -26,11 +26,12 @@ fn graph_prints_dot_and_mermaid() {
 }
 
 #[test]
-fn plan_without_a_snapshot_says_how_to_plan_today() {
+fn a_live_plan_without_a_cluster_config_says_which_part_failed() {
+    // The cleared environment has no KUBECONFIG and no home directory.
     let (code, stdout, stderr) = irsa(&["plan", "plans/ekshandson.toml"]);
     assert_eq!(code, 1);
     assert!(stdout.is_empty());
-    assert!(stderr.contains("--observed SNAPSHOT"), "{stderr}");
+    assert!(stderr.contains("error: reading the cluster: cannot load the Kubernetes configuration (context ekshandson)"), "{stderr}");
 }
 
 #[test]

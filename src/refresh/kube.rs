@@ -1,0 +1,323 @@
+//! The cluster through kube: connecting, counting requests, discovering the
+//! issuer, and reading ServiceAccounts, Deployments and their pods.
+//!
+//! One LIST per kind and namespace the stack names, one cluster-wide LIST of
+//! the ServiceAccounts irsa made (to find those a stack dropped from
+//! namespaces it no longer names), and one LIST of pods per bound Deployment
+//! through its selector: the request count grows with namespaces and
+//! Deployments, never with objects.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use kube::api::{Api, ListParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::model::desired::{Desired, markers};
+use crate::model::observed::{
+    ObservedCluster, ObservedContainer, ObservedDeployment, ObservedPod, ObservedServiceAccount,
+};
+
+/// Where the cluster is.
+#[derive(Debug, Clone, Default)]
+pub struct KubeConnection {
+    /// `--kubeconfig`; otherwise `KUBECONFIG`, `~/.kube/config`, or the
+    /// in-cluster service account when irsa runs as a pod.
+    pub kubeconfig: Option<PathBuf>,
+    /// `--context`, else the stack's `[cluster] context`, else the current one.
+    pub context: Option<String>,
+}
+
+/// A failed Kubernetes request, named by what irsa was doing.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    #[error("cannot load the Kubernetes configuration{}", .context.as_ref().map(|c| format!(" (context {c})")).unwrap_or_default())]
+    Config {
+        context: Option<String>,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{what}")]
+    Request {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+fn request(what: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeError {
+    let what = what.into();
+    move |source| KubeError::Request { what, source }
+}
+
+/// A kube client that counts its requests.
+#[derive(Clone)]
+pub struct Kube {
+    pub client: kube::Client,
+    pub requests: Arc<AtomicU64>,
+}
+
+impl Kube {
+    pub async fn connect(conn: &KubeConnection) -> Result<Kube, KubeError> {
+        let config_error = |source: Box<dyn std::error::Error + Send + Sync>| KubeError::Config {
+            context: conn.context.clone(),
+            source,
+        };
+        let options = KubeConfigOptions { context: conn.context.clone(), ..Default::default() };
+        let config = match (&conn.kubeconfig, &conn.context) {
+            (Some(path), _) => {
+                let kubeconfig = Kubeconfig::read_from(path).map_err(|e| config_error(Box::new(e)))?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(|e| config_error(Box::new(e)))?
+            }
+            (None, Some(_)) => kube::Config::from_kubeconfig(&options).await.map_err(|e| config_error(Box::new(e)))?,
+            (None, None) => kube::Config::infer().await.map_err(|e| config_error(Box::new(e)))?,
+        };
+        let requests = Arc::new(AtomicU64::new(0));
+        let counter = requests.clone();
+        let client = kube::client::ClientBuilder::try_from(config)
+            .map_err(|e| config_error(Box::new(e)))?
+            .with_layer(&tower::util::MapRequestLayer::new(move |req| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                req
+            }))
+            .build();
+        Ok(Kube { client, requests })
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The issuer the cluster's service-account tokens carry, from its
+    /// OIDC discovery document; `None` when the cluster does not serve one.
+    pub async fn issuer(&self) -> Result<Option<String>, KubeError> {
+        let req = http::Request::get("/.well-known/openid-configuration")
+            .body(Vec::new())
+            .expect("a static request is valid");
+        match self.client.request::<serde_json::Value>(req).await {
+            Ok(doc) => Ok(doc.get("issuer").and_then(|i| i.as_str()).map(|i| i.trim_end_matches('/').to_owned())),
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 403 => Ok(None),
+            Err(e) => Err(request("reading the cluster's OIDC discovery document")(e)),
+        }
+    }
+
+    /// Read what the stack's bindings need.
+    pub async fn refresh(&self, desired: &Desired) -> Result<ObservedCluster, KubeError> {
+        let wanted: BTreeSet<&str> = desired.bindings.iter().map(|b| b.namespace.as_str()).collect();
+        let all_ns: Api<Namespace> = Api::all(self.client.clone());
+        let listed = all_ns.list(&ListParams::default()).await.map_err(request("listing namespaces"))?;
+        let namespaces: Vec<String> = listed
+            .items
+            .iter()
+            .filter_map(|n| n.metadata.name.clone())
+            .filter(|n| wanted.contains(n.as_str()))
+            .collect();
+
+        let mut service_accounts = BTreeMap::new();
+        let mut deployments = Vec::new();
+        for ns in &namespaces {
+            let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), ns);
+            for sa in api
+                .list(&ListParams::default())
+                .await
+                .map_err(request(format!("listing service accounts in {ns}")))?
+                .items
+            {
+                let o = observe_sa(&sa.metadata);
+                service_accounts.insert((o.namespace.clone(), o.name.clone()), o);
+            }
+            let api: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
+            for d in
+                api.list(&ListParams::default()).await.map_err(request(format!("listing deployments in {ns}")))?.items
+            {
+                deployments.push(d);
+            }
+        }
+        // ServiceAccounts irsa made for this stack in namespaces the file no longer names.
+        let selector = format!("{}={}", markers::LABEL_MANAGED_BY, markers::MANAGED_BY);
+        let all_sa: Api<ServiceAccount> = Api::all(self.client.clone());
+        let mine = all_sa
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(request("listing irsa's service accounts"))?;
+        for sa in mine.items {
+            let o = observe_sa(&sa.metadata);
+            if o.annotations.get(markers::ANNOTATION_STACK) == Some(&desired.cluster.name) {
+                service_accounts.entry((o.namespace.clone(), o.name.clone())).or_insert(o);
+            }
+        }
+
+        let bound: BTreeSet<(&str, &str)> = desired
+            .bindings
+            .iter()
+            .flat_map(|b| b.deployments.iter().map(move |d| (b.namespace.as_str(), d.as_str())))
+            .collect();
+        let mut observed_deployments = Vec::new();
+        for d in deployments {
+            let ns = d.metadata.namespace.clone().unwrap_or_default();
+            let name = d.metadata.name.clone().unwrap_or_default();
+            let spec = &d.spec;
+            let mut pods = Vec::new();
+            if bound.contains(&(ns.as_str(), name.as_str()))
+                && let Some(selector) = selector_string(&spec.selector)
+            {
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
+                let listed = api
+                    .list(&ListParams::default().labels(&selector))
+                    .await
+                    .map_err(request(format!("listing the pods of deployment {ns}/{name}")))?;
+                pods = listed.items.iter().filter_map(observe_pod).collect();
+            }
+            observed_deployments.push(ObservedDeployment {
+                namespace: ns,
+                name,
+                resource_version: d.metadata.resource_version.clone().unwrap_or_default(),
+                service_account_name: spec
+                    .template
+                    .spec
+                    .as_ref()
+                    .and_then(|p| p.service_account_name.clone().or_else(|| p.service_account.clone())),
+                pods,
+            });
+        }
+        Ok(ObservedCluster {
+            oidc_issuer: None,
+            namespaces,
+            service_accounts: service_accounts.into_values().collect(),
+            deployments: observed_deployments,
+        })
+    }
+}
+
+fn observe_sa(meta: &ObjectMeta) -> ObservedServiceAccount {
+    ObservedServiceAccount {
+        namespace: meta.namespace.clone().unwrap_or_default(),
+        name: meta.name.clone().unwrap_or_default(),
+        resource_version: meta.resource_version.clone().unwrap_or_default(),
+        annotations: meta.annotations.clone().unwrap_or_default().into_iter().collect(),
+        labels: meta.labels.clone().unwrap_or_default().into_iter().collect(),
+        role_arn_set_at: role_arn_set_at(meta),
+    }
+}
+
+/// When the role annotation got its current value: the time of the
+/// managedFields entry that owns it (the manager that last wrote it).
+pub fn role_arn_set_at(meta: &ObjectMeta) -> Option<Timestamp> {
+    let key = format!("f:{}", markers::ANNOTATION_ROLE_ARN);
+    meta.managed_fields
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| {
+            e.fields_v1
+                .as_ref()
+                .and_then(|f| f.0.get("f:metadata"))
+                .and_then(|m| m.get("f:annotations"))
+                .is_some_and(|a| a.get(&key).is_some())
+        })
+        .filter_map(|e| e.time.as_ref().map(|t| t.0))
+        .max()
+}
+
+/// A Deployment's selector as a LIST `labelSelector`.
+fn selector_string(selector: &LabelSelector) -> Option<String> {
+    let mut parts: Vec<String> =
+        selector.match_labels.as_ref().map(|m| m.iter().map(|(k, v)| format!("{k}={v}")).collect()).unwrap_or_default();
+    for e in selector.match_expressions.as_deref().unwrap_or_default() {
+        let values = e.values.clone().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            "DoesNotExist" => format!("!{}", e.key),
+            _ => return None,
+        });
+    }
+    // An empty selector would select every pod of the namespace.
+    (!parts.is_empty()).then(|| parts.join(","))
+}
+
+/// A running pod's identity and injected credentials; `None` for pods on
+/// their way out, which hold no credentials that matter.
+fn observe_pod(pod: &Pod) -> Option<ObservedPod> {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if matches!(phase, Some("Succeeded" | "Failed")) {
+        return None;
+    }
+    let spec = pod.spec.as_ref()?;
+    let env = |c: &k8s_openapi::api::core::v1::Container, name: &str| {
+        c.env.as_deref().unwrap_or_default().iter().find(|e| e.name == name).and_then(|e| e.value.clone())
+    };
+    Some(ObservedPod {
+        name: pod.metadata.name.clone().unwrap_or_default(),
+        created_at: pod.metadata.creation_timestamp.as_ref().map(|t| t.0)?,
+        service_account_name: spec.service_account_name.clone(),
+        containers: spec
+            .containers
+            .iter()
+            .map(|c| ObservedContainer {
+                name: c.name.clone(),
+                aws_role_arn: env(c, "AWS_ROLE_ARN"),
+                aws_web_identity_token_file: env(c, "AWS_WEB_IDENTITY_TOKEN_FILE"),
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+        FieldsV1, LabelSelectorRequirement, ManagedFieldsEntry, Time,
+    };
+
+    use super::*;
+
+    #[test]
+    fn the_role_annotation_time_is_its_owners_latest_write() {
+        let entry = |manager: &str, time: &str, fields: serde_json::Value| ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            operation: Some("Update".into()),
+            time: Some(Time(time.parse().unwrap())),
+            fields_v1: Some(FieldsV1(fields)),
+            ..Default::default()
+        };
+        let meta = ObjectMeta {
+            managed_fields: Some(vec![
+                entry("helm", "2026-01-01T00:00:00Z", serde_json::json!({"f:metadata": {"f:labels": {"f:app": {}}}})),
+                entry(
+                    "irsa",
+                    "2026-02-01T00:00:00Z",
+                    serde_json::json!({"f:metadata": {"f:annotations": {"f:eks.amazonaws.com/role-arn": {}}}}),
+                ),
+            ]),
+            ..Default::default()
+        };
+        assert_eq!(role_arn_set_at(&meta), Some("2026-02-01T00:00:00Z".parse().unwrap()));
+        assert_eq!(role_arn_set_at(&ObjectMeta::default()), None);
+    }
+
+    #[test]
+    fn selectors_become_label_selector_strings() {
+        let s = LabelSelector {
+            match_labels: Some([("app".to_owned(), "backend".to_owned())].into()),
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "In".into(),
+                values: Some(vec!["api".into(), "web".into()]),
+            }]),
+        };
+        assert_eq!(selector_string(&s).unwrap(), "app=backend,tier in (api,web)");
+        assert_eq!(selector_string(&LabelSelector::default()), None);
+    }
+}
