@@ -1,0 +1,559 @@
+//! The whole chain, IAM (moto) and the cluster, through the built CLI.
+//!
+//! Each scenario runs against the Kubernetes test API server of
+//! `tests/it/kubeapi`, and again against a real cluster with
+//! `cargo test -- --ignored` and `KUBECONFIG` set (IAM stays on moto; the
+//! scenario works in its own fresh namespace, deleted at the end). On a
+//! cluster without the EKS pod identity webhook, pods get no AWS_ROLE_ARN:
+//! plans then carry a warning instead of an empty warning list, and the
+//! assertions below allow for that.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+use crate::kubeapi::KubeApi;
+use crate::support::Moto;
+
+const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/irsa/backend-messages";
+
+/// A cluster to run a scenario on.
+struct Cluster {
+    server: Option<KubeApi>,
+    kubeconfig: PathBuf,
+    namespace: String,
+    dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+    client: kube::Client,
+}
+
+impl Cluster {
+    fn test_server() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let server = KubeApi::start();
+        server.set_issuer("https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE");
+        let kubeconfig = server.write_kubeconfig(dir.path(), "ekshandson");
+        Cluster::with(Some(server), kubeconfig, "backend".into(), dir)
+    }
+
+    /// The cluster `KUBECONFIG` points at, in a fresh namespace.
+    fn real() -> Cluster {
+        let kubeconfig = PathBuf::from(std::env::var("KUBECONFIG").expect("set KUBECONFIG to run the cluster tests"));
+        let namespace = format!("irsa-it-{}", std::process::id());
+        Cluster::with(None, kubeconfig, namespace, tempfile::tempdir().unwrap())
+    }
+
+    fn with(server: Option<KubeApi>, kubeconfig: PathBuf, namespace: String, dir: tempfile::TempDir) -> Cluster {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let client = rt.block_on(async {
+            let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+            let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+            kube::Client::try_from(config).unwrap()
+        });
+        let cluster = Cluster { server, kubeconfig, namespace, dir, rt, client };
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": cluster.namespace}})).unwrap();
+        let api: Api<Namespace> = Api::all(cluster.client.clone());
+        cluster.rt.block_on(api.create(&PostParams::default(), &ns)).unwrap();
+        cluster
+    }
+
+    /// Let time pass, so that what happens next is later to the second.
+    fn advance(&self, seconds: u64) {
+        match &self.server {
+            Some(s) => s.advance_clock(Duration::from_secs(seconds)),
+            None => std::thread::sleep(Duration::from_secs(seconds.min(2))),
+        }
+    }
+
+    fn has_webhook(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// The example stack, bound in this cluster's namespace, beside its documents.
+    fn stack(&self) -> String {
+        let text = std::fs::read_to_string("plans/ekshandson.toml")
+            .unwrap()
+            .replace("namespace = \"backend\"", &format!("namespace = \"{}\"", self.namespace));
+        let policies = self.dir.path().join("policies");
+        std::fs::create_dir_all(&policies).unwrap();
+        for p in ["messages-read", "messages-write", "messages-stream"] {
+            std::fs::copy(format!("plans/policies/{p}.json"), policies.join(format!("{p}.json"))).unwrap();
+        }
+        let path = self.dir.path().join("ekshandson.toml");
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    /// The backend Deployment, running as `service_account`.
+    fn deployment(&self, service_account: Option<&str>) {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "backend", "namespace": self.namespace},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "backend"}},
+                "template": {
+                    "metadata": {"labels": {"app": "backend"}},
+                    "spec": {
+                        "serviceAccountName": service_account,
+                        "containers": [{"name": "backend", "image": "public.ecr.aws/docker/library/busybox:stable", "command": ["sleep", "3600"]}]
+                    }
+                }
+            }
+        }))
+        .unwrap();
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
+        self.rt.block_on(api.create(&PostParams::default(), &d)).unwrap();
+    }
+
+    fn sa(&self, name: &str) -> Option<ServiceAccount> {
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &self.namespace);
+        self.rt.block_on(api.get_opt(name)).unwrap()
+    }
+
+    fn patch_sa(&self, name: &str, manager: &str, patch: Value) {
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &self.namespace);
+        let params = PatchParams { field_manager: Some(manager.into()), ..Default::default() };
+        self.rt.block_on(api.patch(name, &params, &Patch::Merge(&patch))).unwrap();
+    }
+
+    fn get_deployment(&self) -> Deployment {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
+        self.rt.block_on(api.get("backend")).unwrap()
+    }
+
+    /// irsa against moto and this cluster; the lock lives in the scenario's namespace.
+    fn irsa(&self, moto: &Moto, args: &[&str]) -> (i32, String, String) {
+        let kubeconfig = self.kubeconfig.to_str().unwrap().to_owned();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--kubeconfig", &kubeconfig]);
+        if args[0] == "apply" {
+            all.extend(["--lock-namespace", &self.namespace]);
+            if !args.contains(&"--iam-settle-seconds") {
+                all.extend(["--iam-settle-seconds", "0"]);
+            }
+        }
+        moto.irsa(&all)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.server.is_none() {
+            let api: Api<Namespace> = Api::all(self.client.clone());
+            let _ = self.rt.block_on(api.delete(&self.namespace, &DeleteParams::default()));
+        }
+    }
+}
+
+fn legacy_role(moto: &Moto) {
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    moto.block_on(moto.iam.create_role().role_name("Role").assume_role_policy_document(trust.to_string()).send()).unwrap();
+}
+
+fn plan_json(c: &Cluster, moto: &Moto, stack: &str) -> Value {
+    let (code, stdout, stderr) = c.irsa(moto, &["plan", stack, "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+fn shape(plan: &Value) -> Vec<String> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let actions: Vec<&str> = c["actions"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+            format!("{} {}", c["address"].as_str().unwrap(), actions.join("+"))
+        })
+        .collect()
+}
+
+fn no_changes(c: &Cluster, moto: &Moto, stack: &str) {
+    let plan = plan_json(c, moto, stack);
+    assert_eq!(shape(&plan), Vec::<String>::new(), "{plan:#}");
+    if c.has_webhook() {
+        assert_eq!(plan["warnings"], json!([]), "{plan:#}");
+    }
+}
+
+/// Apply the example from nothing: the state the later scenarios start from.
+fn applied(c: &Cluster, moto: &Moto) -> String {
+    legacy_role(moto);
+    c.deployment(None);
+    c.advance(60);
+    let stack = c.stack();
+    let (code, _, stderr) = c.irsa(moto, &["apply", &stack, "--auto-approve"]);
+    assert_eq!(code, 0, "{stderr}");
+    c.advance(60);
+    stack
+}
+
+fn example_from_nothing_to_applied(c: &Cluster) {
+    let moto = Moto::start();
+    legacy_role(&moto);
+    c.deployment(None);
+    c.advance(60);
+    let stack = c.stack();
+    let (code, stdout, stderr) = c.irsa(&moto, &["apply", &stack, "--auto-approve"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("Plan: 9 to create, 1 to update, 0 to replace, 0 to delete, 0 to restart."), "{stdout}");
+    assert!(stderr.contains("Apply complete: 10 steps done"), "{stderr}");
+
+    let sa = c.sa("my-service-account").expect("the service account exists");
+    let annotations = sa.metadata.annotations.unwrap_or_default();
+    assert_eq!(annotations.get("eks.amazonaws.com/role-arn").map(String::as_str), Some(ROLE_ARN));
+    assert_eq!(annotations.get("irsa.dev/stack").map(String::as_str), Some("ekshandson"));
+    assert_eq!(sa.metadata.labels.unwrap_or_default().get("app.kubernetes.io/managed-by").map(String::as_str), Some("irsa"));
+    let d = c.get_deployment();
+    assert_eq!(d.spec.template.spec.unwrap().service_account_name.as_deref(), Some("my-service-account"));
+    assert!(moto.block_on(moto.iam.get_role().role_name("backend-messages").send()).is_ok());
+    c.advance(60);
+    no_changes(c, &moto, &stack);
+}
+
+#[test]
+fn the_example_goes_from_nothing_to_applied_in_one_apply() {
+    example_from_nothing_to_applied(&Cluster::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn the_example_goes_from_nothing_to_applied_in_one_apply_on_a_real_cluster() {
+    example_from_nothing_to_applied(&Cluster::real());
+}
+
+fn helm_service_account_refused_then_adopted(c: &Cluster) {
+    let moto = Moto::start();
+    legacy_role(&moto);
+    c.deployment(Some("my-service-account"));
+    let helm: ServiceAccount = serde_json::from_value(json!({"metadata": {
+        "name": "my-service-account",
+        "namespace": c.namespace,
+        "labels": {"app.kubernetes.io/managed-by": "Helm"},
+        "annotations": {"meta.helm.sh/release-name": "backend", "meta.helm.sh/release-namespace": c.namespace}
+    }}))
+    .unwrap();
+    let api: Api<ServiceAccount> = Api::namespaced(c.client.clone(), &c.namespace);
+    c.rt.block_on(api.create(&PostParams { field_manager: Some("helm".into()), ..Default::default() }, &helm)).unwrap();
+    c.advance(60);
+    let stack = c.stack();
+
+    let (code, stdout, stderr) = c.irsa(&moto, &["apply", &stack, "--auto-approve"]);
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(&format!("sa/{}/my-service-account already exists and is not managed by irsa (managed by Helm)", c.namespace)),
+        "{stderr}"
+    );
+    assert!(moto.block_on(moto.iam.get_role().role_name("backend-messages").send()).is_err(), "a refused plan writes nothing");
+
+    let (code, stdout, stderr) = c.irsa(&moto, &["apply", &stack, "--auto-approve", "--adopt"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(&format!("⇐ sa/{}/my-service-account", c.namespace)), "{stdout}");
+    let sa = c.sa("my-service-account").unwrap();
+    let annotations = sa.metadata.annotations.unwrap_or_default();
+    assert_eq!(annotations.get("eks.amazonaws.com/role-arn").map(String::as_str), Some(ROLE_ARN));
+    assert_eq!(annotations.get("meta.helm.sh/release-name").map(String::as_str), Some("backend"), "Helm's annotations stay");
+    assert_eq!(
+        sa.metadata.labels.unwrap_or_default().get("app.kubernetes.io/managed-by").map(String::as_str),
+        Some("Helm"),
+        "Helm's label stays, or Helm would refuse its next upgrade"
+    );
+    c.advance(60);
+    no_changes(c, &moto, &stack);
+}
+
+#[test]
+fn a_helm_service_account_is_refused_then_adopted_keeping_its_annotations() {
+    helm_service_account_refused_then_adopted(&Cluster::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn a_helm_service_account_is_refused_then_adopted_keeping_its_annotations_on_a_real_cluster() {
+    helm_service_account_refused_then_adopted(&Cluster::real());
+}
+
+fn annotation_edited_by_hand_is_planned_back(c: &Cluster) {
+    let moto = Moto::start();
+    let stack = applied(c, &moto);
+    c.patch_sa(
+        "my-service-account",
+        "kubectl-edit",
+        json!({"metadata": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/someone-else"}}}),
+    );
+    c.advance(60);
+    let plan = plan_json(c, &moto, &stack);
+    let ns = &c.namespace;
+    assert_eq!(shape(&plan), [format!("sa/{ns}/my-service-account update"), format!("deploy/{ns}/backend restart")]);
+    let (code, _, stderr) = c.irsa(&moto, &["apply", &stack, "--auto-approve"]);
+    assert_eq!(code, 0, "{stderr}");
+    let sa = c.sa("my-service-account").unwrap();
+    assert_eq!(sa.metadata.annotations.unwrap()["eks.amazonaws.com/role-arn"], ROLE_ARN);
+    c.advance(60);
+    no_changes(c, &moto, &stack);
+}
+
+#[test]
+fn an_annotation_edited_by_hand_is_planned_back() {
+    annotation_edited_by_hand_is_planned_back(&Cluster::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn an_annotation_edited_by_hand_is_planned_back_on_a_real_cluster() {
+    annotation_edited_by_hand_is_planned_back(&Cluster::real());
+}
+
+fn pods_older_than_the_annotation_restart_once(c: &Cluster) {
+    let moto = Moto::start();
+    legacy_role(&moto);
+    let stack = c.stack();
+    // IAM first, as an earlier run limited to IAM would have left it.
+    let iam = ["--target", "oidc/", "--target", "policy/", "--target", "role/"];
+    let (code, _, stderr) = c.irsa(&moto, &[&["apply", stack.as_str(), "--auto-approve"][..], &iam].concat());
+    assert_eq!(code, 0, "{stderr}");
+    // Pods start; only then does the service account get its role (by an
+    // earlier irsa run whose restart never happened).
+    if let Some(s) = &c.server {
+        s.set_webhook(false);
+    }
+    c.deployment(Some("my-service-account"));
+    c.advance(60);
+    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {
+        "name": "my-service-account",
+        "namespace": c.namespace,
+        "labels": {"app.kubernetes.io/managed-by": "irsa"},
+        "annotations": {"eks.amazonaws.com/role-arn": ROLE_ARN, "irsa.dev/stack": "ekshandson"}
+    }}))
+    .unwrap();
+    let api: Api<ServiceAccount> = Api::namespaced(c.client.clone(), &c.namespace);
+    c.rt.block_on(api.create(&PostParams { field_manager: Some("irsa".into()), ..Default::default() }, &sa)).unwrap();
+    if let Some(s) = &c.server {
+        s.set_webhook(true);
+    }
+    c.advance(60);
+
+    let plan = plan_json(c, &moto, &stack);
+    assert_eq!(shape(&plan), [format!("deploy/{}/backend restart", c.namespace)]);
+    let reasons = plan["changes"][0]["reasons"].to_string();
+    assert!(reasons.contains("started before the role annotation was set"), "{reasons}");
+    let (code, _, stderr) = c.irsa(&moto, &["apply", &stack, "--auto-approve"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains(&format!("deploy/{}/backend: restarted", c.namespace)), "{stderr}");
+    let template = c.get_deployment().spec.template.metadata.unwrap_or_default();
+    assert!(template.annotations.unwrap_or_default().contains_key("kubectl.kubernetes.io/restartedAt"));
+    c.advance(60);
+    no_changes(c, &moto, &stack);
+}
+
+#[test]
+fn pods_started_before_the_annotation_are_restarted_once() {
+    pods_older_than_the_annotation_restart_once(&Cluster::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn pods_started_before_the_annotation_are_restarted_once_on_a_real_cluster() {
+    pods_older_than_the_annotation_restart_once(&Cluster::real());
+}
+
+/// A change to the trust policy makes the apply wait (--iam-settle-seconds)
+/// before it rolls pods: the window in which "someone else" writes.
+fn drift_trust(moto: &Moto) {
+    moto.block_on(moto.iam.untag_role().role_name("backend-messages").tag_keys("team").send()).unwrap();
+}
+
+fn write_conflict_is_reported_not_overwritten(c: &Cluster) {
+    let moto = Moto::start();
+    let stack = applied(c, &moto);
+    c.patch_sa(
+        "my-service-account",
+        "kubectl-edit",
+        json!({"metadata": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/someone-else"}}}),
+    );
+    drift_trust(&moto);
+    c.advance(60);
+    let kubeconfig = c.kubeconfig.clone();
+    let (ns, endpoint) = (c.namespace.clone(), moto.endpoint.clone());
+    let stack_for_run = stack.clone();
+    let run = std::thread::spawn(move || {
+        crate::support::run_irsa_env(
+            &[
+                "apply",
+                &stack_for_run,
+                "--auto-approve",
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+                "--lock-namespace",
+                &ns,
+                "--iam-settle-seconds",
+                "4",
+            ],
+            &[("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_ENDPOINT_URL", &endpoint)],
+        )
+    });
+    // Once irsa has put the annotation back, and while it waits for IAM to
+    // settle, someone edits the Deployment irsa is about to restart.
+    wait_for(|| c.sa("my-service-account").unwrap().metadata.annotations.unwrap()["eks.amazonaws.com/role-arn"] == ROLE_ARN);
+    let api: Api<Deployment> = Api::namespaced(c.client.clone(), &c.namespace);
+    let touch = json!({"metadata": {"annotations": {"team/owner": "someone"}}});
+    let params = PatchParams { field_manager: Some("kubectl-annotate".into()), ..Default::default() };
+    c.rt.block_on(api.patch("backend", &params, &Patch::Merge(&touch))).unwrap();
+
+    let (code, _, stderr) = run.join().unwrap();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("deployment {}/backend changed since it was read (someone else wrote it); irsa did not overwrite it", c.namespace)),
+        "{stderr}"
+    );
+    let d = c.get_deployment();
+    assert_eq!(d.metadata.annotations.unwrap()["team/owner"], "someone", "the other writer's change stands");
+    assert!(
+        !d.spec.template.metadata.unwrap_or_default().annotations.unwrap_or_default().contains_key("kubectl.kubernetes.io/restartedAt"),
+        "the restart was not forced through"
+    );
+    // The next plan re-reads and finishes the work.
+    let plan = plan_json(c, &moto, &stack);
+    assert_eq!(shape(&plan), [format!("deploy/{}/backend restart", c.namespace)]);
+    let (code, _, stderr) = c.irsa(&moto, &["apply", &stack, "--auto-approve"]);
+    assert_eq!(code, 0, "{stderr}");
+    c.advance(60);
+    no_changes(c, &moto, &stack);
+}
+
+#[test]
+fn a_write_conflict_is_reported_and_never_overwritten() {
+    write_conflict_is_reported_not_overwritten(&Cluster::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn a_write_conflict_is_reported_and_never_overwritten_on_a_real_cluster() {
+    write_conflict_is_reported_not_overwritten(&Cluster::real());
+}
+
+fn wait_for(mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn two_applies_at_once(c: &Cluster) {
+    let moto = Moto::start();
+    let stack = applied(c, &moto);
+    drift_trust(&moto);
+    c.patch_sa(
+        "my-service-account",
+        "kubectl-edit",
+        json!({"metadata": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/someone-else"}}}),
+    );
+    c.advance(60);
+    let kubeconfig = c.kubeconfig.to_str().unwrap().to_owned();
+    let spawn = |settle: &'static str, timeout: &'static str| {
+        let (stack, kubeconfig, ns, endpoint) = (stack.clone(), kubeconfig.clone(), c.namespace.clone(), moto.endpoint.clone());
+        std::thread::spawn(move || {
+            crate::support::run_irsa_env(
+                &[
+                    "apply",
+                    &stack,
+                    "--auto-approve",
+                    "--kubeconfig",
+                    &kubeconfig,
+                    "--lock-namespace",
+                    &ns,
+                    "--iam-settle-seconds",
+                    settle,
+                    "--lock-timeout",
+                    timeout,
+                ],
+                &[("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_ENDPOINT_URL", &endpoint)],
+            )
+        })
+    };
+    let first = spawn("4", "0");
+    let leases: Api<Lease> = Api::namespaced(c.client.clone(), &c.namespace);
+    wait_for(|| c.rt.block_on(leases.get_opt("irsa-ekshandson")).unwrap().is_some());
+
+    // A second apply fails at once, naming the holder...
+    let (code, stdout, stderr) = spawn("0", "0").join().unwrap();
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stderr.contains("stack ekshandson is locked by irsa@"), "{stderr}");
+    assert!(stdout.is_empty(), "it planned nothing: {stdout}");
+    // ...and a third waits for the first, then finds nothing left to do.
+    let third = spawn("0", "60");
+    let (code, _, stderr) = first.join().unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = third.join().unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("No changes."), "it planned against what the first apply left: {stdout}");
+    assert!(c.rt.block_on(leases.get_opt("irsa-ekshandson")).unwrap().is_none(), "the lock is released");
+}
+
+#[test]
+fn two_applies_at_once_one_holds_the_lock() {
+    two_applies_at_once(&Cluster::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn two_applies_at_once_one_holds_the_lock_on_a_real_cluster() {
+    two_applies_at_once(&Cluster::real());
+}
+
+fn issuer_is_discovered_and_checked(c: &Cluster) {
+    let moto = Moto::start();
+    legacy_role(&moto);
+    c.deployment(None);
+    let stack = c.stack();
+    let text = std::fs::read_to_string(&stack).unwrap();
+    // Without oidc_issuer the cluster's discovery document names it.
+    let without = text.lines().filter(|l| !l.starts_with("oidc_issuer")).collect::<Vec<_>>().join("\n");
+    std::fs::write(&stack, &without).unwrap();
+    let plan = plan_json(c, &moto, &stack);
+    assert!(shape(&plan).contains(&"oidc/ekshandson create".to_owned()), "{plan:#}");
+    // With one that disagrees with the cluster, the plan fails naming both.
+    let other = text.replace("id/EXAMPLED539D4633E53DE1B71EXAMPLE", "id/SOMEOTHERCLUSTER");
+    std::fs::write(&stack, other).unwrap();
+    let (code, _, stderr) = c.irsa(&moto, &["plan", &stack]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("/id/SOMEOTHERCLUSTER, but the cluster says https://"), "{stderr}");
+}
+
+#[test]
+fn the_issuer_is_discovered_from_the_cluster_and_checked() {
+    issuer_is_discovered_and_checked(&Cluster::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster (an EKS cluster: others serve another issuer)"]
+fn the_issuer_is_discovered_from_the_cluster_and_checked_on_a_real_cluster() {
+    issuer_is_discovered_and_checked(&Cluster::real());
+}
+
+#[test]
+fn a_refresh_takes_a_request_per_kind_and_namespace_not_per_object() {
+    let c = Cluster::test_server();
+    let moto = Moto::start();
+    let stack = applied(&c, &moto);
+    let before = plan_json(&c, &moto, &stack)["refresh"]["kube_requests"].as_u64().unwrap();
+    // Fifty more service accounts in the namespace cost nothing more.
+    let api: Api<ServiceAccount> = Api::namespaced(c.client.clone(), &c.namespace);
+    for i in 0..50 {
+        let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": format!("other-{i}")}})).unwrap();
+        c.rt.block_on(api.create(&PostParams::default(), &sa)).unwrap();
+    }
+    let after = plan_json(&c, &moto, &stack)["refresh"]["kube_requests"].as_u64().unwrap();
+    assert_eq!(before, after);
+    // Discovery, namespaces, service accounts, deployments, irsa's service
+    // accounts everywhere, the bound Deployment's pods.
+    assert_eq!(after, 6);
+}
+
