@@ -85,6 +85,11 @@ fn apply_op(doc: &mut Value, path: &[String], op: Op) -> Result<(), String> {
     match op {
         Op::Add(value) => add(doc, path, value),
         Op::Remove => remove(doc, path).map(drop),
+        // The root ("") can be replaced, though not removed.
+        Op::Replace(value) if path.is_empty() => {
+            *doc = value;
+            Ok(())
+        }
         Op::Replace(value) => {
             remove(doc, path)?;
             add(doc, path, value)

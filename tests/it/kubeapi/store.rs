@@ -690,6 +690,10 @@ fn validate_object(kind: &Kind, name: &str, old: Option<&Value>, obj: &Value) ->
     if *kind != DEPLOYMENTS {
         return Ok(());
     }
+    // The pod template decodes like a pod's metadata would.
+    if let Some(template) = obj.pointer("/spec/template") {
+        check_shape(template)?;
+    }
     let selector_value = obj.pointer("/spec/selector");
     let invalid = |field: &str, reason: &str, detail: &str| ApiError::invalid(kind, name, field, reason, detail);
     let Some(selector_value) = selector_value else {

@@ -643,3 +643,84 @@ async fn a_dry_run_changes_nothing() {
     assert_eq!(answer.metadata.name.as_deref(), Some("web"));
     assert_eq!(api_error(sas.get("web").await).0, 404);
 }
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_status_and_the_server_keeps_serving() {
+    let api = KubeApi::start();
+    let client = client(&api).await;
+    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "default");
+    sas.create(&PostParams::default(), &service_account("web", &[])).await.unwrap();
+    let sa = "/api/v1/namespaces/default/serviceaccounts/web";
+    let with = |content_type: &str| format!("{AUTH}Content-Type: {content_type}\r\n");
+    let (merge, json_patch, apply) = (
+        with("application/merge-patch+json"),
+        with("application/json-patch+json"),
+        with("application/apply-patch+yaml"),
+    );
+    let cases: &[(&str, &str, &str, &str, u16)] = &[
+        ("PATCH", sa, &merge, r#"{"metadata": "x"}"#, 400),
+        ("PATCH", sa, &merge, r#"{"metadata": {"name": "other"}}"#, 400),
+        ("PATCH", sa, &merge, r#"{"kind": "Pod"}"#, 400),
+        ("PATCH", sa, &merge, "[]", 400),
+        ("PATCH", sa, &json_patch, r#"[{"op": "replace", "path": "", "value": 5}]"#, 400),
+        ("PATCH", sa, &json_patch, r#"[{"op": "add", "path": "/a/b/c", "value": 1}]"#, 422),
+        ("PATCH", sa, &json_patch, r#"[{"op": "add", "path": "no-slash", "value": 1}]"#, 400),
+        ("PATCH", sa, &json_patch, r#"[{"op": "move", "from": "/nope", "path": "/x"}]"#, 422),
+        ("PATCH", &format!("{sa}?fieldManager=m"), &apply, r#"{"metadata": {"name": "web"}}"#, 400),
+        ("PATCH", &format!("{sa}?fieldManager=m"), &apply, r#"{"apiVersion": "v1", "kind": "Pod"}"#, 400),
+        ("PUT", sa, &with("application/json"), r#"{"metadata": {"name": "other", "resourceVersion": "1"}}"#, 400),
+        ("PUT", sa, &with("application/json"), "null", 400),
+        ("DELETE", sa, &with("application/json"), "{", 400),
+        ("GET", "/api/v1/namespaces/default/serviceaccounts?limit=x", AUTH, "", 400),
+        ("GET", "/api/v1/namespaces/default/serviceaccounts?watch=true", AUTH, "", 400),
+        ("GET", "/api/v1/namespaces/default/serviceaccounts/web/status", AUTH, "", 404),
+        ("GET", "/apis/apps/v2/deployments", AUTH, "", 404),
+        ("GET", "/api/v1/namespaces/default/namespaces", AUTH, "", 404),
+        (
+            "POST",
+            "/api/v1/namespaces/default/serviceaccounts",
+            &with("application/json"),
+            r#"{"metadata": {"name": "x", "resourceVersion": "3"}}"#,
+            400,
+        ),
+        (
+            "POST",
+            "/api/v1/namespaces/default/serviceaccounts",
+            &with("application/json"),
+            r#"{"metadata": {"name": "x", "namespace": "kube-system"}}"#,
+            400,
+        ),
+        (
+            "POST",
+            "/apis/apps/v1/namespaces/default/deployments",
+            &with("application/json"),
+            r#"{"metadata": {"name": "d"}, "spec": {"selector": {"matchExpressions": [{"key": "a", "operator": "DoesNotExist"}]}, "template": {"metadata": {"labels": "x"}}}}"#,
+            400,
+        ),
+        (
+            "POST",
+            "/apis/apps/v1/namespaces/default/deployments",
+            &with("application/json"),
+            r#"{"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": "x"}}}}"#,
+            201,
+        ),
+    ];
+    for (method, path, headers, body, expected) in cases {
+        let (code, status) = raw(&api, method, path, headers, body);
+        assert_eq!(code, *expected, "{method} {path} {body}: {status}");
+        if code >= 400 {
+            assert_eq!(
+                (status["kind"].as_str(), status["code"].as_u64()),
+                (Some("Status"), Some(u64::from(code))),
+                "{status}"
+            );
+        }
+    }
+    // Still serving, and the object is as it was.
+    let web = sas.get("web").await.unwrap();
+    assert_eq!(web.metadata.labels.unwrap()["app"], "web");
+    // generateName: a counted suffix from Kubernetes' alphabet.
+    let generated =
+        sas.create(&PostParams::default(), &from_json(json!({"metadata": {"generateName": "runner-"}}))).await.unwrap();
+    assert_eq!(generated.metadata.name.unwrap().len(), "runner-".len() + 5);
+}
