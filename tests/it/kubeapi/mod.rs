@@ -9,6 +9,14 @@
 //! Layers: [`route`] maps a request to a resource, `store` does the writes,
 //! `fields` the managedFields, `patch` the patch formats, `selector` the
 //! label and field selectors, `controller` the Deployment controller.
+//!
+//! Simplified on purpose (a real cluster differs): strategic merge patch is
+//! a merge patch (lists replaced); managedFields own lists whole; apply
+//! bodies must be JSON; no watch, no subresources, no graceful deletion or
+//! finalizers; DELETE always returns the object (real servers return a
+//! `Status` for some kinds); PUT always requires a resourceVersion (real
+//! servers allow unconditional updates of these kinds); unknown fields are
+//! kept; `resourceVersion` on GET/list is ignored.
 
 mod controller;
 mod errors;
