@@ -3,5 +3,6 @@
 mod aws;
 mod bad_files;
 mod cli;
+mod kubeapi;
 mod plans;
 mod support;

@@ -1,0 +1,725 @@
+//! The objects and every write to them: create, replace, patch, apply,
+//! delete. Objects are plain JSON; the server's bookkeeping (metadata,
+//! managedFields, the Deployment controller, the pod identity webhook)
+//! happens here, under the one lock the HTTP layer holds.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use super::errors::ApiError;
+use super::fields::{self, Conflict, Writer};
+use super::kinds::{DEPLOYMENTS, Kind, NAMESPACES, PODS, SERVICE_ACCOUNTS};
+use super::patch::{self, JsonPatchError};
+use super::selector;
+
+/// (plural, namespace or "" for cluster-scoped kinds, name); the map's
+/// order is the order of lists, as etcd's keys are.
+pub type Key = (&'static str, String, String);
+
+pub const ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+const TOKEN_DIR: &str = "/var/run/secrets/eks.amazonaws.com/serviceaccount";
+
+#[derive(Debug, Clone)]
+pub struct State {
+    pub(super) objects: BTreeMap<Key, Value>,
+    resource_version: u64,
+    uids: u64,
+    generated_names: u64,
+    pub now: jiff::Timestamp,
+    pub issuer: Option<String>,
+    pub webhook: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchType {
+    Merge,
+    Strategic,
+    Json,
+    Apply,
+}
+
+/// A PATCH: its format (from Content-Type), body and query parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct PatchRequest<'a> {
+    pub patch_type: PatchType,
+    pub body: &'a [u8],
+    pub field_manager: Option<&'a str>,
+    pub force: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct ListOptions<'a> {
+    pub label_selector: Option<&'a str>,
+    pub field_selector: Option<&'a str>,
+    pub limit: Option<&'a str>,
+    pub continue_token: Option<&'a str>,
+}
+
+/// Who becomes the owner of the fields a write sets.
+enum Ownership<'a> {
+    Update(&'a str),
+    Apply { manager: &'a str, config: &'a Value, conflicts: Vec<Conflict> },
+}
+
+pub fn key(kind: &Kind, ns: &str, name: &str) -> Key {
+    (kind.plural, if kind.namespaced { ns.to_string() } else { String::new() }, name.to_string())
+}
+
+pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str)
+}
+
+fn object_mut(value: &mut Value) -> &mut Map<String, Value> {
+    if !value.is_object() {
+        *value = Value::Object(Map::new());
+    }
+    match value {
+        Value::Object(map) => map,
+        _ => unreachable!("made an object above"),
+    }
+}
+
+pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    object_mut(object_mut(obj).entry("metadata").or_insert_with(|| json!({})))
+}
+
+impl State {
+    /// A fresh cluster: the namespaces (each with its `default`
+    /// ServiceAccount) that every real cluster starts with.
+    pub fn new() -> State {
+        let mut state = State {
+            objects: BTreeMap::new(),
+            resource_version: 0,
+            uids: 0,
+            generated_names: 0,
+            now: jiff::Timestamp::from_second(1_767_225_600).unwrap_or(jiff::Timestamp::UNIX_EPOCH), // 2026-01-01T00:00:00Z
+            issuer: None,
+            webhook: true,
+        };
+        for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
+            let _ = state.create(&NAMESPACES, "", json!({"metadata": {"name": ns}}), "kube-apiserver");
+        }
+        state
+    }
+
+    /// Kubernetes times (`metav1.Time`) are RFC 3339 with whole seconds.
+    pub fn now_text(&self) -> String {
+        self.now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    }
+
+    pub fn resource_version(&self) -> String {
+        self.resource_version.to_string()
+    }
+
+    pub fn get(&self, kind: &Kind, ns: &str, name: &str) -> Result<Value, ApiError> {
+        self.objects.get(&key(kind, ns, name)).cloned().ok_or_else(|| ApiError::not_found(kind, name))
+    }
+
+    /// A `<Kind>List`; `ns` None lists every namespace. `limit` and
+    /// `continue` page in key order; the token is the last key returned.
+    pub fn list(&self, kind: &Kind, ns: Option<&str>, options: &ListOptions) -> Result<Value, ApiError> {
+        let labels = selector::parse(options.label_selector.unwrap_or_default()).map_err(ApiError::bad_request)?;
+        let field_reqs =
+            selector::parse_fields(options.field_selector.unwrap_or_default()).map_err(ApiError::bad_request)?;
+        let limit = match options.limit {
+            None | Some("") | Some("0") => None,
+            Some(text) => {
+                Some(text.parse::<usize>().map_err(|_| ApiError::bad_request(format!("invalid limit {text:?}")))?)
+            }
+        };
+        let after = options.continue_token.filter(|t| !t.is_empty()).map(|t| t.split_once('/').unwrap_or(("", t)));
+        let matching: Vec<(&Key, &Value)> = self
+            .objects
+            .iter()
+            .filter(|((plural, obj_ns, _), _)| *plural == kind.plural && ns.is_none_or(|ns| obj_ns == ns))
+            .filter(|((_, obj_ns, name), _)| {
+                after.is_none_or(|(a_ns, a_name)| (obj_ns.as_str(), name.as_str()) > (a_ns, a_name))
+            })
+            .filter(|(_, obj)| {
+                let empty = Map::new();
+                let obj_labels = obj.pointer("/metadata/labels").and_then(Value::as_object).unwrap_or(&empty);
+                selector::matches_all(&labels, obj_labels) && selector::fields_match(&field_reqs, obj)
+            })
+            .collect();
+        let taken = limit.unwrap_or(matching.len()).min(matching.len());
+        let mut metadata = json!({"resourceVersion": self.resource_version()});
+        if taken < matching.len()
+            && let Some(((_, last_ns, last_name), _)) = matching.get(taken.wrapping_sub(1))
+        {
+            metadata["continue"] = json!(format!("{last_ns}/{last_name}"));
+            metadata["remainingItemCount"] = json!(matching.len() - taken);
+        }
+        let items: Vec<Value> = matching.into_iter().take(taken).map(|(_, obj)| obj.clone()).collect();
+        Ok(
+            json!({"kind": format!("{}List", kind.kind), "apiVersion": kind.api_version(), "metadata": metadata, "items": items}),
+        )
+    }
+
+    pub fn create(&mut self, kind: &'static Kind, ns: &str, mut body: Value, manager: &str) -> Result<Value, ApiError> {
+        check_shape(&body)?;
+        check_type(kind, &mut body, false)?;
+        check_namespace(kind, ns, &mut body)?;
+        if meta_str(&body, "resourceVersion").is_some_and(|rv| !rv.is_empty()) {
+            return Err(ApiError::bad_request("resourceVersion should not be set on objects to be created"));
+        }
+        let name = match (meta_str(&body, "name"), meta_str(&body, "generateName")) {
+            (Some(name), _) if !name.is_empty() => name.to_string(),
+            (_, Some(prefix)) if !prefix.is_empty() => self.generate_name(prefix),
+            _ => {
+                let detail = "Required value: name or generateName is required";
+                return Err(ApiError::invalid(kind, "", "metadata.name", "FieldValueRequired", detail));
+            }
+        };
+        validate_name(kind, &name)?;
+        self.require_namespace(kind, ns)?;
+        if self.objects.contains_key(&key(kind, ns, &name)) {
+            return Err(ApiError::already_exists(kind, &name));
+        }
+        self.commit(kind, ns, &name, None, body, Ownership::Update(manager))
+    }
+
+    /// PUT: the body must carry the stored resourceVersion (optimistic
+    /// concurrency); there is no create-on-update for these kinds.
+    pub fn replace(
+        &mut self,
+        kind: &'static Kind,
+        ns: &str,
+        name: &str,
+        mut body: Value,
+        manager: &str,
+    ) -> Result<Value, ApiError> {
+        check_shape(&body)?;
+        check_type(kind, &mut body, false)?;
+        check_namespace(kind, ns, &mut body)?;
+        check_name(name, &mut body)?;
+        let old = self.get(kind, ns, name)?;
+        match meta_str(&body, "resourceVersion") {
+            None | Some("") => {
+                let detail = "Invalid value: 0x0: must be specified for an update";
+                return Err(ApiError::invalid(kind, name, "metadata.resourceVersion", "FieldValueInvalid", detail));
+            }
+            Some(rv) if Some(rv) != meta_str(&old, "resourceVersion") => return Err(ApiError::modified(kind, name)),
+            Some(_) => {}
+        }
+        self.commit(kind, ns, name, Some(old), body, Ownership::Update(manager))
+    }
+
+    /// PATCH; returns the HTTP status (201 when an apply created the object).
+    pub fn patch(
+        &mut self,
+        kind: &'static Kind,
+        ns: &str,
+        name: &str,
+        request: PatchRequest,
+    ) -> Result<(u16, Value), ApiError> {
+        let PatchRequest { patch_type, body, field_manager, .. } = request;
+        if patch_type == PatchType::Apply {
+            return self.apply(kind, ns, name, request);
+        }
+        let patch: Value = serde_json::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("the patch is not valid JSON: {e}")))?;
+        let old = self.get(kind, ns, name)?;
+        let mut new = old.clone();
+        match patch_type {
+            PatchType::Json => patch::json_patch(&mut new, &patch).map_err(|e| match e {
+                JsonPatchError::Malformed(m) => ApiError::bad_request(m),
+                JsonPatchError::DoesNotApply(m) => ApiError::unprocessable(m),
+            })?,
+            _ if !patch.is_object() => return Err(ApiError::bad_request("a merge patch must be a JSON object")),
+            _ => patch::merge(&mut new, &patch),
+        }
+        check_shape(&new)?;
+        check_type(kind, &mut new, true)?;
+        if meta_str(&new, "name") != Some(name) || meta_str(&new, "namespace") != meta_str(&old, "namespace") {
+            return Err(ApiError::bad_request("a patch cannot change metadata.name or metadata.namespace"));
+        }
+        // A resourceVersion the patch sets is a precondition on the stored one.
+        if meta_str(&new, "resourceVersion") != meta_str(&old, "resourceVersion")
+            && meta_str(&new, "resourceVersion").is_some()
+        {
+            return Err(ApiError::modified(kind, name));
+        }
+        let manager = field_manager.filter(|m| !m.is_empty()).unwrap_or("unknown");
+        Ok((200, self.commit(kind, ns, name, Some(old), new, Ownership::Update(manager))?))
+    }
+
+    /// Server-side apply (the body as JSON; YAML is not parsed here).
+    fn apply(
+        &mut self,
+        kind: &'static Kind,
+        ns: &str,
+        name: &str,
+        request: PatchRequest,
+    ) -> Result<(u16, Value), ApiError> {
+        let PatchRequest { body, field_manager, force, .. } = request;
+        let Some(manager) = field_manager.filter(|m| !m.is_empty()) else {
+            return Err(ApiError::bad_request("PATCH, application/apply-patch+yaml requires fieldManager to be set"));
+        };
+        let mut config: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("apply patch is not JSON (this test server does not read YAML): {e}"))
+        })?;
+        check_shape(&config)?;
+        check_type(kind, &mut config, true)?;
+        check_namespace(kind, ns, &mut config)?;
+        check_name(name, &mut config)?;
+        let precondition = meta_str(&config, "resourceVersion").map(str::to_string);
+        for field in ["resourceVersion", "managedFields", "uid", "creationTimestamp", "generation"] {
+            meta_mut(&mut config).remove(field);
+        }
+        let Some(old) = self.objects.get(&key(kind, ns, name)).cloned() else {
+            validate_name(kind, name)?;
+            self.require_namespace(kind, ns)?;
+            let created = self.commit(
+                kind,
+                ns,
+                name,
+                None,
+                config.clone(),
+                Ownership::Apply { manager, config: &config, conflicts: Vec::new() },
+            )?;
+            return Ok((201, created));
+        };
+        if precondition.is_some_and(|rv| Some(rv.as_str()) != meta_str(&old, "resourceVersion")) {
+            return Err(ApiError::modified(kind, name));
+        }
+        let entries = fields::parse(&old);
+        let conflicts = fields::apply_conflicts(&entries, manager, &old, &config);
+        if !conflicts.is_empty() && !force {
+            return Err(ApiError::apply_conflicts(kind, name, &conflicts));
+        }
+        let mut new = old.clone();
+        for path in fields::dropped_by_apply(&entries, manager, &config) {
+            fields::remove_path(&mut new, &path);
+        }
+        patch::merge(&mut new, &config);
+        let updated =
+            self.commit(kind, ns, name, Some(old), new, Ownership::Apply { manager, config: &config, conflicts })?;
+        Ok((200, updated))
+    }
+
+    /// DELETE: immediate (no graceful deletion, no finalizers); returns the
+    /// object as it was. A namespace takes its contents with it.
+    pub fn delete(&mut self, kind: &Kind, ns: &str, name: &str, options: &[u8]) -> Result<Value, ApiError> {
+        let options: Value = if options.iter().all(u8::is_ascii_whitespace) {
+            json!({})
+        } else {
+            serde_json::from_slice(options)
+                .map_err(|e| ApiError::bad_request(format!("DeleteOptions is not valid JSON: {e}")))?
+        };
+        let old = self.get(kind, ns, name)?;
+        for (field, label) in [("resourceVersion", "ResourceVersion"), ("uid", "UID")] {
+            let wanted = options.get("preconditions").and_then(|p| p.get(field)).and_then(Value::as_str);
+            let actual = meta_str(&old, field).unwrap_or_default();
+            if let Some(wanted) = wanted.filter(|w| *w != actual) {
+                let why =
+                    format!("Precondition failed: {label} in precondition: {wanted}, {label} in object meta: {actual}");
+                return Err(ApiError::conflict(kind, name, &why));
+            }
+        }
+        self.objects.remove(&key(kind, ns, name));
+        self.resource_version += 1;
+        if *kind == NAMESPACES {
+            self.objects.retain(|(_, obj_ns, _), _| obj_ns != name);
+        }
+        if *kind == DEPLOYMENTS {
+            self.delete_pods_of(ns, &old);
+        }
+        Ok(old)
+    }
+
+    /// DELETE on a collection: every object the selectors match, as a list.
+    pub fn delete_collection(&mut self, kind: &Kind, ns: &str, options: &ListOptions) -> Result<Value, ApiError> {
+        let ns_filter = if kind.namespaced { Some(ns) } else { None };
+        let mut list = self.list(kind, ns_filter, &ListOptions { limit: None, continue_token: None, ..*options })?;
+        if let Some(items) = list.get("items").and_then(Value::as_array) {
+            for item in items {
+                let (obj_ns, name) =
+                    (meta_str(item, "namespace").unwrap_or_default(), meta_str(item, "name").unwrap_or_default());
+                self.delete(kind, obj_ns, name, b"")?;
+            }
+        }
+        list["metadata"]["resourceVersion"] = json!(self.resource_version());
+        Ok(list)
+    }
+
+    /// Every write ends here. Sets the server's metadata, records field
+    /// ownership, and skips the write entirely when nothing changed (a
+    /// real API server does not bump resourceVersion for a no-op update).
+    fn commit(
+        &mut self,
+        kind: &'static Kind,
+        ns: &str,
+        name: &str,
+        old: Option<Value>,
+        mut new: Value,
+        ownership: Ownership,
+    ) -> Result<Value, ApiError> {
+        let now = self.now_text();
+        self.normalize(kind, ns, name, old.as_ref(), &mut new);
+        validate_object(kind, name, old.as_ref(), &new)?;
+        if *kind == PODS && old.is_none() {
+            self.admit_pod(ns, name, &mut new)?;
+        }
+        let object_changed = old.as_ref() != Some(&new);
+        let old_entries = old.as_ref().map(fields::parse).unwrap_or_default();
+        let mut entries = old_entries.clone();
+        let api_version = kind.api_version();
+        match ownership {
+            Ownership::Update(manager) => {
+                let writer = Writer { manager, api_version: &api_version, now: &now };
+                fields::record_update(&mut entries, old.as_ref(), &new, writer);
+            }
+            Ownership::Apply { manager, config, conflicts } => {
+                let writer = Writer { manager, api_version: &api_version, now: &now };
+                fields::record_apply(&mut entries, &conflicts, config, &new, object_changed, writer);
+            }
+        }
+        if let Some(old) = &old
+            && !object_changed
+            && entries == old_entries
+        {
+            return Ok(old.clone());
+        }
+        let generation = match &old {
+            None => 1,
+            Some(old) => {
+                let previous = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
+                // metadata.generation counts changes to the desired state (spec).
+                if old.get("spec") != new.get("spec") { previous + 1 } else { previous }
+            }
+        };
+        self.resource_version += 1;
+        let rv = self.resource_version();
+        let meta = meta_mut(&mut new);
+        meta.insert("generation".into(), json!(generation));
+        meta.insert("resourceVersion".into(), json!(rv));
+        meta.insert("managedFields".into(), fields::render(&entries));
+        if *kind == DEPLOYMENTS {
+            set_deployment_status(&mut new, generation);
+        }
+        self.objects.insert(key(kind, ns, name), new.clone());
+        if *kind == NAMESPACES && old.is_none() {
+            let sa = json!({"metadata": {"name": "default"}});
+            let _ = self.create(&SERVICE_ACCOUNTS, name, sa, "kube-controller-manager");
+        }
+        if *kind == DEPLOYMENTS {
+            self.reconcile_deployment(ns, old.as_ref(), &new);
+        }
+        Ok(new)
+    }
+
+    /// The fields a client cannot set: identity and bookkeeping come from
+    /// the stored object (or are new on create), and `status` belongs to
+    /// the status subresource.
+    fn normalize(&mut self, kind: &Kind, ns: &str, name: &str, old: Option<&Value>, new: &mut Value) {
+        let root = object_mut(new);
+        root.insert("apiVersion".into(), json!(kind.api_version()));
+        root.insert("kind".into(), json!(kind.kind));
+        if kind.has_status() {
+            let status = match old {
+                Some(old) => old.get("status").cloned(),
+                None if kind.plural == "namespaces" => Some(json!({"phase": "Active"})),
+                // No kubelet: a pod is running as soon as it exists.
+                None if kind.plural == "pods" => Some(json!({"phase": "Running"})),
+                None => None,
+            };
+            match status {
+                Some(status) => root.insert("status".into(), status),
+                None => root.remove("status"),
+            };
+        }
+        let (uid, created) = match old {
+            Some(old) => {
+                (meta_str(old, "uid").map(str::to_string), meta_str(old, "creationTimestamp").map(str::to_string))
+            }
+            None => {
+                self.uids += 1;
+                (Some(format!("00000000-0000-4000-8000-{:012x}", self.uids)), Some(self.now_text()))
+            }
+        };
+        let meta = meta_mut(new);
+        meta.insert("name".into(), json!(name));
+        if kind.namespaced {
+            meta.insert("namespace".into(), json!(ns));
+        }
+        for (field, value) in [("uid", uid), ("creationTimestamp", created)] {
+            meta.insert(field.into(), json!(value));
+        }
+        for field in ["resourceVersion", "generation", "managedFields"] {
+            match old.and_then(|o| o.get("metadata")).and_then(|m| m.get(field)) {
+                Some(value) => meta.insert(field.into(), value.clone()),
+                None => meta.remove(field),
+            };
+        }
+    }
+
+    fn require_namespace(&self, kind: &Kind, ns: &str) -> Result<(), ApiError> {
+        if kind.namespaced && !self.objects.contains_key(&key(&NAMESPACES, "", ns)) {
+            return Err(ApiError::not_found(&NAMESPACES, ns));
+        }
+        Ok(())
+    }
+
+    /// `generateName` plus five characters from the alphabet Kubernetes
+    /// uses for random suffixes (no vowels, so no words); counted, not random.
+    fn generate_name(&mut self, prefix: &str) -> String {
+        self.generated_names += 1;
+        format!("{prefix}{}", safe_suffix(self.generated_names, 5))
+    }
+
+    /// The ServiceAccount admission plugin and the EKS pod identity webhook,
+    /// both of which act once, when a pod is created.
+    fn admit_pod(&self, ns: &str, name: &str, pod: &mut Value) -> Result<(), ApiError> {
+        let spec = object_mut(object_mut(pod).entry("spec").or_insert_with(|| json!({})));
+        let sa_name = match spec.get("serviceAccountName").and_then(Value::as_str) {
+            Some(sa) if !sa.is_empty() => sa.to_string(),
+            _ => "default".to_string(),
+        };
+        spec.insert("serviceAccountName".into(), json!(sa_name));
+        let Some(sa) = self.objects.get(&key(&SERVICE_ACCOUNTS, ns, &sa_name)) else {
+            let why =
+                format!("error looking up service account {ns}/{sa_name}: serviceaccount \"{sa_name}\" not found");
+            return Err(ApiError::forbidden(&PODS, name, &why));
+        };
+        let role = sa.pointer("/metadata/annotations").and_then(|a| a.get(ROLE_ARN_ANNOTATION)).and_then(Value::as_str);
+        if let (true, Some(role)) = (self.webhook, role) {
+            inject_web_identity(spec, role);
+        }
+        Ok(())
+    }
+
+    /// The pods a Deployment's selector matches in its namespace.
+    pub(super) fn pods_of(&self, ns: &str, deployment: &Value) -> Vec<String> {
+        let Some(reqs) = deployment.pointer("/spec/selector").and_then(|s| selector::from_label_selector(s).ok())
+        else {
+            return Vec::new();
+        };
+        let empty = Map::new();
+        self.objects
+            .iter()
+            .filter(|((plural, obj_ns, _), _)| *plural == PODS.plural && obj_ns == ns)
+            .filter(|(_, pod)| {
+                let labels = pod.pointer("/metadata/labels").and_then(Value::as_object).unwrap_or(&empty);
+                !reqs.is_empty() && selector::matches_all(&reqs, labels)
+            })
+            .map(|((_, _, name), _)| name.clone())
+            .collect()
+    }
+
+    pub(super) fn delete_pods_of(&mut self, ns: &str, deployment: &Value) {
+        for pod in self.pods_of(ns, deployment) {
+            let _ = self.delete(&PODS, ns, &pod, b"");
+        }
+    }
+}
+
+/// The environment, volume and mount the EKS pod identity webhook adds to
+/// every (init) container; values a container sets itself are kept.
+fn inject_web_identity(spec: &mut Map<String, Value>, role: &str) {
+    let env = [
+        ("AWS_STS_REGIONAL_ENDPOINTS", "regional"),
+        ("AWS_ROLE_ARN", role),
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", &format!("{TOKEN_DIR}/token")),
+    ]
+    .map(|(name, value)| json!({"name": name, "value": value}));
+    let mount = json!({"name": "aws-iam-token", "mountPath": TOKEN_DIR, "readOnly": true});
+    for list in ["initContainers", "containers"] {
+        let Some(Value::Array(containers)) = spec.get_mut(list) else { continue };
+        for container in containers.iter_mut().filter(|c| c.is_object()) {
+            let container = object_mut(container);
+            push_named(container, "env", &env);
+            push_named(container, "volumeMounts", std::slice::from_ref(&mount));
+        }
+    }
+    let volume = json!({"name": "aws-iam-token", "projected": {"sources": [{"serviceAccountToken": {
+        "audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "token"}}]}});
+    push_named(spec, "volumes", &[volume]);
+}
+
+/// Appends the items whose `name` the list does not have yet.
+fn push_named(parent: &mut Map<String, Value>, list: &str, items: &[Value]) {
+    let entry = parent.entry(list).or_insert_with(|| json!([]));
+    if !entry.is_array() {
+        *entry = json!([]);
+    }
+    if let Value::Array(existing) = entry {
+        for item in items {
+            if !existing.iter().any(|e| e.get("name") == item.get("name")) {
+                existing.push(item.clone());
+            }
+        }
+    }
+}
+
+/// The controller acts at once, so the status reports the rollout done.
+fn set_deployment_status(deployment: &mut Value, generation: i64) {
+    let replicas = deployment.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+    object_mut(deployment).insert(
+        "status".into(),
+        json!({
+            "observedGeneration": generation,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+        }),
+    );
+}
+
+pub fn safe_suffix(mut n: u64, len: usize) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut out = String::new();
+    for _ in 0..len {
+        out.push(char::from(ALPHABET[(n % ALPHABET.len() as u64) as usize]));
+        n /= ALPHABET.len() as u64;
+    }
+    out
+}
+
+/// What decoding into the typed object would refuse: a body that is not an
+/// object, a `metadata` that is not one, labels or annotations that are not
+/// string maps.
+fn check_shape(obj: &Value) -> Result<(), ApiError> {
+    let Value::Object(root) = obj else { return Err(ApiError::bad_request("the body must be a JSON object")) };
+    for field in ["apiVersion", "kind"] {
+        if root.get(field).is_some_and(|v| !v.is_string()) {
+            return Err(ApiError::bad_request(format!("{field} must be a string")));
+        }
+    }
+    let meta = match root.get("metadata") {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::Object(meta)) => meta,
+        Some(_) => return Err(ApiError::bad_request("metadata must be an object")),
+    };
+    for field in ["name", "namespace", "generateName", "resourceVersion", "uid"] {
+        if meta.get(field).is_some_and(|v| !v.is_string() && !v.is_null()) {
+            return Err(ApiError::bad_request(format!("metadata.{field} must be a string")));
+        }
+    }
+    for field in ["labels", "annotations"] {
+        match meta.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(map)) if map.values().all(Value::is_string) => {}
+            Some(_) => return Err(ApiError::bad_request(format!("metadata.{field} must be a map of strings"))),
+        }
+    }
+    Ok(())
+}
+
+/// `apiVersion` and `kind` in a body must be the URL's; when absent they
+/// are filled in, except where the API requires them (apply, patches).
+fn check_type(kind: &Kind, obj: &mut Value, required: bool) -> Result<(), ApiError> {
+    let expected = [("apiVersion", kind.api_version()), ("kind", kind.kind.to_string())];
+    for (field, want) in expected {
+        match obj.get(field).and_then(Value::as_str) {
+            Some(got) if got == want => {}
+            Some(got) => {
+                return Err(ApiError::bad_request(format!(
+                    "the {field} in the data ({got}) does not match the expected {field} ({want})"
+                )));
+            }
+            None if required => return Err(ApiError::bad_request(format!("{field} must be set"))),
+            None => {
+                object_mut(obj).insert(field.into(), json!(want));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_namespace(kind: &Kind, ns: &str, obj: &mut Value) -> Result<(), ApiError> {
+    if !kind.namespaced {
+        return Ok(());
+    }
+    match meta_str(obj, "namespace") {
+        Some(given) if !given.is_empty() && given != ns => Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_name(name: &str, obj: &mut Value) -> Result<(), ApiError> {
+    match meta_str(obj, "name") {
+        Some(given) if !given.is_empty() && given != name => Err(ApiError::bad_request(format!(
+            "the name of the object ({given}) does not match the name on the URL ({name})"
+        ))),
+        _ => {
+            meta_mut(obj).insert("name".into(), json!(name));
+            Ok(())
+        }
+    }
+}
+
+/// Namespaces are DNS-1123 labels, the other kinds DNS-1123 subdomains.
+fn validate_name(kind: &Kind, name: &str) -> Result<(), ApiError> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let (valid, rule) = if *kind == NAMESPACES {
+        (
+            label_ok(name),
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+        )
+    } else {
+        (
+            name.len() <= 253 && name.split('.').all(label_ok),
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+        )
+    };
+    if valid {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        kind,
+        name,
+        "metadata.name",
+        "FieldValueInvalid",
+        &format!("Invalid value: {name:?}: {rule}"),
+    ))
+}
+
+/// Kind-specific validation: a Deployment needs a selector that matches its
+/// template's labels, and (apps/v1) may never change that selector.
+fn validate_object(kind: &Kind, name: &str, old: Option<&Value>, obj: &Value) -> Result<(), ApiError> {
+    if *kind != DEPLOYMENTS {
+        return Ok(());
+    }
+    // The pod template decodes like a pod's metadata would.
+    if let Some(template) = obj.pointer("/spec/template") {
+        check_shape(template)?;
+    }
+    let selector_value = obj.pointer("/spec/selector");
+    let invalid = |field: &str, reason: &str, detail: &str| ApiError::invalid(kind, name, field, reason, detail);
+    let Some(selector_value) = selector_value else {
+        return Err(invalid("spec.selector", "FieldValueRequired", "Required value"));
+    };
+    let reqs =
+        selector::from_label_selector(selector_value).map_err(|e| invalid("spec.selector", "FieldValueInvalid", &e))?;
+    if reqs.is_empty() {
+        return Err(invalid(
+            "spec.selector",
+            "FieldValueInvalid",
+            "Invalid value: {}: empty selector is invalid for deployment",
+        ));
+    }
+    let empty = Map::new();
+    let labels = obj.pointer("/spec/template/metadata/labels").and_then(Value::as_object).unwrap_or(&empty);
+    if !selector::matches_all(&reqs, labels) {
+        let detail =
+            format!("Invalid value: {}: `selector` does not match template `labels`", Value::Object(labels.clone()));
+        return Err(invalid("spec.template.metadata.labels", "FieldValueInvalid", &detail));
+    }
+    if let Some(old) = old
+        && old.pointer("/spec/selector") != Some(selector_value)
+    {
+        let detail = format!("Invalid value: {selector_value}: field is immutable");
+        return Err(invalid("spec.selector", "FieldValueInvalid", &detail));
+    }
+    Ok(())
+}
