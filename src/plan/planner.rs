@@ -851,7 +851,16 @@ impl Planner<'_> {
         }
         let role_arn = self.d.binding_role_arn(b);
         let mut reasons = Vec::new();
+        // Pods already running with the wanted role (the annotation was
+        // edited by hand after they started) need no restart.
+        let all_current = dep.pods.iter().all(|p| {
+            !p.containers.is_empty()
+                && p.containers.iter().all(|c| c.aws_role_arn.as_deref() == Some(role_arn.as_str()))
+        });
         if let Some((old, new)) = self.role_arn_changes.get(&(b.namespace.clone(), b.name.clone())) {
+            if all_current {
+                return;
+            }
             reasons.push(match old {
                 Some(old) => format!("the role of sa/{}/{} changes from {old} to {new}: running pods keep the old credentials until they restart", b.namespace, b.name),
                 None => format!("sa/{}/{} gets the role {new}: running pods have no credentials until they restart", b.namespace, b.name),

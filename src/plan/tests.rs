@@ -530,6 +530,8 @@ fn a_helm_service_account_is_refused_then_adopted_keeping_its_annotations() {
     let sa = &mut o.cluster.service_accounts[0];
     sa.labels = BTreeMap::from([(markers::LABEL_MANAGED_BY.into(), "Helm".into())]);
     sa.annotations = BTreeMap::from([("meta.helm.sh/release-name".into(), "app".into())]);
+    // Its pods started without a role, as the webhook had none to inject.
+    o.cluster.deployments[0].pods[0].containers[0].aws_role_arn = None;
     let e = errors(&d, &o, &PlanOptions::default());
     assert!(
         e[0].message.contains("sa/backend/app already exists and is not managed by irsa (managed by Helm)"),
@@ -558,14 +560,19 @@ fn a_helm_service_account_is_refused_then_adopted_keeping_its_annotations() {
 }
 
 #[test]
-fn an_annotation_edited_by_hand_is_planned_back_with_a_restart() {
+fn an_annotation_edited_by_hand_is_planned_back_restarting_only_pods_that_took_it() {
     let d = basic();
     let mut o = in_sync(&d);
     o.cluster.service_accounts[0]
         .annotations
         .insert(markers::ANNOTATION_ROLE_ARN.into(), "arn:aws:iam::123456789012:role/other".into());
+    // The pods started before the edit and still run with the right role.
+    assert_eq!(shape(&run(&d, &o)), ["sa/backend/app update"]);
+    // A pod started after the edit took the wrong role: it must restart.
+    o.cluster.deployments[0].pods[0].containers[0].aws_role_arn = Some("arn:aws:iam::123456789012:role/other".into());
     let p = run(&d, &o);
     assert_eq!(shape(&p), ["sa/backend/app update", "deploy/backend/app restart"]);
+    assert!(change(&p, "deploy/backend/app").reasons[0].contains("changes from arn:aws:iam::123456789012:role/other"));
 }
 
 #[test]

@@ -31,7 +31,10 @@ fn a_live_plan_without_a_cluster_config_says_which_part_failed() {
     let (code, stdout, stderr) = irsa(&["plan", "plans/ekshandson.toml"]);
     assert_eq!(code, 1);
     assert!(stdout.is_empty());
-    assert!(stderr.contains("error: reading the cluster: cannot load the Kubernetes configuration (context ekshandson)"), "{stderr}");
+    assert!(
+        stderr.contains("error: reading the cluster: cannot load the Kubernetes configuration (context ekshandson)"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 mod aws;
 mod bad_files;
 mod cli;
+mod cluster;
 mod kubeapi;
 mod plans;
 mod support;
