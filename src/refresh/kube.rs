@@ -77,7 +77,15 @@ impl Kube {
                     .await
                     .map_err(|e| config_error(Box::new(e)))?
             }
-            (None, Some(_)) => kube::Config::from_kubeconfig(&options).await.map_err(|e| config_error(Box::new(e)))?,
+            (None, Some(_)) => match kube::Config::from_kubeconfig(&options).await {
+                Ok(config) => config,
+                // Run as a pod there is no kubeconfig, whatever context the
+                // stack names: the pod's own service account is the way in.
+                Err(_) if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() => {
+                    kube::Config::incluster().map_err(|e| config_error(Box::new(e)))?
+                }
+                Err(e) => return Err(config_error(Box::new(e))),
+            },
             (None, None) => kube::Config::infer().await.map_err(|e| config_error(Box::new(e)))?,
         };
         let requests = Arc::new(AtomicU64::new(0));

@@ -529,6 +529,48 @@ fn two_applies_at_once_one_holds_the_lock_on_a_real_cluster() {
     two_applies_at_once(&Cluster::real());
 }
 
+fn a_crashed_holders_lease_expires(c: &Cluster) {
+    let moto = Moto::start();
+    let stack = applied(c, &moto);
+    hand_edit_and_roll(c);
+    // A holder that died an hour ago without releasing the lock.
+    let stale = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": {"name": "irsa-ekshandson", "namespace": c.namespace},
+        "spec": {"holderIdentity": "irsa@crashed-runner/pid-1/1", "leaseDurationSeconds": 30,
+                 "acquireTime": stale.to_string(), "renewTime": stale.to_string()}
+    }))
+    .unwrap();
+    let leases: Api<Lease> = Api::namespaced(c.client.clone(), &c.namespace);
+    c.rt.block_on(leases.create(&PostParams::default(), &lease)).unwrap();
+    let (code, _, stderr) = c.irsa(&moto, &["apply", &stack, "--auto-approve"]);
+    assert_eq!(code, 0, "the expired lease is taken over: {stderr}");
+    assert!(c.rt.block_on(leases.get_opt("irsa-ekshandson")).unwrap().is_none(), "and released at the end");
+    // A live holder is another matter.
+    let live = jiff::Timestamp::now();
+    let mut lease = lease;
+    lease.metadata.resource_version = None;
+    lease.spec.as_mut().unwrap().renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(live));
+    lease.spec.as_mut().unwrap().holder_identity = Some("irsa@busy-runner/pid-2/2".into());
+    c.rt.block_on(leases.create(&PostParams::default(), &lease)).unwrap();
+    hand_edit_and_roll(c);
+    let (code, stdout, stderr) = c.irsa(&moto, &["apply", &stack, "--auto-approve"]);
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("stack ekshandson is locked by irsa@busy-runner/pid-2/2"), "{stderr}");
+}
+
+#[test]
+fn a_crashed_holders_lease_expires_and_a_live_one_is_respected() {
+    a_crashed_holders_lease_expires(&Cluster::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn a_crashed_holders_lease_expires_and_a_live_one_is_respected_on_a_real_cluster() {
+    a_crashed_holders_lease_expires(&Cluster::real());
+}
+
 fn issuer_is_discovered_and_checked(c: &Cluster) {
     let moto = Moto::start();
     legacy_role(&moto);
