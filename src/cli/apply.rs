@@ -7,7 +7,7 @@ use super::{CliError, Ctx, exit};
 use crate::apply::iam::IamApplier;
 use crate::apply::kube::KubeApplier;
 use crate::apply::retry::Patience;
-use crate::apply::{Appliers, Step, apply};
+use crate::apply::{Appliers, Event, Step, apply};
 use crate::lock::{self, LockOptions};
 use crate::plan::PlanOptions;
 use crate::plan::saved::SavedPlan;
@@ -43,6 +43,10 @@ pub struct ApplyArgs {
     /// Seconds to wait for another apply of the stack to finish; 0 fails at once.
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     lock_timeout: u64,
+
+    /// How many independent changes may run at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    parallelism: u16,
 
     /// Seconds to let a new or re-trusted role settle in IAM before the pods
     /// that assume it roll (STS lags IAM by a few seconds).
@@ -120,19 +124,34 @@ async fn plan_and_apply(
         iam: IamApplier { iam: &clients.iam, patience: Patience::default() },
         kube: clients.kube.as_ref().map(|kube| KubeApplier { kube }),
         settle: Duration::from_secs(args.iam_settle_seconds),
+        parallelism: usize::from(args.parallelism),
     };
-    let outcome = apply(&appliers, &plan, |step| match step {
-        Step::Done { address, what } => eprintln!("  {address}: {what}"),
-        Step::Failed { address, error } => eprintln!("  {address}: FAILED: {error}"),
-        Step::Skipped { address } => eprintln!("  {address}: skipped"),
+    let outcome = apply(&appliers, &plan, |event| match event {
+        Event::Started { address, .. } => tracing::info!("{address}: started"),
+        Event::Finished(Step::Done { address, what }) => eprintln!("  {address}: {what}"),
+        Event::Finished(Step::Failed { address, error }) => eprintln!("  {address}: FAILED: {error}"),
+        Event::Finished(Step::Skipped { address }) => {
+            eprintln!("  {address}: skipped (it depends on a change that failed)")
+        }
     })
     .await;
     let done = outcome.steps.iter().filter(|s| matches!(s, Step::Done { .. })).count();
     let skipped = outcome.steps.iter().filter(|s| matches!(s, Step::Skipped { .. })).count();
     let calls = clients.iam.calls.total() - calls_before;
-    if let Some(Step::Failed { address, .. }) = outcome.steps.iter().find(|s| matches!(s, Step::Failed { .. })) {
-        eprintln!("Apply stopped: {done} done, 1 failed, {skipped} skipped ({calls} IAM calls).");
-        return Err(CliError::ApplyFailed { address: address.to_string() });
+    let failed: Vec<String> = outcome
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Failed { address, .. } => Some(address.to_string()),
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        eprintln!(
+            "Apply finished with failures: {done} done, {} failed, {skipped} skipped ({calls} IAM calls).",
+            failed.len()
+        );
+        return Err(CliError::ApplyFailed { address: failed.join(", ") });
     }
     eprintln!("Apply complete: {done} step{} done ({calls} IAM calls).", if done == 1 { "" } else { "s" });
     Ok(exit::SUCCESS)
