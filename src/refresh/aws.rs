@@ -219,6 +219,21 @@ impl Scope {
     }
 }
 
+/// One order for everything IAM lists in an order of its own (attachments
+/// come back in attach order, which parallel applies make arbitrary), so
+/// that two reads of one state are one model.
+fn normalized(
+    mut roles: Vec<ObservedRole>,
+    mut policies: Vec<ObservedPolicy>,
+) -> (Vec<ObservedRole>, Vec<ObservedPolicy>) {
+    for r in &mut roles {
+        r.attached_policies.sort();
+    }
+    roles.sort_by(|a, b| a.name.cmp(&b.name));
+    policies.sort_by(|a, b| a.name.cmp(&b.name));
+    (roles, policies)
+}
+
 fn is_ours(tags: &BTreeMap<String, String>, stack: &str) -> bool {
     tags.get(markers::TAG_STACK).is_some_and(|s| s == stack)
         && tags.get(markers::TAG_MANAGED_BY).is_some_and(|m| m == markers::MANAGED_BY)
@@ -385,9 +400,7 @@ impl Iam {
                 tags,
             });
         }
-        roles.sort_by(|a, b| a.name.cmp(&b.name));
-        policies.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok((roles, policies))
+        Ok(normalized(roles, policies))
     }
 
     async fn policy_tags(&self, arn: &str) -> Result<BTreeMap<String, String>, CallError> {
@@ -473,8 +486,6 @@ impl Iam {
                 tags: tag_map(p.tags()),
             });
         }
-        roles.sort_by(|a, b| a.name.cmp(&b.name));
-        policies.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok((roles, policies))
+        Ok(normalized(roles, policies))
     }
 }
