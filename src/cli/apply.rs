@@ -60,7 +60,30 @@ pub struct ApplyArgs {
     kube: KubeArgs,
 }
 
+/// Remove everything a stack owns, and nothing else.
+///
+/// Plans the deletion of every resource that carries the stack's markers
+/// (policies, roles with their attachments and inline policies, the OIDC
+/// provider when it is the stack's own, ServiceAccounts irsa made), takes
+/// irsa's trust statement out of roles it manages by ARN, gives adopted
+/// ServiceAccounts back without irsa's annotations, and applies it like
+/// `apply`: in reverse dependency order, after confirmation, under the lock.
+/// Deployments are left as they are.
+#[derive(Debug, clap::Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    apply: ApplyArgs,
+}
+
 pub fn run(ctx: &Ctx, args: ApplyArgs) -> Result<u8, CliError> {
+    run_mode(ctx, args, false)
+}
+
+pub fn run_destroy(ctx: &Ctx, args: DestroyArgs) -> Result<u8, CliError> {
+    run_mode(ctx, args.apply, true)
+}
+
+fn run_mode(ctx: &Ctx, args: ApplyArgs, destroy: bool) -> Result<u8, CliError> {
     if let Ok(text) = std::fs::read_to_string(&args.file)
         && SavedPlan::from_json(&text).is_ok()
     {
@@ -89,7 +112,7 @@ pub fn run(ctx: &Ctx, args: ApplyArgs) -> Result<u8, CliError> {
             // A run whose targets stay in IAM does not contact the cluster, and so takes no lock.
             None => None,
         };
-        let result = plan_and_apply(ctx, &args, &desired, &clients).await;
+        let result = plan_and_apply(ctx, &args, &desired, &clients, destroy).await;
         if let Some(lock) = lock {
             if lock.lost() {
                 eprintln!("warning: the lock expired during the run and was taken by another apply; plan again to check the result");
@@ -105,10 +128,12 @@ async fn plan_and_apply(
     args: &ApplyArgs,
     desired: &crate::model::desired::Desired,
     clients: &live::Clients,
+    destroy: bool,
 ) -> Result<u8, CliError> {
     let (observed, refresh) = live::read(desired, clients).await?;
-    let options = PlanOptions { adopt: args.adopt, targets: args.target.clone(), refresh };
-    let plan = crate::plan::plan(desired, &observed, &options).map_err(|e| CliError::from_plan(desired, e))?;
+    let options = PlanOptions { adopt: args.adopt, targets: args.target.clone(), refresh, destroy };
+    let wanted = if destroy { desired.for_destroy() } else { desired.clone() };
+    let plan = crate::plan::plan(&wanted, &observed, &options).map_err(|e| CliError::from_plan(desired, e))?;
 
     let text_options = render::Options { full_documents: false, color: ctx.color_stdout };
     ctx.print(&render::render(&plan, Format::Text, text_options))?;

@@ -42,6 +42,10 @@ pub struct PlanArgs {
     #[arg(long)]
     adopt: bool,
 
+    /// Plan the removal of everything the stack owns, as `irsa destroy` would.
+    #[arg(long)]
+    destroy: bool,
+
     /// Plan only the addresses that start with PREFIX, and what they depend on (repeatable).
     #[arg(long, value_name = "PREFIX")]
     target: Vec<String>,
@@ -83,8 +87,9 @@ pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
         deployments = observed.cluster.deployments.len(),
         "observed state read"
     );
-    let options = PlanOptions { adopt: args.adopt, targets: args.target.clone(), refresh };
-    let plan = crate::plan::plan(&desired, &observed, &options).map_err(|e| CliError::from_plan(&desired, e))?;
+    let options = PlanOptions { adopt: args.adopt, targets: args.target.clone(), refresh, destroy: args.destroy };
+    let wanted = if args.destroy { desired.for_destroy() } else { desired.clone() };
+    let plan = crate::plan::plan(&wanted, &observed, &options).map_err(|e| CliError::from_plan(&desired, e))?;
     tracing::info!(changes = plan.changes.len(), warnings = plan.warnings.len(), "planned");
 
     if let Some(out) = &args.out {

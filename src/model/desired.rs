@@ -207,6 +207,26 @@ impl Desired {
     }
 }
 
+impl Desired {
+    /// What is left of the stack when it is destroyed: nothing it owns. Roles
+    /// referenced by ARN stay, bound to nothing, so that irsa takes its own
+    /// trust statement out of those it manages and leaves the rest alone.
+    pub fn for_destroy(&self) -> Desired {
+        Desired {
+            source: self.source.clone(),
+            cluster: self.cluster.clone(),
+            policies: BTreeMap::new(),
+            roles: self
+                .roles
+                .iter()
+                .filter(|(_, r)| matches!(r, Role::Referenced(_)))
+                .map(|(k, r)| (k.clone(), r.clone()))
+                .collect(),
+            bindings: Vec::new(),
+        }
+    }
+}
+
 impl Binding {
     /// The web identity subject the pods of this service account present.
     pub fn subject(&self) -> String {

@@ -28,6 +28,10 @@ pub struct PlanOptions {
     pub targets: Vec<String>,
     /// Where the observed state came from, copied into the plan.
     pub refresh: RefreshInfo,
+    /// Plan the removal of everything the stack owns (`irsa destroy`): the
+    /// desired model should then be [`Desired::for_destroy`], and the OIDC
+    /// provider goes too when it is the stack's own.
+    pub destroy: bool,
 }
 
 /// A reason the stack cannot be planned against what exists.
@@ -267,6 +271,9 @@ impl Planner<'_> {
     }
 
     fn oidc_provider(&mut self) {
+        if self.opts.destroy {
+            return;
+        }
         let address = Address::oidc(self.stack());
         let host = Desired::issuer_host_path(&self.issuer).to_owned();
         let thumbprints = &self.d.cluster.oidc_thumbprints;
@@ -631,21 +638,21 @@ impl Planner<'_> {
         let host = Desired::issuer_host_path(&self.issuer).to_owned();
         let gone = "no longer in the stack file".to_owned();
         for p in &self.o.iam.oidc_providers {
-            if p.url != host && iam_ownership(&p.tags, &stack) == Ownership::Ours {
-                let before = obj(
-                    json!({ "arn": p.arn, "url": format!("https://{}", p.url), "client_ids": p.client_ids, "tags": p.tags }),
-                );
-                // The address names the cluster, so a second provider of the
-                // stack (an old issuer) is told apart by a suffix.
-                let address = Address::oidc(&format!("{stack}@{}", p.url));
-                self.add(
-                    address,
-                    vec![Action::Delete],
-                    vec![format!("the cluster's issuer is now {}", self.issuer)],
-                    Some(before),
-                    None,
-                );
+            let current = p.url == host;
+            if (current && !self.opts.destroy) || iam_ownership(&p.tags, &stack) != Ownership::Ours {
+                continue;
             }
+            let before = obj(
+                json!({ "arn": p.arn, "url": format!("https://{}", p.url), "client_ids": p.client_ids, "tags": p.tags }),
+            );
+            // The address names the cluster, so a second provider of the
+            // stack (an old issuer) is told apart by a suffix.
+            let (address, reason) = if current {
+                (Address::oidc(&stack), "the stack is destroyed".to_owned())
+            } else {
+                (Address::oidc(&format!("{stack}@{}", p.url)), format!("the cluster's issuer is now {}", self.issuer))
+            };
+            self.add(address, vec![Action::Delete], vec![reason], Some(before), None);
         }
         let mut deleted_policy_arns = Vec::new();
         for p in &self.o.iam.policies {

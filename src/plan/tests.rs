@@ -697,3 +697,58 @@ fn the_plan_round_trips_through_json() {
     assert_eq!(back, p);
     assert!(text.contains("\"format_version\": \"1\""));
 }
+
+#[test]
+fn destroy_removes_everything_the_stack_owns_and_nothing_else() {
+    let d = stack(&format!(
+        r#"
+[policies.read]
+document = '{READ}'
+[roles.app]
+policies = ["read"]
+[roles.legacy]
+arn = "arn:aws:iam::123456789012:role/Legacy"
+manage_trust = true
+[[service_accounts]]
+namespace = "backend"
+name = "app"
+role = "app"
+workloads = ["deployment/app"]
+[[service_accounts]]
+namespace = "backend"
+name = "worker"
+role = "legacy"
+"#
+    ));
+    let mut o = in_sync(&d);
+    let provider = format!("arn:aws:iam::123456789012:oidc-provider/{HOST}");
+    let ours = trust::web_identity_statement(
+        &trust::irsa_sid("demo"),
+        &provider,
+        HOST,
+        &["system:serviceaccount:backend:worker".into()],
+    );
+    let ec2 = json!({"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"});
+    o.iam.roles.push(foreign_role("Legacy", json!({"Version": "2012-10-17", "Statement": [ec2, ours]})));
+    let mut someone_elses = o.iam.roles[0].clone();
+    someone_elses.name = "not-ours".into();
+    someone_elses.tags.clear();
+    o.iam.roles.push(someone_elses);
+
+    let p = run_with(&d.for_destroy(), &o, &PlanOptions { destroy: true, ..Default::default() });
+    assert_eq!(
+        shape(&p),
+        [
+            "oidc/demo delete",
+            "policy/read delete",
+            "role/app delete",
+            "role/legacy update",
+            "role/app/attach/read delete",
+            "sa/backend/app delete",
+            "sa/backend/worker delete",
+        ]
+    );
+    let trust = &change(&p, "role/legacy").after.as_ref().unwrap()["trust_policy"];
+    assert_eq!(trust["Statement"].as_array().unwrap().len(), 1, "only irsa's statement goes: {trust}");
+    assert!(p.warnings.iter().any(|w| w.message.contains("deploy/backend/app still runs as service account app")));
+}

@@ -628,3 +628,37 @@ fn a_refresh_takes_a_request_per_kind_and_namespace_not_per_object() {
     // document is read once when connecting, before the refresh).
     assert_eq!(after, 5);
 }
+
+fn destroy_removes_what_the_stack_owns(c: &Cluster) {
+    let moto = Moto::start();
+    let stack = applied(c, &moto);
+    let (code, stdout, stderr) = c.irsa(&moto, &["destroy", &stack, "--auto-approve"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("Plan: 0 to create, 0 to update, 0 to replace, 9 to delete, 0 to restart."), "{stdout}");
+    assert!(c.sa("my-service-account").is_none());
+    assert!(moto.block_on(moto.iam.get_role().role_name("backend-messages").send()).is_err());
+    let policies =
+        moto.block_on(moto.iam.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).send()).unwrap();
+    assert!(policies.policies().is_empty(), "{:?}", policies.policies());
+    let providers = moto.block_on(moto.iam.list_open_id_connect_providers().send()).unwrap();
+    assert!(providers.open_id_connect_provider_list().is_empty());
+    assert!(moto.block_on(moto.iam.get_role().role_name("Role").send()).is_ok(), "the role made by hand stays");
+    // Deployments are never irsa's: it stays, still naming the service account.
+    let d = c.get_deployment();
+    assert_eq!(d.spec.template.spec.unwrap().service_account_name.as_deref(), Some("my-service-account"));
+    // A second destroy has nothing left to do.
+    let (code, stdout, stderr) = c.irsa(&moto, &["destroy", &stack, "--auto-approve"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("No changes."), "{stdout}");
+}
+
+#[test]
+fn destroy_removes_what_the_stack_owns_and_nothing_else() {
+    destroy_removes_what_the_stack_owns(&Cluster::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn destroy_removes_what_the_stack_owns_and_nothing_else_on_a_real_cluster() {
+    destroy_removes_what_the_stack_owns(&Cluster::real());
+}
