@@ -20,3 +20,4 @@ pub mod model;
 pub mod plan;
 pub mod refresh;
 pub mod render;
+pub mod store;

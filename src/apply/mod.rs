@@ -12,7 +12,7 @@ pub mod iam;
 pub mod kube;
 pub mod retry;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -118,10 +118,26 @@ enum State {
 /// change waits for what it depends on, and a failure stops only what
 /// depends on it. Every step is reported through `progress` as it starts
 /// and ends.
-pub async fn apply(appliers: &Appliers<'_>, plan: &Plan, mut progress: impl FnMut(&Event)) -> Outcome {
+///
+/// Steps in `done` (keys from [`step_key`]) were carried out by an earlier
+/// run of the same plan (the journal says so): they count as done and do not
+/// run again.
+pub async fn apply(
+    appliers: &Appliers<'_>,
+    plan: &Plan,
+    done: &HashSet<String>,
+    mut progress: impl FnMut(&Event),
+) -> Outcome {
     let steps = steps(plan);
     let prereqs = prerequisites(plan, &steps);
-    let mut state = vec![State::Waiting; steps.len()];
+    let mut state: Vec<State> = steps
+        .iter()
+        .map(
+            |&(i, removal)| {
+                if done.contains(&step_key(&plan.changes[i].address, removal)) { State::Done } else { State::Waiting }
+            },
+        )
+        .collect();
     let mut outcome = Outcome::default();
     let mut running = FuturesUnordered::new();
     let mut role_settled_at: Option<Instant> = None;
@@ -137,7 +153,7 @@ pub async fn apply(appliers: &Appliers<'_>, plan: &Plan, mut progress: impl FnMu
                 if prereqs[s].iter().any(|p| matches!(state[*p], State::Failed | State::Skipped)) {
                     state[s] = State::Skipped;
                     let step = Step::Skipped { address: plan.changes[steps[s].0].address.clone() };
-                    progress(&Event::Finished(step.clone()));
+                    progress(&Event::Finished { step: step.clone(), removal: steps[s].1 });
                     outcome.steps.push(step);
                     changed = true;
                 }
@@ -185,7 +201,7 @@ pub async fn apply(appliers: &Appliers<'_>, plan: &Plan, mut progress: impl FnMu
                 Step::Failed { address, error }
             }
         };
-        progress(&Event::Finished(step.clone()));
+        progress(&Event::Finished { step: step.clone(), removal });
         outcome.steps.push(step);
     }
     outcome
@@ -201,11 +217,16 @@ async fn run_step(appliers: &Appliers<'_>, change: &Change, removal: bool) -> Re
     }
 }
 
+/// A step's name in the journal: `-address` for a removal, `+address` for a make.
+pub fn step_key(address: &Address, removal: bool) -> String {
+    format!("{}{address}", if removal { "-" } else { "+" })
+}
+
 /// What the walk reports as it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Started { address: Address, removal: bool },
-    Finished(Step),
+    Finished { step: Step, removal: bool },
 }
 
 fn removed(change: &Change) -> &'static str {

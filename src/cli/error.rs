@@ -57,6 +57,11 @@ pub enum CliError {
     Kube(#[source] crate::refresh::kube::KubeError),
     #[error(transparent)]
     Lock(Box<crate::lock::LockError>),
+    /// A saved plan whose world moved since it was made.
+    #[error("the saved plan is stale: {} moved since it was made", moved.len())]
+    Stale { moved: Vec<String> },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// The apply stopped; what was done and what failed were already reported.
     #[error("the apply failed at {address}; the next plan shows what is left")]
     ApplyFailed { address: String },
@@ -70,7 +75,10 @@ impl From<crate::lock::LockError> for CliError {
 
 impl CliError {
     pub fn exit_code(&self) -> u8 {
-        exit::ERROR
+        match self {
+            CliError::Stale { .. } => exit::STALE,
+            _ => exit::ERROR,
+        }
     }
 
     /// Plan errors, located in the stack file where they have a span.
@@ -152,6 +160,13 @@ pub fn report(e: &CliError, color: bool) {
                 let _ = writeln!(out, "error: {at}{}\n  help: {}", u.message, u.help);
             }
             let _ = writeln!(out, "error: the stack cannot be planned; nothing was changed");
+        }
+        CliError::Stale { moved } => {
+            let _ = writeln!(out, "error: the saved plan is stale; nothing was changed. What moved since it was made:");
+            for m in moved {
+                let _ = writeln!(out, "  - {m}");
+            }
+            let _ = writeln!(out, "  help: plan again, review the new plan, and apply that one");
         }
         CliError::Usage { message, help } => {
             let _ = writeln!(out, "error: {message}\n  help: {help}");

@@ -93,7 +93,7 @@ pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
     tracing::info!(changes = plan.changes.len(), warnings = plan.warnings.len(), "planned");
 
     if let Some(out) = &args.out {
-        let saved = SavedPlan::new(plan.clone(), &args.file.display().to_string(), &desired.source.text);
+        let saved = SavedPlan::new(plan.clone(), &args.file.display().to_string(), &desired, args.adopt, args.destroy);
         let json = serde_json::to_string_pretty(&saved).expect("a plan serialises to JSON") + "\n";
         std::fs::write(out, json).map_err(|source| CliError::Write { path: out.display().to_string(), source })?;
         eprintln!("Saved the plan to {}: `irsa show {}` renders it.", out.display(), out.display());

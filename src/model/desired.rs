@@ -208,6 +208,46 @@ impl Desired {
 }
 
 impl Desired {
+    /// A hash of everything the stack file asks for, policy documents
+    /// included (by meaning, so reformatting a document changes nothing).
+    pub fn fingerprint(&self) -> String {
+        use serde_json::json;
+        let roles: BTreeMap<&String, serde_json::Value> = self
+            .roles
+            .iter()
+            .map(|(k, r)| {
+                let v = match r {
+                    Role::Owned(r) => json!({
+                        "name": r.name, "path": r.path, "description": r.description,
+                        "max_session_duration": r.max_session_duration, "permissions_boundary": r.permissions_boundary,
+                        "tags": r.tags, "adopt": r.adopt,
+                        "policies": r.policies.iter().map(PolicyRef::address_name).collect::<Vec<_>>(),
+                        "inline": r.inline,
+                    }),
+                    Role::Referenced(r) => json!({ "arn": r.arn, "manage_trust": r.manage_trust }),
+                };
+                (k, v)
+            })
+            .collect();
+        let model = json!({
+            "cluster": {
+                "name": self.cluster.name, "region": self.cluster.region, "account_id": self.cluster.account_id,
+                "oidc_issuer": self.cluster.oidc_issuer, "context": self.cluster.context,
+                "oidc_thumbprints": self.cluster.oidc_thumbprints,
+            },
+            "policies": self.policies.values().map(|p| json!({
+                "name": p.name, "path": p.path, "description": p.description, "document": p.document,
+                "tags": p.tags, "adopt": p.adopt,
+            })).collect::<Vec<_>>(),
+            "roles": roles,
+            "bindings": self.bindings.iter().map(|b| json!({
+                "namespace": b.namespace, "name": b.name, "role": b.role, "deployments": b.deployments,
+                "annotations": b.annotations, "adopt": b.adopt,
+            })).collect::<Vec<_>>(),
+        });
+        crate::plan::saved::sha256_hex(model.to_string().as_bytes())
+    }
+
     /// What is left of the stack when it is destroyed: nothing it owns. Roles
     /// referenced by ARN stay, bound to nothing, so that irsa takes its own
     /// trust statement out of those it manages and leaves the rest alone.

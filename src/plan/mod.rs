@@ -19,6 +19,27 @@ use crate::model::address::ResourceKind;
 
 pub use planner::{PlanError, PlanOptions, plan};
 
+/// The attributes of `a` and `b` that differ (documents by meaning), in
+/// either direction: what moved between two reads of one resource.
+pub fn differing_attributes(a: Option<&Map<String, Value>>, b: Option<&Map<String, Value>>) -> Vec<String> {
+    let mut keys = planner::changed_keys(a, b);
+    for k in planner::changed_keys(b, a) {
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys
+}
+
+/// Whether two reads of one resource agree (both absent, or the same attributes).
+pub fn same_attributes(a: Option<&Map<String, Value>>, b: Option<&Map<String, Value>>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(_), Some(_)) => differing_attributes(a, b).is_empty(),
+        _ => false,
+    }
+}
+
 /// The JSON plan format's version.
 pub const FORMAT_VERSION: &str = "1";
 

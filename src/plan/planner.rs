@@ -169,7 +169,7 @@ fn resolve_issuer(d: &Desired, o: &Observed) -> Result<String, Vec<PlanError>> {
 }
 
 /// The attributes whose values differ; documents compare by meaning.
-fn changed_keys(before: Option<&Map<String, Value>>, after: Option<&Map<String, Value>>) -> Vec<String> {
+pub(crate) fn changed_keys(before: Option<&Map<String, Value>>, after: Option<&Map<String, Value>>) -> Vec<String> {
     let (Some(b), Some(a)) = (before, after) else { return Vec::new() };
     let mut keys: Vec<String> = Vec::new();
     for (k, av) in a {

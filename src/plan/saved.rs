@@ -20,18 +20,38 @@ pub struct SavedPlan {
     pub stack_file: String,
     /// SHA-256 of the stack file's bytes, hex.
     pub stack_sha256: String,
+    /// SHA-256 of the desired model: the stack file *and* its policy
+    /// documents, by meaning. `apply PLAN` refuses a plan whose inputs changed.
+    pub desired_sha256: String,
+    /// How the plan was made, so that applying it re-reads the same way.
+    pub adopt: bool,
+    pub destroy: bool,
     pub plan: Plan,
 }
 
 impl SavedPlan {
-    pub fn new(plan: Plan, stack_file: &str, stack_text: &str) -> SavedPlan {
+    pub fn new(
+        plan: Plan,
+        stack_file: &str,
+        desired: &crate::model::desired::Desired,
+        adopt: bool,
+        destroy: bool,
+    ) -> SavedPlan {
         SavedPlan {
             kind: KIND.into(),
             saved_format_version: SAVED_FORMAT_VERSION,
             stack_file: stack_file.into(),
-            stack_sha256: sha256_hex(stack_text.as_bytes()),
+            stack_sha256: sha256_hex(desired.source.text.as_bytes()),
+            desired_sha256: desired.fingerprint(),
+            adopt,
+            destroy,
             plan,
         }
+    }
+
+    /// The plan's identity in the journal: what it would do, not when it was written.
+    pub fn id(&self) -> String {
+        sha256_hex(serde_json::to_string(&self.plan.changes).unwrap_or_default().as_bytes())
     }
 
     /// Read a saved plan, refusing anything that is not one or is newer.

@@ -42,6 +42,9 @@ pub struct Moto {
     rt: tokio::runtime::Runtime,
     /// An IAM client for changes made out of band ("by hand").
     pub iam: aws_sdk_iam::Client,
+    /// irsa's local store for this test (`IRSA_STORE`), so that tests
+    /// running at once never share one.
+    pub store: tempfile::TempDir,
 }
 
 /// Credentials moto accepts; the environment's own are never used in tests.
@@ -81,13 +84,15 @@ impl Moto {
                 .build();
             aws_sdk_iam::Client::from_conf(config)
         });
-        Moto { child, endpoint, rt, iam }
+        Moto { child, endpoint, rt, iam, store: tempfile::tempdir().unwrap() }
     }
 
     /// Run irsa against this moto.
     pub fn irsa(&self, args: &[&str]) -> (i32, String, String) {
         let mut env: Vec<(&str, &str)> = TEST_ENV.to_vec();
         env.push(("AWS_ENDPOINT_URL", &self.endpoint));
+        let store = self.store.path().to_str().unwrap();
+        env.push(("IRSA_STORE", store));
         run_irsa_env(args, &env)
     }
 
