@@ -6,4 +6,5 @@ mod cli;
 mod cluster;
 mod kubeapi;
 mod plans;
+mod saved;
 mod support;
