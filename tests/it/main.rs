@@ -4,6 +4,7 @@ mod aws;
 mod bad_files;
 mod cli;
 mod cluster;
+mod faultproxy;
 mod kubeapi;
 mod plans;
 mod saved;
