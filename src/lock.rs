@@ -15,7 +15,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 
-use crate::refresh::kube::Kube;
+use crate::refresh::kube::{Kube, lost_on_the_way, read_again};
 
 /// How long a lease lasts without renewal.
 pub const LEASE_SECONDS: i32 = 30;
@@ -90,6 +90,14 @@ fn spec_for(holder: &str, transitions: i32) -> LeaseSpec {
     }
 }
 
+/// Whether the lease is held by `holder` now (a read that fails counts as no).
+async fn holds(api: &Api<Lease>, name: &str, holder: &str) -> bool {
+    matches!(
+        read_again(|| api.get_opt(name)).await,
+        Ok(Some(l)) if l.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(holder)
+    )
+}
+
 fn conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(a) if a.code == 409)
 }
@@ -105,7 +113,7 @@ pub async fn acquire(kube: &Kube, stack: &str, options: &LockOptions) -> Result<
     };
     let deadline = tokio::time::Instant::now() + options.timeout;
     loop {
-        match api.get_opt(&name).await.map_err(fail("reading"))? {
+        match read_again(|| api.get_opt(&name)).await.map_err(fail("reading"))? {
             None => {
                 let lease = Lease {
                     metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
@@ -114,6 +122,13 @@ pub async fn acquire(kube: &Kube, stack: &str, options: &LockOptions) -> Result<
                 match api.create(&PostParams::default(), &lease).await {
                     Ok(_) => break,
                     Err(e) if conflict(&e) => continue,
+                    // The answer was lost: the lease may be ours already.
+                    Err(e) if lost_on_the_way(&e) => {
+                        if holds(&api, &name, &holder).await {
+                            break;
+                        }
+                        continue;
+                    }
                     Err(e) => return Err(fail("creating")(e)),
                 }
             }
@@ -125,6 +140,12 @@ pub async fn acquire(kube: &Kube, stack: &str, options: &LockOptions) -> Result<
                     match api.replace(&name, &PostParams::default(), &lease).await {
                         Ok(_) => break,
                         Err(e) if conflict(&e) => continue,
+                        Err(e) if lost_on_the_way(&e) => {
+                            if holds(&api, &name, &holder).await {
+                                break;
+                            }
+                            continue;
+                        }
                         Err(e) => return Err(fail("taking over")(e)),
                     }
                 }

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::retry::{Patience, Transient, retrying};
 use crate::model::address::ResourceKind;
+use crate::model::desired::markers;
 use crate::model::policy_doc::PolicyDocument;
 use crate::plan::{Action, Change};
 use crate::refresh::aws::{CallError, Iam, call};
@@ -44,6 +45,10 @@ fn tags(m: Option<&Attrs>) -> BTreeMap<String, String> {
         .and_then(Value::as_object)
         .map(|t| t.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect())
         .unwrap_or_default()
+}
+
+fn iam_tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()
 }
 
 fn iam_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
@@ -128,11 +133,17 @@ impl IamApplier<'_> {
         let after = change.after.as_ref().ok_or_else(|| missing_attrs(change))?;
         let creating = change.actions.contains(&Action::Create);
         match change.kind {
-            ResourceKind::OidcProvider if creating => self.create_oidc(after).await,
+            ResourceKind::OidcProvider if creating => {
+                self.ours_if_exists(self.create_oidc(after).await, change.kind, after).await
+            }
             ResourceKind::OidcProvider => self.update_oidc(change, after).await,
-            ResourceKind::Policy if creating => self.create_policy(after).await,
+            ResourceKind::Policy if creating => {
+                self.ours_if_exists(self.create_policy(after).await, change.kind, after).await
+            }
             ResourceKind::Policy => self.update_policy(change, after).await,
-            ResourceKind::Role if creating => self.create_role(after).await,
+            ResourceKind::Role if creating => {
+                self.ours_if_exists(self.create_role(after).await, change.kind, after).await
+            }
             ResourceKind::Role => self.update_role(change, after).await,
             ResourceKind::RolePolicyAttachment => {
                 let (role, arn) = (role_name(after), text(after, "policy_arn").unwrap_or_default().to_owned());
@@ -165,6 +176,57 @@ impl IamApplier<'_> {
                 .await
             }
             ResourceKind::ServiceAccount | ResourceKind::Deployment => Err(not_iam(change)),
+        }
+    }
+
+    /// A create that answers EntityAlreadyExists may have succeeded on an
+    /// earlier attempt whose answer was lost (the SDK retried it after a
+    /// dropped connection), or in a run that was killed. If what exists
+    /// carries this stack's tags, it is ours: the create is done, and the
+    /// next plan shows anything about it that differs. Anything else is a
+    /// name clash, reported as it is.
+    async fn ours_if_exists(
+        &self,
+        created: Result<(), CallError>,
+        kind: ResourceKind,
+        after: &Attrs,
+    ) -> Result<(), CallError> {
+        let Err(e) = created else { return Ok(()) };
+        if !e.is("EntityAlreadyExists") {
+            return Err(e);
+        }
+        let wanted = tags(Some(after));
+        let existing = match kind {
+            ResourceKind::Role => {
+                let name = role_name(after);
+                call("GetRole", self.iam.client.get_role().role_name(&name).send().await)
+                    .map(|r| r.role().map(|r| iam_tag_map(r.tags())).unwrap_or_default())
+            }
+            ResourceKind::Policy => {
+                let arn = text(after, "arn").unwrap_or_default();
+                call("GetPolicy", self.iam.client.get_policy().policy_arn(arn).send().await)
+                    .map(|p| p.policy().map(|p| iam_tag_map(p.tags())).unwrap_or_default())
+            }
+            _ => {
+                let arn = text(after, "arn").unwrap_or_default();
+                call(
+                    "GetOpenIDConnectProvider",
+                    self.iam.client.get_open_id_connect_provider().open_id_connect_provider_arn(arn).send().await,
+                )
+                .map(|p| iam_tag_map(p.tags()))
+            }
+        };
+        let ours = |t: &BTreeMap<String, String>| {
+            [markers::TAG_MANAGED_BY, markers::TAG_STACK]
+                .iter()
+                .all(|k| t.get(*k).is_some() && t.get(*k) == wanted.get(*k))
+        };
+        match existing {
+            Ok(found) if ours(&found) => {
+                tracing::info!("already created by an earlier attempt of this stack; taking it as done");
+                Ok(())
+            }
+            _ => Err(e),
         }
     }
 

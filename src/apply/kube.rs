@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use crate::model::address::ResourceKind;
 use crate::model::desired::markers;
 use crate::plan::{Action, Change};
-use crate::refresh::kube::Kube;
+use crate::refresh::kube::{Kube, lost_on_the_way, read_again};
 
 /// The field manager irsa writes as, visible in `managedFields`.
 pub const FIELD_MANAGER: &str = "irsa";
@@ -79,6 +79,7 @@ impl KubeApplier<'_> {
             Ok(_) => Ok(()),
             // Already gone: deletes are idempotent.
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) if lost_on_the_way(&e) && matches!(read_again(|| api.get_opt(name)).await, Ok(None)) => Ok(()),
             Err(e) => Err(self.fail(object, "deleting")(e)),
         }
     }
@@ -100,37 +101,81 @@ impl KubeApplier<'_> {
                     }))
                     .map_err(|_| KubeWriteError::Damaged(change.address.to_string()))?;
                     let post = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-                    api.create(&post, &sa).await.map_err(self.fail(object, "creating"))?;
-                    return Ok(());
+                    return match api.create(&post, &sa).await {
+                        Ok(_) => Ok(()),
+                        Err(e) if lost_on_the_way(&e) && sa_landed(&api, name, after).await => Ok(()),
+                        Err(e) => Err(self.fail(object, "creating")(e)),
+                    };
                 }
                 let patch = sa_patch(change.before.as_ref(), after, &version);
-                api.patch(name, &params, &Patch::Merge(&patch)).await.map_err(self.fail(object, "patching"))?;
-                Ok(())
+                match api.patch(name, &params, &Patch::Merge(&patch)).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if lost_on_the_way(&e) && sa_landed(&api, name, after).await => Ok(()),
+                    Err(e) => Err(self.fail(object, "patching")(e)),
+                }
             }
             ResourceKind::Deployment => {
                 let object = format!("deployment {ns}/{name}");
                 let api: Api<Deployment> = Api::namespaced(self.kube.client.clone(), ns);
-                let patch = if change.actions.contains(&Action::Restart) {
+                let restarted_at = Timestamp::now().to_string();
+                let wanted_sa = text(after, "service_account_name");
+                let restart = change.actions.contains(&Action::Restart);
+                let patch = if restart {
                     // What `kubectl rollout restart` does: a new pod-template
                     // annotation makes the Deployment roll its pods.
                     json!({
                         "metadata": { "resourceVersion": version },
                         "spec": { "template": { "metadata": { "annotations": {
-                            markers::ANNOTATION_RESTARTED_AT: Timestamp::now().to_string()
+                            markers::ANNOTATION_RESTARTED_AT: restarted_at
                         } } } }
                     })
                 } else {
                     json!({
                         "metadata": { "resourceVersion": version },
-                        "spec": { "template": { "spec": { "serviceAccountName": text(after, "service_account_name") } } }
+                        "spec": { "template": { "spec": { "serviceAccountName": wanted_sa } } }
                     })
                 };
-                api.patch(name, &params, &Patch::Merge(&patch)).await.map_err(self.fail(object, "patching"))?;
-                Ok(())
+                match api.patch(name, &params, &Patch::Merge(&patch)).await {
+                    Ok(_) => Ok(()),
+                    // The answer was lost: look whether the write landed.
+                    Err(e) if lost_on_the_way(&e) => match read_again(|| api.get(name)).await {
+                        Ok(d) => {
+                            let template = &d.spec.template;
+                            let landed = if restart {
+                                template
+                                    .metadata
+                                    .as_ref()
+                                    .and_then(|m| m.annotations.as_ref())
+                                    .and_then(|a| a.get(markers::ANNOTATION_RESTARTED_AT))
+                                    == Some(&restarted_at)
+                            } else {
+                                template.spec.as_ref().and_then(|s| s.service_account_name.as_deref())
+                                    == Some(wanted_sa)
+                            };
+                            if landed { Ok(()) } else { Err(self.fail(object, "patching")(e)) }
+                        }
+                        Err(_) => Err(self.fail(object, "patching")(e)),
+                    },
+                    Err(e) => Err(self.fail(object, "patching")(e)),
+                }
             }
             _ => Err(KubeWriteError::Damaged(change.address.to_string())),
         }
     }
+}
+
+/// Whether the ServiceAccount now carries what `after` asks of irsa's
+/// fields: a write whose answer was lost may well have landed.
+async fn sa_landed(api: &Api<ServiceAccount>, name: &str, after: &Attrs) -> bool {
+    let Ok(Some(sa)) = read_again(|| api.get_opt(name)).await else { return false };
+    let matches = |want: Option<&Value>, have: Option<&std::collections::BTreeMap<String, String>>| {
+        want.and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .all(|(k, v)| have.and_then(|h| h.get(k)).map(String::as_str) == v.as_str())
+    };
+    matches(after.get("annotations"), sa.metadata.annotations.as_ref())
+        && matches(after.get("labels"), sa.metadata.labels.as_ref())
 }
 
 /// A merge patch that sets irsa's annotations and labels and removes the

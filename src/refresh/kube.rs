@@ -120,8 +120,9 @@ impl Kube {
     /// Read what the stack's bindings need.
     pub async fn refresh(&self, desired: &Desired) -> Result<ObservedCluster, KubeError> {
         let wanted: BTreeSet<&str> = desired.bindings.iter().map(|b| b.namespace.as_str()).collect();
+        let all_params = ListParams::default();
         let all_ns: Api<Namespace> = Api::all(self.client.clone());
-        let listed = all_ns.list(&ListParams::default()).await.map_err(request("listing namespaces"))?;
+        let listed = read_again(|| all_ns.list(&all_params)).await.map_err(request("listing namespaces"))?;
         let namespaces: Vec<String> = listed
             .items
             .iter()
@@ -133,29 +134,21 @@ impl Kube {
         let mut deployments = Vec::new();
         for ns in &namespaces {
             let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), ns);
-            for sa in api
-                .list(&ListParams::default())
-                .await
-                .map_err(request(format!("listing service accounts in {ns}")))?
-                .items
-            {
+            let listed = read_again(|| api.list(&all_params)).await;
+            for sa in listed.map_err(request(format!("listing service accounts in {ns}")))?.items {
                 let o = observe_sa(&sa.metadata);
                 service_accounts.insert((o.namespace.clone(), o.name.clone()), o);
             }
             let api: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
-            for d in
-                api.list(&ListParams::default()).await.map_err(request(format!("listing deployments in {ns}")))?.items
-            {
-                deployments.push(d);
-            }
+            let listed = read_again(|| api.list(&all_params)).await;
+            deployments.extend(listed.map_err(request(format!("listing deployments in {ns}")))?.items);
         }
         // ServiceAccounts irsa made for this stack in namespaces the file no longer names.
         let selector = format!("{}={}", markers::LABEL_MANAGED_BY, markers::MANAGED_BY);
         let all_sa: Api<ServiceAccount> = Api::all(self.client.clone());
-        let mine = all_sa
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(request("listing irsa's service accounts"))?;
+        let mine_params = ListParams::default().labels(&selector);
+        let mine =
+            read_again(|| all_sa.list(&mine_params)).await.map_err(request("listing irsa's service accounts"))?;
         for sa in mine.items {
             let o = observe_sa(&sa.metadata);
             if o.annotations.get(markers::ANNOTATION_STACK) == Some(&desired.cluster.name) {
@@ -178,8 +171,8 @@ impl Kube {
                 && let Some(selector) = selector_string(&spec.selector)
             {
                 let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-                let listed = api
-                    .list(&ListParams::default().labels(&selector))
+                let params = ListParams::default().labels(&selector);
+                let listed = read_again(|| api.list(&params))
                     .await
                     .map_err(request(format!("listing the pods of deployment {ns}/{name}")))?;
                 pods = listed.items.iter().filter_map(observe_pod).collect();
@@ -203,6 +196,32 @@ impl Kube {
             deployments: observed_deployments,
         })
     }
+}
+
+/// Whether a request failed on the way (a dropped connection) rather than
+/// being answered: kube retries 429 and 5xx answers itself, but not these.
+pub fn lost_on_the_way(e: &kube::Error) -> bool {
+    !matches!(e, kube::Error::Api(_) | kube::Error::SerdeError(_) | kube::Error::Discovery(_))
+}
+
+/// Run a read again after a connection dropped: reads are safe to repeat.
+pub async fn read_again<T, F, Fut>(mut read: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut delay = std::time::Duration::from_millis(100);
+    for _ in 0..4 {
+        match read().await {
+            Err(e) if lost_on_the_way(&e) => {
+                tracing::info!("a Kubernetes read failed on the way ({e}); reading again in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+    read().await
 }
 
 fn observe_sa(meta: &ObjectMeta) -> ObservedServiceAccount {
