@@ -25,6 +25,9 @@ pub struct LockOptions {
     pub namespace: String,
     /// How long to wait for another holder to finish; zero fails at once.
     pub timeout: Duration,
+    /// How long the lease lasts without renewal: how long a crashed
+    /// holder blocks the next apply.
+    pub lease_seconds: i32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,11 +81,11 @@ fn expired(spec: &LeaseSpec, now: Timestamp) -> bool {
     holder.is_empty() || renewed.0.as_second() + duration < now.as_second()
 }
 
-fn spec_for(holder: &str, transitions: i32) -> LeaseSpec {
+fn spec_for(holder: &str, transitions: i32, seconds: i32) -> LeaseSpec {
     let now = MicroTime(Timestamp::now());
     LeaseSpec {
         holder_identity: Some(holder.to_owned()),
-        lease_duration_seconds: Some(LEASE_SECONDS),
+        lease_duration_seconds: Some(seconds),
         acquire_time: Some(now.clone()),
         renew_time: Some(now),
         lease_transitions: Some(transitions),
@@ -117,7 +120,7 @@ pub async fn acquire(kube: &Kube, stack: &str, options: &LockOptions) -> Result<
             None => {
                 let lease = Lease {
                     metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
-                    spec: Some(spec_for(&holder, 0)),
+                    spec: Some(spec_for(&holder, 0, options.lease_seconds)),
                 };
                 match api.create(&PostParams::default(), &lease).await {
                     Ok(_) => break,
@@ -136,7 +139,8 @@ pub async fn acquire(kube: &Kube, stack: &str, options: &LockOptions) -> Result<
                 let spec = lease.spec.clone().unwrap_or_default();
                 if expired(&spec, Timestamp::now()) {
                     // Take over: a crashed holder's lease has run out.
-                    lease.spec = Some(spec_for(&holder, spec.lease_transitions.unwrap_or(0) + 1));
+                    lease.spec =
+                        Some(spec_for(&holder, spec.lease_transitions.unwrap_or(0) + 1, options.lease_seconds));
                     match api.replace(&name, &PostParams::default(), &lease).await {
                         Ok(_) => break,
                         Err(e) if conflict(&e) => continue,
@@ -165,14 +169,14 @@ pub async fn acquire(kube: &Kube, stack: &str, options: &LockOptions) -> Result<
         }
     }
     let lost = Arc::new(AtomicBool::new(false));
-    let renewal = tokio::spawn(renew(api.clone(), name.clone(), holder.clone(), lost.clone()));
+    let period = Duration::from_secs(u64::try_from(options.lease_seconds / 3).unwrap_or(10).max(1));
+    let renewal = tokio::spawn(renew(api.clone(), name.clone(), holder.clone(), lost.clone(), period));
     Ok(LeaseLock { api, name, namespace: options.namespace.clone(), holder, lost, renewal })
 }
 
 /// Renew the lease every third of its duration; flag it lost if someone
 /// else holds it (it expired while this process stalled).
-async fn renew(api: Api<Lease>, name: String, holder: String, lost: Arc<AtomicBool>) {
-    let period = Duration::from_secs(u64::try_from(LEASE_SECONDS / 3).unwrap_or(10));
+async fn renew(api: Api<Lease>, name: String, holder: String, lost: Arc<AtomicBool>, period: Duration) {
     loop {
         tokio::time::sleep(period).await;
         let Ok(Some(mut lease)) = api.get_opt(&name).await else { continue };

@@ -55,6 +55,11 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     lock_timeout: u64,
 
+    /// Seconds the lock lasts without renewal (renewed every third of it):
+    /// how long an apply that crashed blocks the next one.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30, value_parser = clap::value_parser!(i32).range(3..))]
+    lock_lease_seconds: i32,
+
     /// Seconds to let a new or re-trusted role settle in IAM before the pods
     /// that assume it roll (STS lags IAM by a few seconds).
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
@@ -132,8 +137,11 @@ fn run_source(ctx: &Ctx, args: &ApplyArgs, stack: &Path, source: Source) -> Resu
         // that waited must plan against what the first one left.
         let lock = match &clients.kube {
             Some(kube) => {
-                let options =
-                    LockOptions { namespace: args.lock_namespace.clone(), timeout: Duration::from_secs(args.lock_timeout) };
+                let options = LockOptions {
+                    namespace: args.lock_namespace.clone(),
+                    timeout: Duration::from_secs(args.lock_timeout),
+                    lease_seconds: args.lock_lease_seconds,
+                };
                 let lock = lock::acquire(kube, &desired.cluster.name, &options).await?;
                 tracing::info!("holding the lock as {}", lock.holder());
                 Some(lock)

@@ -234,6 +234,12 @@ fn normalized(
     (roles, policies)
 }
 
+/// IAM answers an empty description for one never set (moto does too):
+/// that is no description, or every plan would replace the policy.
+fn description(d: Option<&str>) -> Option<String> {
+    d.filter(|d| !d.is_empty()).map(str::to_owned)
+}
+
 fn is_ours(tags: &BTreeMap<String, String>, stack: &str) -> bool {
     tags.get(markers::TAG_STACK).is_some_and(|s| s == stack)
         && tags.get(markers::TAG_MANAGED_BY).is_some_and(|m| m == markers::MANAGED_BY)
@@ -316,7 +322,7 @@ impl Iam {
             let page = call("ListRoles", page)?;
             for r in page.roles() {
                 let max = r.max_session_duration().and_then(|m| u32::try_from(m).ok()).unwrap_or(3600);
-                role_extras.insert(r.role_name().to_owned(), (r.description().map(str::to_owned), max));
+                role_extras.insert(r.role_name().to_owned(), (description(r.description()), max));
             }
         }
 
@@ -393,7 +399,7 @@ impl Iam {
                 name: name.to_owned(),
                 path: p.path().unwrap_or("/").to_owned(),
                 arn: arn.to_owned(),
-                description: p.description().map(str::to_owned),
+                description: description(p.description()),
                 document: document("GetAccountAuthorizationDetails", default.and_then(|v| v.document()))?,
                 default_version_id: p.default_version_id().unwrap_or("v1").to_owned(),
                 version_count: u32::try_from(p.policy_version_list().len()).unwrap_or(u32::MAX),
@@ -443,7 +449,7 @@ impl Iam {
                 name: r.role_name().to_owned(),
                 path: r.path().to_owned(),
                 arn: r.arn().to_owned(),
-                description: r.description().map(str::to_owned),
+                description: description(r.description()),
                 max_session_duration: r.max_session_duration().and_then(|m| u32::try_from(m).ok()).unwrap_or(3600),
                 permissions_boundary: r
                     .permissions_boundary()
@@ -479,7 +485,7 @@ impl Iam {
                 name: p.policy_name().unwrap_or(name).to_owned(),
                 path: p.path().unwrap_or("/").to_owned(),
                 arn: p.arn().unwrap_or(arn).to_owned(),
-                description: p.description().map(str::to_owned),
+                description: description(p.description()),
                 document: document("GetPolicyVersion", version.policy_version().and_then(|v| v.document()))?,
                 default_version_id,
                 version_count,

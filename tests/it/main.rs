@@ -5,6 +5,7 @@ mod bad_files;
 mod cli;
 mod cluster;
 mod faultproxy;
+mod faults;
 mod kubeapi;
 mod plans;
 mod saved;
