@@ -257,3 +257,52 @@ fn runs_killed_at_random_points_converge() {
         world.assert_converged(&stack, 50, 51);
     }
 }
+
+#[test]
+fn a_saved_plan_killed_halfway_finishes_on_rerun_instead_of_calling_itself_stale() {
+    let world = World::new(Faults::latency(Duration::from_millis(15)));
+    let stack = fifty(world.dir.path());
+    let out = world.dir.path().join("plan.json");
+    let out = out.to_str().unwrap();
+    let env = world.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut args = world.args("plan", &stack);
+    args.extend(["--out", out]);
+    let (code, _, stderr) = run_irsa_env(&args, &env);
+    assert_eq!(code, 0, "{stderr}");
+
+    let apply = world.args("apply", out);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_irsa"))
+        .args(&apply)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until some roles exist, then kill it in the middle.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let roles = world.moto.block_on(world.moto.iam.list_roles().send()).unwrap();
+        if roles.roles().len() > 10 || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let done_before = world.moto.block_on(world.moto.iam.list_roles().send()).unwrap().roles().len();
+    assert!(done_before < 52, "the run was killed before it finished ({done_before} roles)");
+
+    let mut rerun = apply.clone();
+    rerun.extend(["--lock-timeout", "20"]);
+    let (code, _, stderr) = run_irsa_env(&rerun, &env);
+    assert_eq!(code, 0, "the rerun of the saved plan must finish it: {stderr}");
+    assert!(stderr.contains("were done by an earlier run"), "{stderr}");
+    world.kube.advance_clock(Duration::from_secs(60));
+    world.assert_converged(&stack, 50, 51);
+}
