@@ -2,6 +2,7 @@
 
 mod aws;
 mod bad_files;
+mod bench;
 mod cli;
 mod cluster;
 mod faultproxy;
