@@ -19,13 +19,6 @@ fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
     [base, extra].concat()
 }
 
-/// The role the example references by ARN, made by hand before irsa.
-fn legacy_role(moto: &Moto) {
-    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
-    moto.block_on(moto.iam.create_role().role_name("Role").assume_role_policy_document(trust.to_string()).send())
-        .unwrap();
-}
-
 fn apply(moto: &Moto, stack: &str, extra: &[&str]) -> (i32, String, String) {
     moto.irsa(&with(&with(&["apply", stack, "--auto-approve"], IAM_ONLY), extra))
 }
@@ -58,7 +51,7 @@ fn decode(doc: &str) -> Value {
 }
 
 fn applied(moto: &Moto) {
-    legacy_role(moto);
+    moto.hand_made_role("Role");
     let (code, _, stderr) = apply(moto, STACK, &[]);
     assert_eq!(code, 0, "{stderr}");
 }
@@ -66,7 +59,7 @@ fn applied(moto: &Moto) {
 #[test]
 fn the_example_goes_from_nothing_to_applied_and_then_plans_nothing() {
     let moto = Moto::start();
-    legacy_role(&moto);
+    moto.hand_made_role("Role");
     let (code, stdout, stderr) = apply(&moto, STACK, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("Plan: 8 to create, 0 to update"), "{stdout}");
@@ -109,7 +102,7 @@ fn the_example_goes_from_nothing_to_applied_and_then_plans_nothing() {
 #[test]
 fn apply_without_a_terminal_needs_auto_approve() {
     let moto = Moto::start();
-    legacy_role(&moto);
+    moto.hand_made_role("Role");
     let (code, stdout, stderr) = moto.irsa(&with(&["apply", STACK], IAM_ONLY));
     assert_eq!(code, 1);
     assert!(stdout.contains("Plan: 8 to create"), "the plan is shown first: {stdout}");
@@ -221,7 +214,7 @@ fn a_sixth_version_prunes_the_oldest() {
 #[test]
 fn an_unowned_role_is_refused_unless_adopted() {
     let moto = Moto::start();
-    legacy_role(&moto);
+    moto.hand_made_role("Role");
     let trust = json!({"Version": "2012-10-17", "Statement": []});
     moto.block_on(
         moto.iam
@@ -375,7 +368,7 @@ role = "api"
 #[test]
 fn a_shared_role_keeps_its_statements_and_a_dropped_role_is_deleted_with_what_hangs_on_it() {
     let moto = Moto::start();
-    legacy_role(&moto);
+    moto.hand_made_role("Role");
     let dir = tempfile::tempdir().unwrap();
     let (code, _, stderr) = apply(&moto, &shared_stack(dir.path(), true), &[]);
     assert_eq!(code, 0, "{stderr}");

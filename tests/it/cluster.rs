@@ -155,12 +155,6 @@ impl Drop for Cluster {
     }
 }
 
-fn legacy_role(moto: &Moto) {
-    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
-    moto.block_on(moto.iam.create_role().role_name("Role").assume_role_policy_document(trust.to_string()).send())
-        .unwrap();
-}
-
 fn plan_json(c: &Cluster, moto: &Moto, stack: &str) -> Value {
     let (code, stdout, stderr) = c.irsa(moto, &["plan", stack, "--format", "json"]);
     assert_eq!(code, 0, "{stderr}");
@@ -189,7 +183,7 @@ fn no_changes(c: &Cluster, moto: &Moto, stack: &str) {
 
 /// Apply the example from nothing: the state the later scenarios start from.
 fn applied(c: &Cluster, moto: &Moto) -> String {
-    legacy_role(moto);
+    moto.hand_made_role("Role");
     c.deployment(None);
     c.advance(60);
     let stack = c.stack();
@@ -201,7 +195,7 @@ fn applied(c: &Cluster, moto: &Moto) -> String {
 
 fn example_from_nothing_to_applied(c: &Cluster) {
     let moto = Moto::start();
-    legacy_role(&moto);
+    moto.hand_made_role("Role");
     c.deployment(None);
     c.advance(60);
     let stack = c.stack();
@@ -238,7 +232,7 @@ fn the_example_goes_from_nothing_to_applied_in_one_apply_on_a_real_cluster() {
 
 fn helm_service_account_refused_then_adopted(c: &Cluster) {
     let moto = Moto::start();
-    legacy_role(&moto);
+    moto.hand_made_role("Role");
     c.deployment(Some("my-service-account"));
     let helm: ServiceAccount = serde_json::from_value(json!({"metadata": {
         "name": "my-service-account",
@@ -343,7 +337,7 @@ fn an_annotation_edited_by_hand_is_planned_back_on_a_real_cluster() {
 
 fn pods_older_than_the_annotation_restart_once(c: &Cluster) {
     let moto = Moto::start();
-    legacy_role(&moto);
+    moto.hand_made_role("Role");
     let stack = c.stack();
     // IAM first, as an earlier run limited to IAM would have left it.
     let iam = ["--target", "oidc/", "--target", "policy/", "--target", "role/"];
@@ -578,7 +572,7 @@ fn a_crashed_holders_lease_expires_and_a_live_one_is_respected_on_a_real_cluster
 
 fn issuer_is_discovered_and_checked(c: &Cluster) {
     let moto = Moto::start();
-    legacy_role(&moto);
+    moto.hand_made_role("Role");
     c.deployment(None);
     let stack = c.stack();
     let text = std::fs::read_to_string(&stack).unwrap();

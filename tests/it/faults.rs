@@ -43,26 +43,9 @@ impl World {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let client = rt.block_on(kube.client());
         let world = World { moto, kube, iam_proxy, kube_proxy, kubeconfig, dir, rt, client };
-        // What exists before irsa: a hand-made role, the namespace, the Deployment.
-        let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
-        world
-            .moto
-            .block_on(
-                world.moto.iam.create_role().role_name("Role").assume_role_policy_document(trust.to_string()).send(),
-            )
-            .unwrap();
-        world
-            .moto
-            .block_on(
-                world
-                    .moto
-                    .iam
-                    .create_role()
-                    .role_name("bystander")
-                    .assume_role_policy_document(trust.to_string())
-                    .send(),
-            )
-            .unwrap();
+        // What exists before irsa: a hand-made role, a bystander, the namespace, the Deployment.
+        world.moto.hand_made_role("Role");
+        world.moto.hand_made_role("bystander");
         let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "backend"}})).unwrap();
         world.rt.block_on(Api::<Namespace>::all(world.client.clone()).create(&PostParams::default(), &ns)).unwrap();
         let d: Deployment = serde_json::from_value(json!({

@@ -9,12 +9,6 @@ use crate::support::Moto;
 const IAM_ONLY: &[&str] = &["--target", "oidc/", "--target", "policy/", "--target", "role/"];
 const STACK: &str = "plans/ekshandson.toml";
 
-fn legacy_role(moto: &Moto) {
-    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
-    moto.block_on(moto.iam.create_role().role_name("Role").assume_role_policy_document(trust.to_string()).send())
-        .unwrap();
-}
-
 fn save(moto: &Moto, stack: &str, out: &str) {
     let (code, _, stderr) = moto.irsa(&[&["plan", stack, "--out", out][..], IAM_ONLY].concat());
     assert_eq!(code, 0, "{stderr}");
@@ -28,7 +22,7 @@ fn idle(moto: &Moto, stack: &str) {
 #[test]
 fn a_saved_plan_is_applied_later_exactly_as_reviewed() {
     let moto = Moto::start();
-    legacy_role(&moto);
+    moto.hand_made_role("Role");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("plan.json");
     let out = out.to_str().unwrap();
@@ -48,7 +42,7 @@ fn a_saved_plan_is_applied_later_exactly_as_reviewed() {
 #[test]
 fn a_saved_plan_travels_to_another_machine() {
     let moto = Moto::start();
-    legacy_role(&moto);
+    moto.hand_made_role("Role");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("plan.json");
     let out = out.to_str().unwrap();
@@ -63,7 +57,7 @@ fn a_saved_plan_travels_to_another_machine() {
 #[test]
 fn a_plan_whose_resources_moved_is_refused_with_exit_3_naming_each() {
     let moto = Moto::start();
-    legacy_role(&moto);
+    moto.hand_made_role("Role");
     // Applied once, then drift is planned...
     let (code, _, stderr) = moto.irsa(&[&["apply", STACK, "--auto-approve"][..], IAM_ONLY].concat());
     assert_eq!(code, 0, "{stderr}");
@@ -123,7 +117,7 @@ fn a_plan_whose_resources_moved_is_refused_with_exit_3_naming_each() {
 #[test]
 fn a_plan_whose_stack_file_changed_is_refused_with_exit_3() {
     let moto = Moto::start();
-    legacy_role(&moto);
+    moto.hand_made_role("Role");
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("policies")).unwrap();
     for p in ["messages-read", "messages-write", "messages-stream"] {

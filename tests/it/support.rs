@@ -96,6 +96,14 @@ impl Moto {
         run_irsa_env(args, &env)
     }
 
+    /// A role made by hand, outside irsa, that EC2 may assume: the example's
+    /// `arn =` role, or a bystander irsa must never touch.
+    pub fn hand_made_role(&self, name: &str) {
+        let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+        self.block_on(self.iam.create_role().role_name(name).assume_role_policy_document(trust.to_string()).send())
+            .unwrap();
+    }
+
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
     }
