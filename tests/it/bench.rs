@@ -106,7 +106,7 @@ fn bench_apply_100_bindings_parallel_versus_serial() {
             took.as_secs_f64()
         ));
     }
-    println!("BENCH {}", rows.join("\nBENCH "));
+    println!("\nBENCH {}", rows.join("\nBENCH "));
 }
 
 #[test]
@@ -152,5 +152,5 @@ fn bench_refresh_1000_bindings_bulk_versus_per_resource() {
             took.as_secs_f64()
         ));
     }
-    println!("BENCH {}", rows.join("\nBENCH "));
+    println!("\nBENCH {}", rows.join("\nBENCH "));
 }
