@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::support::Moto;
+use crate::support::{Moto, plan_shape as shape};
 
 const IAM_ONLY: &[&str] = &["--target", "oidc/", "--target", "policy/", "--target", "role/"];
 const STACK: &str = "plans/ekshandson.toml";
@@ -27,18 +27,6 @@ fn plan_json(moto: &Moto, stack: &str, extra: &[&str]) -> Value {
     let (code, stdout, stderr) = moto.irsa(&with(&with(&["plan", stack, "--format", "json"], IAM_ONLY), extra));
     assert_eq!(code, 0, "{stderr}");
     serde_json::from_str(&stdout).unwrap()
-}
-
-fn shape(plan: &Value) -> Vec<String> {
-    plan["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            let actions: Vec<&str> = c["actions"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
-            format!("{} {}", c["address"].as_str().unwrap(), actions.join("+"))
-        })
-        .collect()
 }
 
 fn decode(doc: &str) -> Value {

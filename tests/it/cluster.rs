@@ -18,7 +18,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::kubeapi::KubeApi;
-use crate::support::Moto;
+use crate::support::{Moto, plan_shape as shape};
 
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/irsa/backend-messages";
 
@@ -159,18 +159,6 @@ fn plan_json(c: &Cluster, moto: &Moto, stack: &str) -> Value {
     let (code, stdout, stderr) = c.irsa(moto, &["plan", stack, "--format", "json"]);
     assert_eq!(code, 0, "{stderr}");
     serde_json::from_str(&stdout).unwrap()
-}
-
-fn shape(plan: &Value) -> Vec<String> {
-    plan["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            let actions: Vec<&str> = c["actions"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
-            format!("{} {}", c["address"].as_str().unwrap(), actions.join("+"))
-        })
-        .collect()
 }
 
 fn no_changes(c: &Cluster, moto: &Moto, stack: &str) {

@@ -126,3 +126,17 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// `address action[+action]` of each change of a JSON plan: the shape a
+/// reviewer scans, compared in one line by the scenarios.
+pub fn plan_shape(plan: &serde_json::Value) -> Vec<String> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let actions: Vec<&str> = c["actions"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+            format!("{} {}", c["address"].as_str().unwrap(), actions.join("+"))
+        })
+        .collect()
+}
