@@ -410,3 +410,43 @@ fn a_new_role_path_replaces_the_role() {
     assert_eq!(attached.attached_policies().len(), 3);
     assert_eq!(shape(&plan_json(&moto, stack, &[])), Vec::<String>::new());
 }
+
+/// On a terminal, apply asks and only `yes` goes ahead (`script` gives irsa
+/// a pseudo-terminal, as a person at a shell would).
+#[test]
+fn apply_on_a_terminal_asks_and_only_yes_goes_ahead() {
+    use std::io::Write;
+    let moto = Moto::start();
+    moto.hand_made_role("Role");
+    let run = |answer: &str| {
+        let command = format!("{} apply {STACK} {}", env!("CARGO_BIN_EXE_irsa"), IAM_ONLY.join(" "));
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_ENDPOINT_URL", &moto.endpoint)
+            .env("IRSA_STORE", moto.store.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("script (util-linux) runs irsa on a pseudo-terminal");
+        // Answer once the question is on the screen; the terminal echoes it.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        child.stdin.take().unwrap().write_all(format!("{answer}\n").as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let screen = run("no");
+    assert!(screen.contains("Apply these 8 changes? Only 'yes' will be accepted:"), "{screen}");
+    assert!(screen.contains("Apply cancelled; nothing was changed."), "{screen}");
+    assert!(moto.block_on(moto.iam.get_role().role_name("backend-messages").send()).is_err());
+
+    let screen = run("yes");
+    assert!(screen.contains("Apply complete: 8 steps done"), "{screen}");
+    assert!(moto.block_on(moto.iam.get_role().role_name("backend-messages").send()).is_ok());
+}
