@@ -146,6 +146,10 @@ pub struct ObservedServiceAccount {
     /// (from `managedFields`); pods older than this hold stale credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_arn_set_at: Option<Timestamp>,
+    /// The annotations irsa's field manager wrote (from `managedFields`):
+    /// one the stack file no longer names is removed, any other is left.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub irsa_annotations: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

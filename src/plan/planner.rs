@@ -755,9 +755,16 @@ impl Planner<'_> {
         let pick = |m: &BTreeMap<String, String>, keys: &BTreeMap<String, String>| -> BTreeMap<String, String> {
             m.iter().filter(|(k, _)| keys.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect()
         };
+        // Annotations irsa wrote and the file no longer names are irsa's to remove.
+        let mut mine = pick(&obs.annotations, &annotations);
+        for key in &obs.irsa_annotations {
+            if let Some(v) = obs.annotations.get(key) {
+                mine.insert(key.clone(), v.clone());
+            }
+        }
         let before = obj(json!({
             "namespace": obs.namespace, "name": obs.name, "resource_version": obs.resource_version,
-            "annotations": pick(&obs.annotations, &annotations),
+            "annotations": mine,
             "labels": pick(&obs.labels, &labels),
         }));
         let current_arn = obs.annotations.get(markers::ANNOTATION_ROLE_ARN).cloned();

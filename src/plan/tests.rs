@@ -125,6 +125,7 @@ fn in_sync(d: &Desired) -> Observed {
             annotations,
             labels: BTreeMap::from([(markers::LABEL_MANAGED_BY.into(), "irsa".into())]),
             role_arn_set_at: Some(at("2026-01-01T00:00:00Z")),
+            irsa_annotations: vec![],
         });
         for dep in &b.deployments {
             o.cluster.deployments.push(ObservedDeployment {
@@ -751,4 +752,23 @@ role = "legacy"
     let trust = &change(&p, "role/legacy").after.as_ref().unwrap()["trust_policy"];
     assert_eq!(trust["Statement"].as_array().unwrap().len(), 1, "only irsa's statement goes: {trust}");
     assert!(p.warnings.iter().any(|w| w.message.contains("deploy/backend/app still runs as service account app")));
+}
+
+#[test]
+fn an_annotation_dropped_from_the_file_is_removed_only_if_irsa_wrote_it() {
+    let d = basic();
+    let mut o = in_sync(&d);
+    let sa = &mut o.cluster.service_accounts[0];
+    sa.annotations.insert("eks.amazonaws.com/sts-regional-endpoints".into(), "true".into());
+    sa.annotations.insert("team.example.com/owner".into(), "payments".into());
+    // Someone else's annotation stays, and plans nothing.
+    assert_eq!(shape(&run(&d, &o)), Vec::<String>::new());
+    // One irsa wrote (an earlier version of the file had it) goes.
+    o.cluster.service_accounts[0].irsa_annotations = vec!["eks.amazonaws.com/sts-regional-endpoints".into()];
+    let p = run(&d, &o);
+    assert_eq!(shape(&p), ["sa/backend/app update"]);
+    let c = change(&p, "sa/backend/app");
+    assert!(c.before.as_ref().unwrap()["annotations"].get("eks.amazonaws.com/sts-regional-endpoints").is_some());
+    assert!(c.after.as_ref().unwrap()["annotations"].get("eks.amazonaws.com/sts-regional-endpoints").is_none());
+    assert!(c.before.as_ref().unwrap()["annotations"].get("team.example.com/owner").is_none(), "not irsa's: not shown");
 }

@@ -232,7 +232,24 @@ fn observe_sa(meta: &ObjectMeta) -> ObservedServiceAccount {
         annotations: meta.annotations.clone().unwrap_or_default().into_iter().collect(),
         labels: meta.labels.clone().unwrap_or_default().into_iter().collect(),
         role_arn_set_at: role_arn_set_at(meta),
+        irsa_annotations: annotations_written_by(meta, crate::apply::kube::FIELD_MANAGER),
     }
+}
+
+/// The annotation keys `manager` owns, from `managedFields`.
+pub fn annotations_written_by(meta: &ObjectMeta, manager: &str) -> Vec<String> {
+    let mut keys: Vec<String> = meta
+        .managed_fields
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .filter(|e| e.manager.as_deref() == Some(manager))
+        .filter_map(|e| e.fields_v1.as_ref()?.0.get("f:metadata")?.get("f:annotations")?.as_object())
+        .flat_map(|a| a.keys().filter_map(|k| k.strip_prefix("f:")).map(str::to_owned))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 /// When the role annotation got its current value: the time of the

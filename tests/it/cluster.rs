@@ -644,3 +644,48 @@ fn destroy_removes_what_the_stack_owns_and_nothing_else() {
 fn destroy_removes_what_the_stack_owns_and_nothing_else_on_a_real_cluster() {
     destroy_removes_what_the_stack_owns(&Cluster::real());
 }
+
+fn dropped_annotation_is_removed(c: &Cluster) {
+    let moto = Moto::start();
+    moto.hand_made_role("Role");
+    c.deployment(None);
+    let stack = c.stack();
+    let plain = std::fs::read_to_string(&stack).unwrap();
+    let with_extra = plain.replace(
+        "workloads = [\"deployment/backend\"]",
+        "workloads = [\"deployment/backend\"]\nannotations = { \"eks.amazonaws.com/sts-regional-endpoints\" = \"true\" }",
+    );
+    std::fs::write(&stack, &with_extra).unwrap();
+    let (code, _, stderr) = c.irsa(&moto, &["apply", &stack, "--auto-approve"]);
+    assert_eq!(code, 0, "{stderr}");
+    // Someone adds an annotation of their own.
+    c.patch_sa(
+        "my-service-account",
+        "kubectl-annotate",
+        json!({"metadata": {"annotations": {"team/owner": "payments"}}}),
+    );
+    c.advance(60);
+    // The file drops the extra annotation: irsa removes the one it wrote, and only that.
+    std::fs::write(&stack, &plain).unwrap();
+    let plan = plan_json(c, &moto, &stack);
+    assert_eq!(shape(&plan), [format!("sa/{}/my-service-account update", c.namespace)]);
+    let (code, _, stderr) = c.irsa(&moto, &["apply", &stack, "--auto-approve"]);
+    assert_eq!(code, 0, "{stderr}");
+    let annotations = c.sa("my-service-account").unwrap().metadata.annotations.unwrap();
+    assert!(!annotations.contains_key("eks.amazonaws.com/sts-regional-endpoints"), "{annotations:?}");
+    assert_eq!(annotations.get("team/owner").map(String::as_str), Some("payments"));
+    assert_eq!(annotations.get("eks.amazonaws.com/role-arn").map(String::as_str), Some(ROLE_ARN));
+    c.advance(60);
+    no_changes(c, &moto, &stack);
+}
+
+#[test]
+fn an_annotation_dropped_from_the_file_is_removed_and_others_stay() {
+    dropped_annotation_is_removed(&Cluster::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn an_annotation_dropped_from_the_file_is_removed_and_others_stay_on_a_real_cluster() {
+    dropped_annotation_is_removed(&Cluster::real());
+}
