@@ -122,13 +122,30 @@ impl Kube {
         let wanted: BTreeSet<&str> = desired.bindings.iter().map(|b| b.namespace.as_str()).collect();
         let all_params = ListParams::default();
         let all_ns: Api<Namespace> = Api::all(self.client.clone());
-        let listed = read_again(|| all_ns.list(&all_params)).await.map_err(request("listing namespaces"))?;
-        let namespaces: Vec<String> = listed
-            .items
-            .iter()
-            .filter_map(|n| n.metadata.name.clone())
-            .filter(|n| wanted.contains(n.as_str()))
-            .collect();
+        let namespaces: Vec<String> = match read_again(|| all_ns.list(&all_params)).await {
+            Ok(listed) => listed
+                .items
+                .iter()
+                .filter_map(|n| n.metadata.name.clone())
+                .filter(|n| wanted.contains(n.as_str()))
+                .collect(),
+            // Credentials limited to some namespaces may not list them all:
+            // ask for each one the stack names instead.
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                let mut found = Vec::new();
+                for ns in &wanted {
+                    if read_again(|| all_ns.get_opt(ns))
+                        .await
+                        .map_err(request(format!("reading namespace {ns}")))?
+                        .is_some()
+                    {
+                        found.push((*ns).to_owned());
+                    }
+                }
+                found
+            }
+            Err(e) => return Err(request("listing namespaces")(e)),
+        };
 
         let mut service_accounts = BTreeMap::new();
         let mut deployments = Vec::new();
@@ -147,9 +164,19 @@ impl Kube {
         let selector = format!("{}={}", markers::LABEL_MANAGED_BY, markers::MANAGED_BY);
         let all_sa: Api<ServiceAccount> = Api::all(self.client.clone());
         let mine_params = ListParams::default().labels(&selector);
-        let mine =
-            read_again(|| all_sa.list(&mine_params)).await.map_err(request("listing irsa's service accounts"))?;
-        for sa in mine.items {
+        let mine = match read_again(|| all_sa.list(&mine_params)).await {
+            Ok(list) => list.items,
+            // Without cluster-wide read, service accounts the stack left in
+            // namespaces it no longer names cannot be found; say so, go on.
+            Err(kube::Error::Api(e)) if e.code == 403 => {
+                tracing::warn!(
+                    "cannot list service accounts across namespaces (forbidden): ones this stack made in namespaces it no longer names will not be cleaned up"
+                );
+                Vec::new()
+            }
+            Err(e) => return Err(request("listing irsa's service accounts")(e)),
+        };
+        for sa in mine {
             let o = observe_sa(&sa.metadata);
             if o.annotations.get(markers::ANNOTATION_STACK) == Some(&desired.cluster.name) {
                 service_accounts.entry((o.namespace.clone(), o.name.clone())).or_insert(o);

@@ -689,3 +689,16 @@ fn an_annotation_dropped_from_the_file_is_removed_and_others_stay() {
 fn an_annotation_dropped_from_the_file_is_removed_and_others_stay_on_a_real_cluster() {
     dropped_annotation_is_removed(&Cluster::real());
 }
+
+#[test]
+fn credentials_limited_to_namespaces_still_plan_and_apply() {
+    let c = Cluster::test_server();
+    let moto = Moto::start();
+    c.server.as_ref().unwrap().set_namespaced_only(true);
+    let stack = applied(&c, &moto);
+    no_changes(&c, &moto, &stack);
+    assert_eq!(
+        c.sa("my-service-account").unwrap().metadata.annotations.unwrap()["eks.amazonaws.com/role-arn"],
+        ROLE_ARN
+    );
+}

@@ -116,6 +116,13 @@ impl ApiError {
         )
     }
 
+    /// 403: what RBAC answers a list the credentials may not make.
+    pub fn forbidden_list(kind: &Kind) -> ApiError {
+        let message =
+            format!("{} is forbidden: cannot list resource \"{}\" at the cluster scope", kind.qualified(), kind.plural);
+        ApiError::new(403, "Forbidden", message, json!({"kind": kind.plural}))
+    }
+
     pub fn unauthorized() -> ApiError {
         ApiError::new(401, "Unauthorized", "Unauthorized".into(), json!({}))
     }

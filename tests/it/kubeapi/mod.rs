@@ -139,6 +139,12 @@ impl KubeApi {
         self.shared.state().webhook = on;
     }
 
+    /// Credentials limited to namespaces, as RBAC often grants a CI role:
+    /// every list across all namespaces (namespaces included) is forbidden.
+    pub fn set_namespaced_only(&self, on: bool) {
+        self.shared.state().namespaced_only = on;
+    }
+
     /// HTTP requests served since the start or the last reset.
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::SeqCst)
@@ -292,6 +298,11 @@ fn respond(shared: &Shared, parts: &http::request::Parts, body: &[u8]) -> Reply 
         return Err(ApiError::unauthorized());
     }
     let method = &parts.method;
+    if let Target::Collection { ns: None, kind } = &target
+        && shared.state().namespaced_only
+    {
+        return Err(ApiError::forbidden_list(kind));
+    }
     let manager = query.get("fieldManager");
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
     // A dry run is the same write against a copy of the state.

@@ -29,6 +29,8 @@ pub struct State {
     pub now: jiff::Timestamp,
     pub issuer: Option<String>,
     pub webhook: bool,
+    /// RBAC limited to namespaces: lists across all namespaces are forbidden.
+    pub namespaced_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +98,7 @@ impl State {
             now: jiff::Timestamp::from_second(1_767_225_600).unwrap_or(jiff::Timestamp::UNIX_EPOCH), // 2026-01-01T00:00:00Z
             issuer: None,
             webhook: true,
+            namespaced_only: false,
         };
         for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
             let _ = state.create(&NAMESPACES, "", json!({"metadata": {"name": ns}}), "kube-apiserver");
