@@ -81,7 +81,7 @@ pub fn default_dir(stack_file: &Path) -> PathBuf {
 impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.display().to_string();
-        let db = sled::open(dir).map_err(|source| StoreError::Open { path: path.clone(), source })?;
+        let db = open_waiting(dir).map_err(|source| StoreError::Open { path: path.clone(), source })?;
         let store = Store { db, path: dir.to_owned() };
         match store.db.get(VERSION_KEY).map_err(|e| store.damaged(e.to_string()))? {
             None => {
@@ -171,6 +171,27 @@ impl Store {
             out.insert(key, entry);
         }
         Ok(out)
+    }
+}
+
+/// How long to wait for the store's file lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Open the database, waiting a while for its file lock: sled releases it
+/// only once its background threads have stopped, a moment after the
+/// database is dropped, so an apply that waited for the cluster lock can
+/// find the previous holder's process still letting go of the store.
+fn open_waiting(dir: &Path) -> Result<sled::Db, sled::Error> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::open(dir) {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 
