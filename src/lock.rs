@@ -93,6 +93,23 @@ fn spec_for(holder: &str, transitions: i32, seconds: i32) -> LeaseSpec {
     }
 }
 
+/// Whether a write of the lease took it: `false` means read it again and
+/// retry (someone else wrote first). A write whose answer was lost may have
+/// landed, so the lease is read back before it counts as lost.
+async fn took(
+    api: &Api<Lease>,
+    name: &str,
+    holder: &str,
+    written: Result<Lease, kube::Error>,
+) -> Result<bool, kube::Error> {
+    match written {
+        Ok(_) => Ok(true),
+        Err(e) if conflict(&e) => Ok(false),
+        Err(e) if lost_on_the_way(&e) => Ok(holds(api, name, holder).await),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether the lease is held by `holder` now (a read that fails counts as no).
 async fn holds(api: &Api<Lease>, name: &str, holder: &str) -> bool {
     matches!(
@@ -122,17 +139,11 @@ pub async fn acquire(kube: &Kube, stack: &str, options: &LockOptions) -> Result<
                     metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() },
                     spec: Some(spec_for(&holder, 0, options.lease_seconds)),
                 };
-                match api.create(&PostParams::default(), &lease).await {
-                    Ok(_) => break,
-                    Err(e) if conflict(&e) => continue,
-                    // The answer was lost: the lease may be ours already.
-                    Err(e) if lost_on_the_way(&e) => {
-                        if holds(&api, &name, &holder).await {
-                            break;
-                        }
-                        continue;
-                    }
-                    Err(e) => return Err(fail("creating")(e)),
+                if took(&api, &name, &holder, api.create(&PostParams::default(), &lease).await)
+                    .await
+                    .map_err(fail("creating"))?
+                {
+                    break;
                 }
             }
             Some(mut lease) => {
@@ -141,17 +152,11 @@ pub async fn acquire(kube: &Kube, stack: &str, options: &LockOptions) -> Result<
                     // Take over: a crashed holder's lease has run out.
                     lease.spec =
                         Some(spec_for(&holder, spec.lease_transitions.unwrap_or(0) + 1, options.lease_seconds));
-                    match api.replace(&name, &PostParams::default(), &lease).await {
-                        Ok(_) => break,
-                        Err(e) if conflict(&e) => continue,
-                        Err(e) if lost_on_the_way(&e) => {
-                            if holds(&api, &name, &holder).await {
-                                break;
-                            }
-                            continue;
-                        }
-                        Err(e) => return Err(fail("taking over")(e)),
+                    let written = api.replace(&name, &PostParams::default(), &lease).await;
+                    if took(&api, &name, &holder, written).await.map_err(fail("taking over"))? {
+                        break;
                     }
+                    continue;
                 }
                 let now = tokio::time::Instant::now();
                 if now >= deadline {
@@ -210,23 +215,28 @@ impl LeaseLock {
             name: self.name.clone(),
             source,
         };
-        let Some(lease) = self.api.get_opt(&self.name).await.map_err(fail)? else { return Ok(()) };
-        if lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) != Some(self.holder.as_str()) {
-            return Ok(());
-        }
-        let params = DeleteParams {
-            preconditions: Some(Preconditions { resource_version: lease.metadata.resource_version.clone(), uid: None }),
-            ..Default::default()
-        };
-        match self.api.delete(&self.name, &params).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
-            Err(e) => Err(LockError::Request {
-                what: "releasing",
-                namespace: self.namespace.clone(),
-                name: self.name.clone(),
-                source: e,
-            }),
+        // A lease left behind blocks every apply until it expires, so a
+        // delete whose answer was lost is checked and tried again.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let Some(lease) = read_again(|| self.api.get_opt(&self.name)).await.map_err(fail)? else { return Ok(()) };
+            if lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) != Some(self.holder.as_str()) {
+                return Ok(());
+            }
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    resource_version: lease.metadata.resource_version.clone(),
+                    uid: None,
+                }),
+                ..Default::default()
+            };
+            match self.api.delete(&self.name, &params).await {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => return Ok(()),
+                Err(e) if lost_on_the_way(&e) && attempts < 4 => continue,
+                Err(e) => return Err(fail(e)),
+            }
         }
     }
 }
