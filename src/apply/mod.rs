@@ -36,31 +36,21 @@ pub struct Outcome {
     pub steps: Vec<Step>,
 }
 
-impl Outcome {
-    pub fn failed(&self) -> bool {
-        self.steps.iter().any(|s| matches!(s, Step::Failed { .. }))
-    }
-}
-
 /// The plan's changes as steps, removals first (leaves up), then the rest
 /// (roots down): `(change index, is removal)`.
 pub fn steps(plan: &Plan) -> Vec<(usize, bool)> {
-    let removals = plan
-        .changes
-        .iter()
-        .enumerate()
-        .rev()
-        .filter(|(_, c)| c.actions.contains(&Action::Delete))
-        .map(|(i, _)| (i, true));
-    let makes = plan
-        .changes
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| {
-            c.actions.iter().any(|a| matches!(a, Action::Create | Action::Update | Action::Adopt | Action::Restart))
-        })
-        .map(|(i, _)| (i, false));
+    let removals = plan.changes.iter().enumerate().rev().filter(|(_, c)| has_step(c, true)).map(|(i, _)| (i, true));
+    let makes = plan.changes.iter().enumerate().filter(|(_, c)| has_step(c, false)).map(|(i, _)| (i, false));
     removals.chain(makes).collect()
+}
+
+/// Whether a change has a removal step (`removal`) or a make step.
+pub fn has_step(change: &Change, removal: bool) -> bool {
+    if removal {
+        change.actions.contains(&Action::Delete)
+    } else {
+        change.actions.iter().any(|a| matches!(a, Action::Create | Action::Update | Action::Adopt | Action::Restart))
+    }
 }
 
 /// What carries changes out: IAM and, when the run reaches the cluster, kube.

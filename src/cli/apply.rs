@@ -8,10 +8,10 @@ use super::{CliError, Ctx, exit};
 use crate::apply::iam::IamApplier;
 use crate::apply::kube::KubeApplier;
 use crate::apply::retry::Patience;
-use crate::apply::{Appliers, Event, Step, apply, step_key};
+use crate::apply::{Appliers, Event, Step, apply, has_step, step_key};
 use crate::lock::{self, LockOptions};
 use crate::model::desired::Desired;
-use crate::plan::saved::{SavedPlan, sha256_hex};
+use crate::plan::saved::SavedPlan;
 use crate::plan::{Plan, PlanOptions};
 use crate::render::{self, Format};
 use crate::store::{StepState, Store};
@@ -184,7 +184,7 @@ async fn locked(
 
     let (plan, plan_id, done) = match source {
         Source::Stack { .. } => {
-            let id = sha256_hex(serde_json::to_string(&current.changes).unwrap_or_default().as_bytes());
+            let id = current.id();
             (current, id, HashSet::new())
         }
         Source::Saved(saved) => {
@@ -287,13 +287,7 @@ fn check_saved(
     for change in &saved.changes {
         let keys: Vec<(String, bool)> = [true, false]
             .into_iter()
-            .filter(|removal| {
-                if *removal {
-                    change.actions.contains(&crate::plan::Action::Delete)
-                } else {
-                    change.actions.iter().any(|a| !matches!(a, crate::plan::Action::Delete))
-                }
-            })
+            .filter(|removal| has_step(change, *removal))
             .map(|removal| (step_key(&change.address, removal), removal))
             .collect();
         let journaled: Vec<&(String, bool)> = keys.iter().filter(|(k, _)| journal.contains_key(k)).collect();

@@ -98,6 +98,14 @@ pub struct Summary {
     pub adopt: usize,
 }
 
+impl Plan {
+    /// The plan's identity in the journal: what it would do, not when it
+    /// was made or which irsa made it.
+    pub fn id(&self) -> String {
+        saved::sha256_hex(serde_json::to_string(&self.changes).unwrap_or_default().as_bytes())
+    }
+}
+
 impl Summary {
     pub fn of(changes: &[Change]) -> Summary {
         let mut s = Summary::default();

@@ -49,9 +49,9 @@ impl SavedPlan {
         }
     }
 
-    /// The plan's identity in the journal: what it would do, not when it was written.
+    /// The plan's identity in the journal.
     pub fn id(&self) -> String {
-        sha256_hex(serde_json::to_string(&self.plan.changes).unwrap_or_default().as_bytes())
+        self.plan.id()
     }
 
     /// Read a saved plan, refusing anything that is not one or is newer.
