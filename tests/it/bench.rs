@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::faultproxy::{FaultProxy, Faults, Upstream};
 use crate::kubeapi::KubeApi;
-use crate::support::{Moto, run_irsa_env};
+use crate::support::{Moto, aws_env, run_irsa_owned_env};
 
 const ISSUER: &str = "https://oidc.eks.us-east-1.amazonaws.com/id/BENCH";
 const LATENCY: Duration = Duration::from_millis(50);
@@ -58,18 +58,11 @@ impl Rig {
     }
 
     fn irsa(&self, args: &[&str]) -> (i32, String, String, Duration) {
-        let store = self.dir.path().join("store");
-        let iam = self.iam.url();
-        let env = [
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_ENDPOINT_URL", iam.as_str()),
-            ("IRSA_STORE", store.to_str().unwrap()),
-        ];
+        let env = aws_env(&self.iam.url(), &self.dir.path().join("store"));
         let mut all = args.to_vec();
         all.extend(["--kubeconfig", self.kubeconfig.to_str().unwrap()]);
         let start = Instant::now();
-        let (code, out, err) = run_irsa_env(&all, &env);
+        let (code, out, err) = run_irsa_owned_env(&all, &env);
         (code, out, err, start.elapsed())
     }
 }
@@ -115,15 +108,9 @@ fn bench_refresh_1000_bindings_bulk_versus_per_resource() {
     let rig = Rig::new();
     let stack = stack(rig.dir.path(), 1000);
     // The 1,000 roles exist already, made straight against moto (no latency).
-    let setup_store = rig.dir.path().join("setup");
     let (code, _, stderr) = {
-        let env = [
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_ENDPOINT_URL", rig.moto.endpoint.as_str()),
-            ("IRSA_STORE", setup_store.to_str().unwrap()),
-        ];
-        run_irsa_env(
+        let env = aws_env(&rig.moto.endpoint, &rig.dir.path().join("setup"));
+        run_irsa_owned_env(
             &[
                 "apply",
                 &stack,

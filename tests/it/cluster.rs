@@ -385,10 +385,10 @@ fn write_conflict_is_reported_not_overwritten(c: &Cluster) {
     hand_edit_and_roll(c);
     drift_trust(&moto);
     let kubeconfig = c.kubeconfig.clone();
-    let (ns, endpoint) = (c.namespace.clone(), moto.endpoint.clone());
+    let (ns, env) = (c.namespace.clone(), moto.env());
     let stack_for_run = stack.clone();
     let run = std::thread::spawn(move || {
-        crate::support::run_irsa_env(
+        crate::support::run_irsa_owned_env(
             &[
                 "apply",
                 &stack_for_run,
@@ -400,7 +400,7 @@ fn write_conflict_is_reported_not_overwritten(c: &Cluster) {
                 "--iam-settle-seconds",
                 "4",
             ],
-            &[("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_ENDPOINT_URL", &endpoint)],
+            &env,
         )
     });
     // Once irsa has put the annotation back, and while it waits for IAM to
@@ -461,10 +461,9 @@ fn two_applies_at_once(c: &Cluster) {
     hand_edit_and_roll(c);
     let kubeconfig = c.kubeconfig.to_str().unwrap().to_owned();
     let spawn = |settle: &'static str, timeout: &'static str| {
-        let (stack, kubeconfig, ns, endpoint) =
-            (stack.clone(), kubeconfig.clone(), c.namespace.clone(), moto.endpoint.clone());
+        let (stack, kubeconfig, ns, env) = (stack.clone(), kubeconfig.clone(), c.namespace.clone(), moto.env());
         std::thread::spawn(move || {
-            crate::support::run_irsa_env(
+            crate::support::run_irsa_owned_env(
                 &[
                     "apply",
                     &stack,
@@ -478,11 +477,7 @@ fn two_applies_at_once(c: &Cluster) {
                     "--lock-timeout",
                     timeout,
                 ],
-                &[
-                    ("AWS_ACCESS_KEY_ID", "testing"),
-                    ("AWS_SECRET_ACCESS_KEY", "testing"),
-                    ("AWS_ENDPOINT_URL", &endpoint),
-                ],
+                &env,
             )
         })
     };

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::faultproxy::{FaultProxy, Faults, Upstream};
 use crate::kubeapi::KubeApi;
-use crate::support::{Moto, run_irsa_env};
+use crate::support::{Moto, aws_env, run_irsa_owned_env};
 
 /// The world of one run: moto and the API server, each behind a proxy.
 struct World {
@@ -63,13 +63,25 @@ impl World {
         world
     }
 
+    /// Through the IAM proxy, with a store of its own.
     fn env(&self) -> Vec<(String, String)> {
-        vec![
-            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
-            ("AWS_ENDPOINT_URL".into(), self.iam_proxy.url()),
-            ("IRSA_STORE".into(), self.dir.path().join("store").to_str().unwrap().to_owned()),
-        ]
+        aws_env(&self.iam_proxy.url(), &self.dir.path().join("store"))
+    }
+
+    /// irsa in the background, to be killed: no output is kept.
+    fn spawn(&self, args: &[&str]) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_irsa"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .envs(self.env())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
     }
 
     fn args<'a>(&'a self, command: &'a str, stack: &'a str) -> Vec<&'a str> {
@@ -89,9 +101,7 @@ impl World {
     }
 
     fn irsa(&self, command: &str, stack: &str) -> (i32, String, String) {
-        let env = self.env();
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        run_irsa_env(&self.args(command, stack), &env)
+        run_irsa_owned_env(&self.args(command, stack), &self.env())
     }
 
     /// The state must be exactly the stack file's, with nothing twice and
@@ -99,13 +109,9 @@ impl World {
     fn assert_converged(&self, stack: &str, roles: usize, service_accounts: usize) {
         self.iam_proxy.set_faults(Faults::none());
         self.kube_proxy.set_faults(Faults::none());
-        let (code, stdout, stderr) = {
-            let env = self.env();
-            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            let mut args = self.args("plan", stack);
-            args.push("--detailed-exitcode");
-            run_irsa_env(&args, &env)
-        };
+        let mut args = self.args("plan", stack);
+        args.push("--detailed-exitcode");
+        let (code, stdout, stderr) = run_irsa_owned_env(&args, &self.env());
         assert_eq!(code, 0, "not converged:\n{stdout}{stderr}");
         let listed = self.moto.block_on(self.moto.iam.list_roles().send()).unwrap();
         let mut names: Vec<&str> = listed.roles().iter().map(|r| r.role_name()).collect();
@@ -211,19 +217,7 @@ fn runs_killed_at_random_points_converge() {
         // Latency makes the apply long enough to be killed in the middle.
         let world = World::new(Faults::latency(Duration::from_millis(15)));
         let stack = fifty(world.dir.path());
-        let env = world.env();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_irsa"))
-            .args(world.args("apply", &stack))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("NO_COLOR", "1")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = world.spawn(&world.args("apply", &stack));
         std::thread::sleep(kill_after);
         // SIGKILL: no chance to release the lock or finish a write.
         let _ = child.kill();
@@ -231,10 +225,9 @@ fn runs_killed_at_random_points_converge() {
         world.iam_proxy.set_faults(Faults::none());
         world.kube_proxy.set_faults(Faults::none());
         // The killed holder's lease expires after 3 s; the rerun waits for it.
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let mut args = world.args("apply", &stack);
         args.extend(["--lock-timeout", "20"]);
-        let (code, _, stderr) = run_irsa_env(&args, &env);
+        let (code, _, stderr) = run_irsa_owned_env(&args, &world.env());
         assert_eq!(code, 0, "killed after {kill_after:?}, the rerun failed: {stderr}");
         world.kube.advance_clock(Duration::from_secs(60));
         world.assert_converged(&stack, 50, 51);
@@ -247,26 +240,13 @@ fn a_saved_plan_killed_halfway_finishes_on_rerun_instead_of_calling_itself_stale
     let stack = fifty(world.dir.path());
     let out = world.dir.path().join("plan.json");
     let out = out.to_str().unwrap();
-    let env = world.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut args = world.args("plan", &stack);
     args.extend(["--out", out]);
-    let (code, _, stderr) = run_irsa_env(&args, &env);
+    let (code, _, stderr) = run_irsa_owned_env(&args, &world.env());
     assert_eq!(code, 0, "{stderr}");
 
     let apply = world.args("apply", out);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_irsa"))
-        .args(&apply)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("NO_COLOR", "1")
-        .envs(env.iter().copied())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = world.spawn(&apply);
     // Wait until some roles exist, then kill it in the middle.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -283,7 +263,7 @@ fn a_saved_plan_killed_halfway_finishes_on_rerun_instead_of_calling_itself_stale
 
     let mut rerun = apply.clone();
     rerun.extend(["--lock-timeout", "20"]);
-    let (code, _, stderr) = run_irsa_env(&rerun, &env);
+    let (code, _, stderr) = run_irsa_owned_env(&rerun, &world.env());
     assert_eq!(code, 0, "the rerun of the saved plan must finish it: {stderr}");
     assert!(stderr.contains("were done by an earlier run"), "{stderr}");
     world.kube.advance_clock(Duration::from_secs(60));

@@ -51,6 +51,21 @@ pub struct Moto {
 const TEST_ENV: &[(&str, &str)] =
     &[("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_EC2_METADATA_DISABLED", "true")];
 
+/// The environment of an irsa run in a test: moto's credentials, the IAM
+/// endpoint (moto, or a proxy in front of it) and a local store of its own.
+pub fn aws_env(endpoint: &str, store: &std::path::Path) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = TEST_ENV.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    env.push(("AWS_ENDPOINT_URL".into(), endpoint.to_owned()));
+    env.push(("IRSA_STORE".into(), store.to_str().unwrap().to_owned()));
+    env
+}
+
+/// [`run_irsa_env`] with an owned environment, as threads need.
+pub fn run_irsa_owned_env(args: &[&str], env: &[(String, String)]) -> (i32, String, String) {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    run_irsa_env(args, &env)
+}
+
 impl Moto {
     pub fn start() -> Moto {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap();
@@ -89,11 +104,12 @@ impl Moto {
 
     /// Run irsa against this moto.
     pub fn irsa(&self, args: &[&str]) -> (i32, String, String) {
-        let mut env: Vec<(&str, &str)> = TEST_ENV.to_vec();
-        env.push(("AWS_ENDPOINT_URL", &self.endpoint));
-        let store = self.store.path().to_str().unwrap();
-        env.push(("IRSA_STORE", store));
-        run_irsa_env(args, &env)
+        run_irsa_owned_env(args, &self.env())
+    }
+
+    /// The environment irsa gets to reach this moto directly.
+    pub fn env(&self) -> Vec<(String, String)> {
+        aws_env(&self.endpoint, self.store.path())
     }
 
     /// A role made by hand, outside irsa, that EC2 may assume: the example's
