@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use crate::model::Address;
 use crate::model::address::ResourceKind;
 
-pub use planner::{PlanError, PlanOptions, plan};
+pub use planner::{PlanError, PlanOptions, plan, plan_despite_errors};
 
 /// The attributes of `a` and `b` that differ (documents by meaning), in
 /// either direction: what moved between two reads of one resource.

@@ -98,6 +98,21 @@ struct Planner<'a> {
 
 /// Plan `desired` against `observed`.
 pub fn plan(desired: &Desired, observed: &Observed, opts: &PlanOptions) -> Result<Plan, Vec<PlanError>> {
+    match plan_despite_errors(desired, observed, opts)? {
+        (plan, errors) if errors.is_empty() => Ok(plan),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// Plan as far as the resources allow: the changes of every resource that
+/// could be planned, and the errors of those that could not. `apply PLAN`
+/// uses it to say what moved even when a plan made now fails. Errors that
+/// stop planning altogether (the issuer, quotas, the graph) are `Err`.
+pub fn plan_despite_errors(
+    desired: &Desired,
+    observed: &Observed,
+    opts: &PlanOptions,
+) -> Result<(Plan, Vec<PlanError>), Vec<PlanError>> {
     let issuer = resolve_issuer(desired, observed)?;
     let quotas = observed.iam.quotas.unwrap_or_default();
     let violations = quotas::check(desired, &quotas, Some(&issuer));
@@ -139,10 +154,13 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &PlanOptions) -> Resul
             p.deployment(b, dep);
         }
     }
-    if !p.errors.is_empty() {
-        return Err(p.errors);
+    let errors = std::mem::take(&mut p.errors);
+    match p.finish() {
+        Ok(plan) => Ok((plan, errors)),
+        // The resources' own errors say more than a target that selects none of what could be planned.
+        Err(finish) if errors.is_empty() => Err(finish),
+        Err(_) => Err(errors),
     }
-    p.finish()
 }
 
 fn resolve_issuer(d: &Desired, o: &Observed) -> Result<String, Vec<PlanError>> {

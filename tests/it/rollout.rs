@@ -1,0 +1,486 @@
+//! A cluster that does not hold still while irsa works: Deployments
+//! rescaled, relabelled and rewritten by their controller between the plan
+//! and the apply, or during the apply's IAM settle wait. irsa's saved plans
+//! and writes depend only on the fields they use, so none of that is a
+//! conflict; a field they do use that moved still is, and is named.
+//!
+//! Each scenario runs against the Kubernetes test API server, and again
+//! against a real cluster with `cargo test -- --ignored` and `KUBECONFIG`
+//! set (IAM stays on moto; a fresh namespace, deleted at the end). The
+//! world here is its own rather than `cluster.rs`'s, which other work
+//! changes at the same time; it is small.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+use crate::kubeapi::KubeApi;
+use crate::support::{Moto, plan_shape as shape, run_irsa_owned_env};
+
+const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/irsa/backend-messages";
+const ISSUER: &str = "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
+
+/// moto and a cluster, for one scenario.
+struct World {
+    moto: Moto,
+    server: Option<KubeApi>,
+    kubeconfig: PathBuf,
+    namespace: String,
+    dir: tempfile::TempDir,
+    rt: tokio::runtime::Runtime,
+    client: kube::Client,
+}
+
+impl World {
+    fn test_server() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let server = KubeApi::start();
+        server.set_issuer(ISSUER);
+        let kubeconfig = server.write_kubeconfig(dir.path(), "ekshandson");
+        World::with(Some(server), kubeconfig, "backend".into(), dir)
+    }
+
+    /// The cluster `KUBECONFIG` points at, in a fresh namespace.
+    fn real() -> World {
+        let kubeconfig = PathBuf::from(std::env::var("KUBECONFIG").expect("set KUBECONFIG to run the cluster tests"));
+        let namespace = format!("irsa-rollout-{}", std::process::id());
+        World::with(None, kubeconfig, namespace, tempfile::tempdir().unwrap())
+    }
+
+    fn with(server: Option<KubeApi>, kubeconfig: PathBuf, namespace: String, dir: tempfile::TempDir) -> World {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let client = rt.block_on(async {
+            let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
+            let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+            kube::Client::try_from(config).unwrap()
+        });
+        let world = World { moto: Moto::start(), server, kubeconfig, namespace, dir, rt, client };
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": world.namespace}})).unwrap();
+        world.rt.block_on(Api::<Namespace>::all(world.client.clone()).create(&PostParams::default(), &ns)).unwrap();
+        world.moto.hand_made_role("Role");
+        world
+    }
+
+    /// Let time pass, so that what happens next is later to the second.
+    fn advance(&self, seconds: u64) {
+        match &self.server {
+            Some(s) => s.advance_clock(Duration::from_secs(seconds)),
+            None => std::thread::sleep(Duration::from_secs(seconds.min(2))),
+        }
+    }
+
+    /// The test server has the pod identity webhook; a real cluster may not,
+    /// and its plans then carry a warning about pods without credentials.
+    fn has_webhook(&self) -> bool {
+        self.server.is_some()
+    }
+
+    /// The example stack, bound in this world's namespace, beside its documents.
+    fn stack(&self) -> String {
+        let mut text = std::fs::read_to_string("plans/ekshandson.toml")
+            .unwrap()
+            .replace("namespace = \"backend\"", &format!("namespace = \"{}\"", self.namespace));
+        if self.server.is_none() {
+            text = text.lines().filter(|l| !l.starts_with("oidc_issuer")).collect::<Vec<_>>().join("\n");
+        }
+        let policies = self.dir.path().join("policies");
+        std::fs::create_dir_all(&policies).unwrap();
+        for p in ["messages-read", "messages-write", "messages-stream"] {
+            std::fs::copy(format!("plans/policies/{p}.json"), policies.join(format!("{p}.json"))).unwrap();
+        }
+        let path = self.dir.path().join("ekshandson.toml");
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
+    fn out(&self) -> String {
+        self.dir.path().join("plan.irsa").to_str().unwrap().to_owned()
+    }
+
+    /// The backend Deployment with two replicas, running as `default`.
+    fn deployment(&self) {
+        let d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "backend", "namespace": self.namespace},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "backend"}},
+                "template": {
+                    "metadata": {"labels": {"app": "backend"}},
+                    "spec": {"containers": [{"name": "backend", "image": "public.ecr.aws/docker/library/busybox:stable", "command": ["sleep", "3600"]}]}
+                }
+            }
+        }))
+        .unwrap();
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
+        self.rt.block_on(api.create(&PostParams::default(), &d)).unwrap();
+    }
+
+    fn get_deployment(&self) -> Deployment {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
+        self.rt.block_on(api.get("backend")).unwrap()
+    }
+
+    /// A write by someone else (`manager`) to the Deployment.
+    fn patch_deployment(&self, manager: &str, patch: Value) {
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
+        let params = PatchParams { field_manager: Some(manager.into()), ..Default::default() };
+        self.rt.block_on(api.patch("backend", &params, &Patch::Merge(&patch))).unwrap();
+    }
+
+    fn sa(&self) -> Option<ServiceAccount> {
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &self.namespace);
+        self.rt.block_on(api.get_opt("my-service-account")).unwrap()
+    }
+
+    fn annotations(&self) -> std::collections::BTreeMap<String, String> {
+        self.sa().unwrap().metadata.annotations.unwrap_or_default()
+    }
+
+    /// A write by someone else (`manager`) to the ServiceAccount.
+    fn patch_sa(&self, manager: &str, patch: Value) {
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &self.namespace);
+        let params = PatchParams { field_manager: Some(manager.into()), ..Default::default() };
+        self.rt.block_on(api.patch("my-service-account", &params, &Patch::Merge(&patch))).unwrap();
+    }
+
+    fn args(&self, args: &[&str]) -> Vec<String> {
+        let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        all.extend(["--kubeconfig".into(), self.kubeconfig.to_str().unwrap().to_owned()]);
+        if args[0] == "apply" {
+            all.extend(["--lock-namespace".into(), self.namespace.clone()]);
+            if !args.contains(&"--iam-settle-seconds") {
+                all.extend(["--iam-settle-seconds".into(), "0".into()]);
+            }
+        }
+        all
+    }
+
+    fn irsa(&self, args: &[&str]) -> (i32, String, String) {
+        let all = self.args(args);
+        self.moto.irsa(&all.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// irsa in a thread, for writes made while it runs.
+    fn spawn(&self, args: &[&str]) -> std::thread::JoinHandle<(i32, String, String)> {
+        let (all, env) = (self.args(args), self.moto.env());
+        std::thread::spawn(move || run_irsa_owned_env(&all.iter().map(String::as_str).collect::<Vec<_>>(), &env))
+    }
+
+    fn plan_json(&self, stack: &str) -> Value {
+        let (code, stdout, stderr) = self.irsa(&["plan", stack, "--format", "json"]);
+        assert_eq!(code, 0, "{stderr}");
+        serde_json::from_str(&stdout).unwrap()
+    }
+
+    fn no_changes(&self, stack: &str) {
+        let plan = self.plan_json(stack);
+        assert_eq!(shape(&plan), Vec::<String>::new(), "{plan:#}");
+        if self.has_webhook() {
+            assert_eq!(plan["warnings"], json!([]), "{plan:#}");
+        }
+    }
+
+    /// `plan --out`, and the saved plan's path.
+    fn save(&self, stack: &str) -> String {
+        let out = self.out();
+        let (code, _, stderr) = self.irsa(&["plan", stack, "--out", &out]);
+        assert_eq!(code, 0, "{stderr}");
+        out
+    }
+
+    /// The example applied from nothing: the state later scenarios start from.
+    fn applied(&self) -> String {
+        self.deployment();
+        self.advance(60);
+        let stack = self.stack();
+        let (code, _, stderr) = self.irsa(&["apply", &stack, "--auto-approve"]);
+        assert_eq!(code, 0, "{stderr}");
+        self.advance(60);
+        stack
+    }
+
+    fn ns(&self) -> &str {
+        &self.namespace
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if self.server.is_none() {
+            let api: Api<Namespace> = Api::all(self.client.clone());
+            let _ = self.rt.block_on(api.delete(&self.namespace, &DeleteParams::default()));
+        }
+    }
+}
+
+fn wait_for(mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn version(d: &Deployment) -> String {
+    d.metadata.resource_version.clone().unwrap_or_default()
+}
+
+/// Someone scales the Deployment and labels and annotates it: its
+/// resourceVersion moves, its controller writes status, and nothing irsa
+/// depends on changes.
+fn unrelated_writes(w: &World) {
+    w.patch_deployment("kubectl-scale", json!({"spec": {"replicas": 3}}));
+    w.patch_deployment(
+        "kubectl-label",
+        json!({"metadata": {"labels": {"team": "payments"}, "annotations": {"team/owner": "someone"}}}),
+    );
+}
+
+fn saved_plan_survives_a_rescale(w: &World) {
+    w.deployment();
+    w.advance(60);
+    let stack = w.stack();
+    let out = w.save(&stack);
+    let version_planned = version(&w.get_deployment());
+    unrelated_writes(w);
+    assert_ne!(version(&w.get_deployment()), version_planned, "the Deployment's resourceVersion moved");
+    let (code, stdout, stderr) = w.irsa(&["apply", &out, "--auto-approve"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stderr.contains("Apply complete: 10 steps done"), "{stderr}");
+    let d = w.get_deployment();
+    assert_eq!(d.spec.template.spec.as_ref().unwrap().service_account_name.as_deref(), Some("my-service-account"));
+    assert_eq!(d.spec.replicas, Some(3), "the rescale stands");
+    assert_eq!(d.metadata.labels.unwrap_or_default().get("team").map(String::as_str), Some("payments"));
+    w.advance(60);
+    w.no_changes(&stack);
+}
+
+#[test]
+fn a_saved_plan_is_applied_after_a_rescale_and_unrelated_edits() {
+    saved_plan_survives_a_rescale(&World::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn a_saved_plan_is_applied_after_a_rescale_and_unrelated_edits_on_a_real_cluster() {
+    saved_plan_survives_a_rescale(&World::real());
+}
+
+fn saved_restart_survives_churn(w: &World) {
+    let stack = w.applied();
+    // The role annotation is pointed elsewhere by hand and the pods rolled
+    // to take it: the plan puts it back and restarts them.
+    w.patch_sa(
+        "kubectl-edit",
+        json!({"metadata": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/someone-else"}}}),
+    );
+    w.advance(60);
+    let roll =
+        json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "by-hand"}}}}});
+    w.patch_deployment("kubectl-rollout", roll);
+    w.advance(60);
+    let out = w.save(&stack);
+    let (ns, json) = (w.ns(), std::fs::read_to_string(&out).unwrap());
+    let saved: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        shape(&saved["plan"]),
+        [format!("sa/{ns}/my-service-account update"), format!("deploy/{ns}/backend restart")]
+    );
+    // Rescaled (a new pod, a new name), annotated, and the ServiceAccount
+    // annotated by someone else too: its resourceVersion moves as well.
+    unrelated_writes(w);
+    w.patch_sa("kubectl-annotate", json!({"metadata": {"annotations": {"team/owner": "payments"}}}));
+    w.advance(5);
+    let (code, stdout, stderr) = w.irsa(&["apply", &out, "--auto-approve"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stderr.contains(&format!("deploy/{ns}/backend: restarted")), "{stderr}");
+    let annotations = w.annotations();
+    assert_eq!(annotations["eks.amazonaws.com/role-arn"], ROLE_ARN);
+    assert_eq!(annotations["team/owner"], "payments", "another writer's annotation stays");
+    let template = w.get_deployment().spec.template.metadata.unwrap_or_default().annotations.unwrap_or_default();
+    assert_ne!(template["kubectl.kubernetes.io/restartedAt"], "by-hand", "irsa restarted the pods");
+    w.advance(60);
+    w.no_changes(&stack);
+}
+
+#[test]
+fn a_saved_restart_is_applied_after_a_rescale_and_edits_of_both_objects() {
+    saved_restart_survives_churn(&World::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn a_saved_restart_is_applied_after_a_rescale_and_edits_of_both_objects_on_a_real_cluster() {
+    saved_restart_survives_churn(&World::real());
+}
+
+/// A live apply waits for IAM to settle before it points the Deployment at
+/// the new service account; `during` writes to the Deployment in that wait.
+fn live_apply_with_a_write_in_the_settle_wait(w: &World, during: impl FnOnce(&World)) -> (i32, String) {
+    w.deployment();
+    w.advance(60);
+    let stack = w.stack();
+    let version_read = version(&w.get_deployment());
+    let run = w.spawn(&["apply", &stack, "--auto-approve", "--iam-settle-seconds", "4"]);
+    wait_for(|| w.sa().is_some());
+    during(w);
+    assert_ne!(version(&w.get_deployment()), version_read);
+    let (code, _, stderr) = run.join().unwrap();
+    (code, stderr)
+}
+
+fn busy_deployment_is_patched(w: &World) {
+    let (code, stderr) = live_apply_with_a_write_in_the_settle_wait(w, unrelated_writes);
+    assert_eq!(code, 0, "{stderr}");
+    let d = w.get_deployment();
+    assert_eq!(d.spec.template.spec.as_ref().unwrap().service_account_name.as_deref(), Some("my-service-account"));
+    assert_eq!(d.metadata.annotations.unwrap_or_default()["team/owner"], "someone", "the other writer's edit stands");
+    assert_eq!(d.spec.replicas, Some(3));
+}
+
+#[test]
+fn a_live_apply_patches_a_deployment_written_to_while_it_waits() {
+    busy_deployment_is_patched(&World::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn a_live_apply_patches_a_deployment_written_to_while_it_waits_on_a_real_cluster() {
+    busy_deployment_is_patched(&World::real());
+}
+
+fn moved_service_account_name_is_not_overwritten(w: &World) {
+    let repoint = |w: &World| {
+        w.patch_deployment("kubectl-edit", json!({"spec": {"template": {"spec": {"serviceAccountName": "other"}}}}))
+    };
+    let (code, stderr) = live_apply_with_a_write_in_the_settle_wait(w, repoint);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "deployment {}/backend: spec.template.spec.serviceAccountName changed since it was read (absent → \"other\"); irsa did not overwrite it: plan again",
+            w.ns()
+        )),
+        "{stderr}"
+    );
+    let d = w.get_deployment();
+    assert_eq!(d.spec.template.spec.unwrap().service_account_name.as_deref(), Some("other"), "the other edit stands");
+}
+
+#[test]
+fn a_live_apply_does_not_overwrite_a_service_account_name_changed_while_it_waits() {
+    moved_service_account_name_is_not_overwritten(&World::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn a_live_apply_does_not_overwrite_a_service_account_name_changed_while_it_waits_on_a_real_cluster() {
+    moved_service_account_name_is_not_overwritten(&World::real());
+}
+
+fn saved_plan_refused_when_service_account_name_moved(w: &World) {
+    w.deployment();
+    w.advance(60);
+    let stack = w.stack();
+    let out = w.save(&stack);
+    w.patch_deployment("kubectl-edit", json!({"spec": {"template": {"spec": {"serviceAccountName": "other"}}}}));
+    let (code, stdout, stderr) = w.irsa(&["apply", &out, "--auto-approve"]);
+    assert_eq!(code, 3, "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "deploy/{}/backend: changed since the plan was made (service_account_name \"default\" -> \"other\")",
+            w.ns()
+        )),
+        "{stderr}"
+    );
+    assert!(w.sa().is_none(), "nothing was applied");
+}
+
+#[test]
+fn a_saved_plan_is_refused_when_the_service_account_name_moved() {
+    saved_plan_refused_when_service_account_name_moved(&World::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn a_saved_plan_is_refused_when_the_service_account_name_moved_on_a_real_cluster() {
+    saved_plan_refused_when_service_account_name_moved(&World::real());
+}
+
+fn saved_plan_refused_when_role_annotation_moved(w: &World) {
+    let stack = w.applied();
+    let edit = |arn: &str| {
+        w.patch_sa("kubectl-edit", json!({"metadata": {"annotations": {"eks.amazonaws.com/role-arn": arn}}}))
+    };
+    edit("arn:aws:iam::123456789012:role/first");
+    w.advance(60);
+    let out = w.save(&stack);
+    edit("arn:aws:iam::123456789012:role/second");
+    let (code, stdout, stderr) = w.irsa(&["apply", &out, "--auto-approve"]);
+    assert_eq!(code, 3, "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "sa/{}/my-service-account: changed since the plan was made (annotations[eks.amazonaws.com/role-arn] \"arn:aws:iam::123456789012:role/first\" -> \"arn:aws:iam::123456789012:role/second\")",
+            w.ns()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(w.annotations()["eks.amazonaws.com/role-arn"], "arn:aws:iam::123456789012:role/second");
+}
+
+#[test]
+fn a_saved_plan_is_refused_when_the_role_annotation_moved() {
+    saved_plan_refused_when_role_annotation_moved(&World::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn a_saved_plan_is_refused_when_the_role_annotation_moved_on_a_real_cluster() {
+    saved_plan_refused_when_role_annotation_moved(&World::real());
+}
+
+fn stale_wins_over_a_plan_error(w: &World) {
+    w.deployment();
+    w.advance(60);
+    let stack = w.stack();
+    let out = w.save(&stack);
+    // Helm makes the ServiceAccount the plan would create.
+    let helm: ServiceAccount = serde_json::from_value(json!({"metadata": {
+        "name": "my-service-account",
+        "namespace": w.ns(),
+        "labels": {"app.kubernetes.io/managed-by": "Helm"}
+    }}))
+    .unwrap();
+    let api: Api<ServiceAccount> = Api::namespaced(w.client.clone(), w.ns());
+    w.rt.block_on(api.create(&PostParams { field_manager: Some("helm".into()), ..Default::default() }, &helm)).unwrap();
+    let (code, stdout, stderr) = w.irsa(&["apply", &out, "--auto-approve"]);
+    assert_eq!(code, 3, "{stdout}{stderr}");
+    let ns = w.ns();
+    let moved = stderr.find(&format!("sa/{ns}/my-service-account: it did not exist when planned, and exists now"));
+    let failed = stderr.find("A plan made now fails too:");
+    assert!(moved.is_some() && failed.is_some() && moved < failed, "what moved, then the plan's errors: {stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "sa/{ns}/my-service-account already exists and is not managed by irsa (managed by Helm)"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        w.moto.block_on(w.moto.iam.get_role().role_name("backend-messages").send()).is_err(),
+        "nothing was applied"
+    );
+}
+
+#[test]
+fn a_saved_plan_whose_resources_moved_exits_3_even_when_a_new_plan_fails() {
+    stale_wins_over_a_plan_error(&World::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn a_saved_plan_whose_resources_moved_exits_3_even_when_a_new_plan_fails_on_a_real_cluster() {
+    stale_wins_over_a_plan_error(&World::real());
+}
