@@ -76,6 +76,15 @@ fn in_sync(d: &Desired) -> Observed {
         client_ids: vec!["sts.amazonaws.com".into()],
         thumbprints: vec![],
         tags: ours(d),
+        // As a refresh reports it: the stack's own roles trust the provider.
+        trusted_by: d
+            .roles
+            .values()
+            .filter_map(|r| match r {
+                Role::Owned(r) => Some(r.name.clone()),
+                Role::Referenced(_) => None,
+            })
+            .collect(),
     });
     for p in d.policies.values() {
         let mut tags = p.tags.clone();
