@@ -272,15 +272,16 @@ impl Planner<'_> {
                 self.stack()
             )),
             Ownership::OtherStack(other) => {
-                let help = match address {
+                let fix = match address {
                     Address::Policy { name } => format!(
-                        "one resource has one owner: use another policy name here, or remove [policies.{name}] and attach stack `{other}`'s policy by its ARN (policies = [\"{}\"])",
+                        "use another policy name here, or remove [policies.{name}] and attach stack `{other}`'s policy by its ARN (policies = [\"{}\"])",
                         self.o.policy(name).map_or("arn:aws:iam::…:policy/…", |p| p.arn.as_str())
                     ),
-                    _ => format!(
-                        "one resource has one owner: use another name here, or remove it from stack `{other}` first (or, if stack `{other}` is this file under its old name, run with --rename-from {other})"
-                    ),
+                    _ => format!("use another name here, or remove it from stack `{other}` first"),
                 };
+                let help = format!(
+                    "one resource has one owner: {fix}; if stack `{other}` is this file under its old name, plan with --rename-from {other}"
+                );
                 self.error(
                     address.clone(),
                     Some(span.clone()),
