@@ -140,6 +140,19 @@ impl State {
         self.run_kubelet();
     }
 
+    /// Passes until the controllers and the kubelet have nothing left to
+    /// do (bounded, in case two of them keep undoing each other).
+    pub(super) fn settle(&mut self) {
+        for _ in 0..1000 {
+            let before = self.resource_version_number();
+            self.tick();
+            if self.resource_version_number() == before && (!self.kubelet || self.kubelet_seen.is_empty()) {
+                self.settled_at = Some(before);
+                return;
+            }
+        }
+    }
+
     fn names(&self, kind: &Kind) -> Vec<(String, String)> {
         self.objects
             .keys()

@@ -54,9 +54,11 @@
 //!   volume (audience `sts.amazonaws.com`, 86400 s).
 //! - Times (`creationTimestamp`, managedFields `time`, status times) have
 //!   whole seconds, from a manual clock: 2026-01-01T00:00:00Z, moved only
-//!   by [`KubeApi::advance_clock`]. Controllers never move it, so their
-//!   timestamps are deterministic; how long a rollout takes in real time
-//!   (a few ticks per pod) is not.
+//!   by [`KubeApi::advance_clock`], which first lets the controllers finish
+//!   what they have to do (as they would in that time on a real cluster).
+//!   Controllers never move the clock, so their timestamps are
+//!   deterministic; how long a rollout takes in real time (a few 10 ms
+//!   ticks per pod) is not.
 //! - JSON patch `test` ops as kube-apiserver's evanphx/json-patch v4:
 //!   `"value": null` passes on a missing member whose parent exists; a
 //!   failed op answers 422 Invalid with the fixed message "the server
@@ -202,9 +204,14 @@ impl KubeApi {
         self.shared.state().issuer = Some(issuer.to_string());
     }
 
-    /// The server's clock starts at 2026-01-01T00:00:00Z and moves only here.
+    /// The server's clock starts at 2026-01-01T00:00:00Z and moves only
+    /// here. Time passing lets the controllers catch up, as a real cluster's
+    /// do within a second: they first finish all they have to do (at the
+    /// old time: a Deployment created just before has its pods, Ready
+    /// unless the kubelet is paused), then the clock moves.
     pub fn advance_clock(&self, by: std::time::Duration) {
         let mut state = self.shared.state();
+        state.settle();
         state.now = state.now.checked_add(by).expect("the test clock stays within jiff's range");
     }
 

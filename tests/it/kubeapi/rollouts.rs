@@ -514,6 +514,25 @@ async fn times_have_whole_seconds_and_follow_the_manual_clock() {
 }
 
 #[tokio::test]
+async fn advancing_the_clock_lets_the_controllers_finish_first() {
+    let s = Setup::new().await;
+    s.create(&deployment("web", None, 2)).await;
+    s.api.advance_clock(Duration::from_secs(60));
+    assert_eq!(s.api.rollout_pending(NS, "web"), None, "a minute is enough to roll out");
+    let pods = s.api.pods(NS);
+    assert!(
+        pods.iter().all(|p| p.metadata.creation_timestamp.as_ref().unwrap().0.to_string() == "2026-01-01T00:00:00Z")
+    );
+    // With the kubelet paused, the pods exist but are not Ready.
+    s.api.set_kubelet(false);
+    s.deployments().patch("web", &PatchParams::default(), &restart("1")).await.unwrap();
+    s.api.advance_clock(Duration::from_secs(60));
+    let by_rs = s.pods_by_replica_set();
+    assert_eq!(by_rs.values().map(Vec::len).collect::<Vec<_>>().iter().sum::<usize>(), 3, "{by_rs:?}");
+    assert!(s.api.rollout_pending(NS, "web").is_some());
+}
+
+#[tokio::test]
 async fn controller_work_is_not_counted_as_requests() {
     let s = Setup::new().await;
     s.api.reset_requests();
