@@ -641,6 +641,23 @@ impl Planner<'_> {
         };
         let account = role.arn.split(':').nth(4).unwrap_or(&self.d.cluster.account_id).to_owned();
         let sid = trust::irsa_sid(self.stack());
+        if let (true, Ownership::OtherStack(owner)) = (role.manage_trust, iam_ownership(&obs.tags, self.names())) {
+            // That stack writes the role's whole trust policy from its own
+            // bindings: a statement added here would be gone at its next
+            // apply, and come back at ours, forever.
+            self.error(
+                address,
+                Some(role.span.clone()),
+                format!(
+                    "role {} is owned by irsa stack `{owner}`, which generates its whole trust policy: [roles.{}] cannot manage_trust on it",
+                    role.arn, role.key
+                ),
+                format!(
+                    "bind these service accounts to the role in stack `{owner}`, or set manage_trust = false here and let stack `{owner}` trust them"
+                ),
+            );
+            return;
+        }
         if role.manage_trust {
             let has_bindings = self.d.bindings_of(&role.key).next().is_some();
             // irsa's statement under the stack's old name goes when it is renamed.

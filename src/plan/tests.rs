@@ -925,3 +925,24 @@ fn a_rename_is_planned_only_when_asked_for() {
     // Applied, the renamed stack plans as no change.
     assert_eq!(shape(&run(&d, &in_sync(&d))), Vec::<String>::new());
 }
+
+#[test]
+fn another_stacks_role_is_never_given_a_trust_statement() {
+    let a = team("team-a", "a-app", "a");
+    let b = stack(
+        r#"
+[stack]
+name = "team-b"
+[roles.theirs]
+arn = "arn:aws:iam::123456789012:role/a-app"
+manage_trust = true
+[[service_accounts]]
+namespace = "backend"
+name = "b"
+role = "theirs"
+"#,
+    );
+    let e = errors(&b, &in_sync(&a), &PlanOptions::default());
+    assert!(e[0].message.contains("is owned by irsa stack `team-a`, which generates its whole trust policy"), "{e:?}");
+    assert!(e[0].help.contains("manage_trust = false"), "{}", e[0].help);
+}
