@@ -45,6 +45,11 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "PREFIX")]
     target: Vec<String>,
 
+    /// The stack's name until now: what carries stack OLD's markers is this
+    /// stack's, and the apply moves it to this stack's name.
+    #[arg(long, value_name = "OLD")]
+    rename_from: Option<String>,
+
     /// How many independent changes may run at once.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     parallelism: u16,
@@ -117,7 +122,11 @@ pub fn run_destroy(ctx: &Ctx, args: DestroyArgs) -> Result<u8, CliError> {
 }
 
 fn run_source(ctx: &Ctx, args: &ApplyArgs, stack: &Path, source: Source) -> Result<u8, CliError> {
-    let desired = crate::config::load(stack)?;
+    let rename_from = match &source {
+        Source::Saved(saved) => saved.rename_from.clone(),
+        Source::Stack { .. } => args.rename_from.clone(),
+    };
+    let desired = super::load_stack(stack, rename_from.as_deref())?;
     if let Source::Saved(saved) = &source
         && desired.fingerprint() != saved.desired_sha256
     {
@@ -145,7 +154,7 @@ fn run_source(ctx: &Ctx, args: &ApplyArgs, stack: &Path, source: Source) -> Resu
                     timeout: Duration::from_secs(args.lock_timeout),
                     lease_seconds: args.lock_lease_seconds,
                 };
-                let lock = lock::acquire(kube, &desired.cluster.name, &options).await?;
+                let lock = lock::acquire(kube, &desired.stack.name, &options).await?;
                 tracing::info!("holding the lock as {}", lock.holder());
                 Some(lock)
             }
@@ -176,7 +185,7 @@ async fn locked(
     let store_dir = args.store.clone().unwrap_or_else(|| crate::store::default_dir(stack));
     let store = Store::open(&store_dir)?;
     let (observed, refresh) = live::read(desired, clients).await?;
-    store.put_snapshot(&desired.cluster.name, &observed)?;
+    store.put_snapshot(&desired.stack.name, &observed)?;
     let (adopt, destroy, targets) = match source {
         Source::Stack { adopt, destroy, targets } => (*adopt, *destroy, targets.clone()),
         Source::Saved(saved) => (saved.adopt, saved.destroy, saved.plan.targets.clone()),

@@ -52,6 +52,26 @@ enum Command {
     Graph(graph::GraphArgs),
 }
 
+/// Load a stack file; with `--rename-from OLD`, as the stack that was
+/// called OLD until now (see [`crate::model::desired::Stack::renamed_from`]).
+fn load_stack(file: &std::path::Path, rename_from: Option<&str>) -> Result<crate::model::desired::Desired, CliError> {
+    let mut desired = crate::config::load(file)?;
+    if let Some(old) = rename_from {
+        let valid = crate::model::names::stack_name(old).is_ok() || crate::model::names::cluster_name(old).is_ok();
+        if !valid || old == desired.stack.name {
+            return Err(CliError::Usage {
+                message: format!("--rename-from {old}: not another stack's name"),
+                help: format!(
+                    "give the name the stack had before (its resources carry irsa:stack = OLD); this file is stack `{}`",
+                    desired.stack.name
+                ),
+            });
+        }
+        desired.stack.renamed_from = Some(old.to_owned());
+    }
+    Ok(desired)
+}
+
 /// What every command gets besides its arguments.
 pub struct Ctx {
     /// Colours on stdout.

@@ -50,6 +50,11 @@ pub struct PlanArgs {
     #[arg(long, value_name = "PREFIX")]
     target: Vec<String>,
 
+    /// The stack's name until now: what carries stack OLD's markers is this
+    /// stack's, and the plan moves it to this stack's name.
+    #[arg(long, value_name = "OLD")]
+    rename_from: Option<String>,
+
     #[command(flatten)]
     aws: AwsArgs,
 
@@ -58,7 +63,7 @@ pub struct PlanArgs {
 }
 
 pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
-    let desired = crate::config::load(&args.file)?;
+    let desired = super::load_stack(&args.file, args.rename_from.as_deref())?;
     tracing::info!(
         policies = desired.policies.len(),
         roles = desired.roles.len(),

@@ -24,5 +24,17 @@ pub fn run(_ctx: &Ctx, args: ValidateArgs) -> Result<u8, CliError> {
         desired.bindings.len(),
         if desired.bindings.len() == 1 { "" } else { "s" },
     );
+    if !desired.stack.explicit {
+        // Two files for one cluster without names of their own would both
+        // be stack <cluster>, and each would take the other's resources for
+        // its own orphans.
+        eprintln!(
+            "warning: {} has no [stack] name, so it is stack `{}` (its cluster's name, as before stacks had names of their own); if another stack file manages this cluster too, give each file its own name:\n  [stack]\n  name = \"team-a\"\nA stack already applied under the cluster's name keeps it by writing name = \"{}\", or moves with `irsa apply --rename-from {}`.",
+            args.file.display(),
+            desired.stack.name,
+            desired.stack.name,
+            desired.stack.name,
+        );
+    }
     Ok(exit::SUCCESS)
 }

@@ -10,13 +10,14 @@ use super::diagnostic::{Problem, Problems, Source};
 use super::raw::{Reporter, Sp, Span, Table};
 use crate::model::desired::{
     Binding, Cluster, DEFAULT_MAX_SESSION, Desired, OwnedRole, Policy, PolicyRef, ReferencedRole, Role, SourceFile,
-    markers,
+    Stack, markers,
 };
 use crate::model::names::{self, Invalid, closest};
 use crate::model::policy_doc::{self, PolicyDocument};
 use crate::model::quotas::{self, Quotas};
 
-const ROOT_KEYS: &[&str] = &["version", "cluster", "defaults", "policies", "roles", "service_accounts"];
+const ROOT_KEYS: &[&str] = &["version", "stack", "cluster", "defaults", "policies", "roles", "service_accounts"];
+const STACK_KEYS: &[&str] = &["name"];
 const CLUSTER_KEYS: &[&str] = &["name", "region", "account_id", "oidc_issuer", "context", "oidc_thumbprints"];
 const DEFAULTS_KEYS: &[&str] = &["role_path", "permissions_boundary", "tags"];
 const POLICY_KEYS: &[&str] = &["description", "path", "document", "document_file", "tags", "adopt"];
@@ -264,6 +265,7 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
         _ => {}
     }
 
+    let stack_name = load_stack(&mut l, &root);
     let cluster = load_cluster(&mut l, &root);
     let (role_path, boundary, default_tags) = load_defaults(&mut l, &root);
 
@@ -345,8 +347,18 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
     let (Some(cluster), true) = (cluster, l.r.problems.is_empty()) else {
         return Err(fail(l));
     };
-    let desired =
-        Desired { source: Arc::new(SourceFile { path: path.to_owned(), text }), cluster, policies, roles, bindings };
+    let stack = match stack_name {
+        Some(name) => Stack { name, explicit: true, renamed_from: None },
+        None => Stack { name: cluster.name.clone(), explicit: false, renamed_from: None },
+    };
+    let desired = Desired {
+        source: Arc::new(SourceFile { path: path.to_owned(), text }),
+        stack,
+        cluster,
+        policies,
+        roles,
+        bindings,
+    };
     let issuer = desired.cluster.oidc_issuer.clone();
     for v in quotas::check(&desired, &Quotas::default(), issuer.as_deref()) {
         l.r.error("irsa::config::quota", v.span, v.message, "over the IAM quota", Some(v.help));
@@ -387,6 +399,14 @@ fn unique_ignoring_case(l: &mut Loader<'_>, seen: &mut HashMap<String, Span>, na
 fn load_path(l: &mut Loader<'_>, t: &Table<'_, '_>) -> Option<String> {
     let p = t.string(&mut l.r, "path", "\"/irsa/\"")?;
     l.check("irsa::config::path", &p, names::iam_path).then_some(p.v)
+}
+
+/// `[stack] name`, when the file gives one (and it is valid).
+fn load_stack(l: &mut Loader<'_>, root: &Table<'_, '_>) -> Option<String> {
+    let (key, t) = root.table(&mut l.r, "stack")?;
+    let t = Table::new(t, "[stack]", key.span.clone(), STACK_KEYS, &mut l.r);
+    let name = t.required_string(&mut l.r, "name", "\"team-a\"")?;
+    l.check("irsa::config::name", &name, names::stack_name).then_some(name.v)
 }
 
 fn load_cluster(l: &mut Loader<'_>, root: &Table<'_, '_>) -> Option<Cluster> {

@@ -15,7 +15,8 @@ use super::policy_doc::PolicyDocument;
 pub mod markers {
     /// IAM tag key: present on everything irsa created.
     pub const TAG_MANAGED_BY: &str = "irsa:managed-by";
-    /// IAM tag key: the stack (cluster name) that owns the resource.
+    /// IAM tag key: the stack that owns the resource (its `[stack] name`, or
+    /// for a file without one its cluster's name).
     pub const TAG_STACK: &str = "irsa:stack";
     /// Value of [`TAG_MANAGED_BY`] and [`LABEL_MANAGED_BY`].
     pub const MANAGED_BY: &str = "irsa";
@@ -44,15 +45,33 @@ pub type Span = Range<usize>;
 #[derive(Debug, Clone)]
 pub struct Desired {
     pub source: Arc<SourceFile>,
+    /// The stack's identity: its markers, its lock, its trust statements.
+    pub stack: Stack,
     pub cluster: Cluster,
     pub policies: BTreeMap<String, Policy>,
     pub roles: BTreeMap<String, Role>,
     pub bindings: Vec<Binding>,
 }
 
+/// Who a stack is. Several stack files (one per team) may manage one
+/// cluster; each touches only what carries its own name.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    /// `[stack] name`, else the cluster's name: stacks made before stacks had
+    /// names of their own were tagged with it, and keep meaning it.
+    pub name: String,
+    /// Whether the file says `[stack] name` (false: the cluster's name stands in).
+    pub explicit: bool,
+    /// `--rename-from OLD`: what carries stack OLD's markers is this stack's,
+    /// and is planned to carry this stack's markers instead. Set by the
+    /// command line, never by the file: a rename is asked for once.
+    pub renamed_from: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Cluster {
-    /// Names the stack, the ownership tags and the apply lock.
+    /// The EKS cluster; names the OIDC provider's address. The stack's own
+    /// name is [`Stack::name`].
     pub name: String,
     pub region: String,
     pub account_id: String,
@@ -202,7 +221,7 @@ impl Desired {
     pub fn ownership_tags(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             (markers::TAG_MANAGED_BY.to_owned(), markers::MANAGED_BY.to_owned()),
-            (markers::TAG_STACK.to_owned(), self.cluster.name.clone()),
+            (markers::TAG_STACK.to_owned(), self.stack.name.clone()),
         ])
     }
 }
@@ -230,6 +249,7 @@ impl Desired {
             })
             .collect();
         let model = json!({
+            "stack": self.stack.name, "renamed_from": self.stack.renamed_from,
             "cluster": {
                 "name": self.cluster.name, "region": self.cluster.region, "account_id": self.cluster.account_id,
                 "oidc_issuer": self.cluster.oidc_issuer, "context": self.cluster.context,
@@ -254,6 +274,7 @@ impl Desired {
     pub fn for_destroy(&self) -> Desired {
         Desired {
             source: self.source.clone(),
+            stack: self.stack.clone(),
             cluster: self.cluster.clone(),
             policies: BTreeMap::new(),
             roles: self

@@ -116,7 +116,27 @@ pub fn partition_of(region: &str) -> &'static str {
     }
 }
 
-/// An EKS cluster name: it also names the stack, the ownership tags and the lock.
+/// A stack's own name (`[stack] name`): it goes into IAM tags, a Kubernetes
+/// annotation, the Lease `irsa-<name>` and trust-statement Sids, so it is a
+/// DNS-1123 label short enough for all of them.
+pub fn stack_name(name: &str) -> Result<(), Invalid> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        invalid(
+            format!("`{name}` is not a stack name"),
+            "use 1 to 63 lowercase letters, digits and `-`, starting and ending with a letter or digit (such as \"team-payments\")",
+        )
+    }
+}
+
+/// An EKS cluster name. A stack file without `[stack] name` is the stack
+/// of this name, as stacks made before stacks had names of their own.
 pub fn cluster_name(name: &str) -> Result<(), Invalid> {
     let ok = !name.is_empty()
         && name.len() <= 100

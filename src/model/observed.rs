@@ -70,6 +70,12 @@ pub struct OidcProvider {
     pub thumbprints: Vec<String>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Names of the roles in the account whose trust policy names this
+    /// provider (any stack's, or no stack's), sorted: a provider is shared
+    /// by every stack of its cluster, and none deletes it while another's
+    /// roles still trust it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_by: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -102,6 +102,22 @@ impl PolicyDocument {
             _ => &[],
         }
     }
+
+    /// Whether an Allow statement names `provider_arn` as its federated
+    /// principal: the role can be assumed through that OIDC provider.
+    pub fn names_federated(&self, provider_arn: &str) -> bool {
+        self.statements_naming_federated(provider_arn).next().is_some()
+    }
+
+    /// The Allow statements that name `provider_arn` as a federated principal.
+    pub fn statements_naming_federated<'a>(&'a self, provider_arn: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.statements().iter().filter(move |s| {
+            s.get("Effect").and_then(Value::as_str) == Some("Allow")
+                && s.pointer("/Principal/Federated")
+                    .and_then(Value::as_array)
+                    .is_some_and(|ids| ids.iter().any(|v| v.as_str() == Some(provider_arn)))
+        })
+    }
 }
 
 impl PartialEq for PolicyDocument {
@@ -1611,5 +1627,25 @@ mod tests {
         for (pattern, text, expected) in cases {
             assert_eq!(glob(pattern, text), expected, "{pattern} vs {text}");
         }
+    }
+
+    #[test]
+    fn a_trust_policy_names_its_federated_provider_in_either_form() {
+        let arn = "arn:aws:iam::123456789012:oidc-provider/oidc.example/id/A";
+        let allow = |principal: Value| {
+            PolicyDocument::from_value(json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRoleWithWebIdentity"}
+            ]}))
+        };
+        assert!(allow(json!({"Federated": arn})).names_federated(arn));
+        assert!(
+            allow(json!({"Federated": [arn, "arn:aws:iam::123456789012:oidc-provider/other"]})).names_federated(arn)
+        );
+        assert!(!allow(json!({"Federated": "arn:aws:iam::123456789012:oidc-provider/other"})).names_federated(arn));
+        assert!(!allow(json!({"Service": "ec2.amazonaws.com"})).names_federated(arn));
+        let deny = PolicyDocument::from_value(json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Deny", "Principal": {"Federated": arn}, "Action": "sts:AssumeRoleWithWebIdentity"}
+        ]}));
+        assert!(!deny.names_federated(arn), "a Deny grants nothing through the provider");
     }
 }

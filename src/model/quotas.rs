@@ -120,7 +120,7 @@ pub fn check(desired: &Desired, quotas: &Quotas, issuer: Option<&str>) -> Vec<Vi
             let host = Desired::issuer_host_path(issuer);
             let provider = desired.oidc_provider_arn(&desired.cluster.account_id, issuer);
             let statement =
-                trust::web_identity_statement(&trust::irsa_sid(&desired.cluster.name), &provider, host, &subjects);
+                trust::web_identity_statement(&trust::irsa_sid(&desired.stack.name), &provider, host, &subjects);
             let size = trust::owned_trust_policy(statement).size();
             if size > quotas.trust_policy_size {
                 out.push(Violation {

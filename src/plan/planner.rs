@@ -48,6 +48,8 @@ pub struct PlanError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Ownership {
     Ours,
+    /// Stack `--rename-from`'s: this stack's, under its old name.
+    Renamed(String),
     OtherStack(String),
     /// Not irsa's; `manager` names who made it when its markers say.
     Unowned {
@@ -55,10 +57,35 @@ enum Ownership {
     },
 }
 
-fn iam_ownership(tags: &BTreeMap<String, String>, stack: &str) -> Ownership {
+impl Ownership {
+    /// This stack's, under its name or under the name it is renamed from.
+    fn is_mine(&self) -> bool {
+        matches!(self, Ownership::Ours | Ownership::Renamed(_))
+    }
+}
+
+/// The stack's name, and the one it is renamed from.
+#[derive(Debug, Clone, Copy)]
+struct Names<'a> {
+    stack: &'a str,
+    renamed_from: Option<&'a str>,
+}
+
+impl Names<'_> {
+    fn owner(&self, stack: &str) -> Ownership {
+        if stack == self.stack {
+            Ownership::Ours
+        } else if Some(stack) == self.renamed_from {
+            Ownership::Renamed(stack.to_owned())
+        } else {
+            Ownership::OtherStack(stack.to_owned())
+        }
+    }
+}
+
+fn iam_ownership(tags: &BTreeMap<String, String>, names: Names<'_>) -> Ownership {
     match (tags.get(markers::TAG_MANAGED_BY).map(String::as_str), tags.get(markers::TAG_STACK)) {
-        (Some(markers::MANAGED_BY), Some(s)) if s == stack => Ownership::Ours,
-        (Some(markers::MANAGED_BY), Some(s)) => Ownership::OtherStack(s.clone()),
+        (Some(markers::MANAGED_BY), Some(s)) => names.owner(s),
         (manager, _) => Ownership::Unowned { manager: manager.map(str::to_owned) },
     }
 }
@@ -67,10 +94,13 @@ fn iam_ownership(tags: &BTreeMap<String, String>, stack: &str) -> Ownership {
 /// `managed-by` label is set on objects irsa creates, but an adopted object
 /// keeps the label of its maker: Helm, for one, refuses to upgrade a release
 /// whose objects lost its label.
-fn kube_ownership(labels: &BTreeMap<String, String>, annotations: &BTreeMap<String, String>, stack: &str) -> Ownership {
+fn kube_ownership(
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+    names: Names<'_>,
+) -> Ownership {
     match annotations.get(markers::ANNOTATION_STACK) {
-        Some(s) if s == stack => Ownership::Ours,
-        Some(s) => Ownership::OtherStack(s.clone()),
+        Some(s) => names.owner(s),
         None => Ownership::Unowned { manager: labels.get(markers::LABEL_MANAGED_BY).cloned() },
     }
 }
@@ -215,9 +245,16 @@ fn list(names: &[String]) -> String {
     names.join(", ")
 }
 
+impl<'a> Planner<'a> {
+    fn names(&self) -> Names<'a> {
+        let d: &'a Desired = self.d;
+        Names { stack: &d.stack.name, renamed_from: d.stack.renamed_from.as_deref() }
+    }
+}
+
 impl Planner<'_> {
     fn stack(&self) -> &str {
-        &self.d.cluster.name
+        &self.d.stack.name
     }
 
     fn add(
@@ -258,12 +295,26 @@ impl Planner<'_> {
     fn claim(&mut self, address: &Address, ownership: Ownership, adopt: bool, span: &Span, entry: &str) -> Claim {
         match ownership {
             Ownership::Ours => Claim::Manage,
+            Ownership::Renamed(old) => Claim::Adopt(format!(
+                "carries the markers of stack `{old}`; moves to stack `{}` because of --rename-from {old}",
+                self.stack()
+            )),
             Ownership::OtherStack(other) => {
+                let fix = match address {
+                    Address::Policy { name } => format!(
+                        "use another policy name here, or remove [policies.{name}] and attach stack `{other}`'s policy by its ARN (policies = [\"{}\"])",
+                        self.o.policy(name).map_or("arn:aws:iam::…:policy/…", |p| p.arn.as_str())
+                    ),
+                    _ => format!("use another name here, or remove it from stack `{other}` first"),
+                };
+                let help = format!(
+                    "one resource has one owner: {fix}; if stack `{other}` is this file under its old name, plan with --rename-from {other}"
+                );
                 self.error(
                     address.clone(),
                     Some(span.clone()),
                     format!("{address} exists and belongs to irsa stack `{other}`, not `{}`", self.stack()),
-                    format!("one resource has one owner: rename it here, or remove it from stack `{other}` first"),
+                    help,
                 );
                 Claim::Refuse
             }
@@ -302,7 +353,7 @@ impl Planner<'_> {
         if self.opts.destroy {
             return;
         }
-        let address = Address::oidc(self.stack());
+        let address = Address::oidc(&self.d.cluster.name);
         let host = Desired::issuer_host_path(&self.issuer).to_owned();
         let thumbprints = &self.d.cluster.oidc_thumbprints;
         let mut after = json!({
@@ -319,8 +370,8 @@ impl Planner<'_> {
             return;
         };
         let has_sts = obs.client_ids.iter().any(|c| c == markers::STS_AUDIENCE);
-        let ownership = iam_ownership(&obs.tags, self.stack());
-        if ownership != Ownership::Ours {
+        let ownership = iam_ownership(&obs.tags, self.names());
+        if !ownership.is_mine() {
             // A provider is one per cluster and often shared by several
             // stacks or made by eksctl: using it is fine, changing it is not.
             if !has_sts {
@@ -356,7 +407,10 @@ impl Planner<'_> {
         let (before, after) = (obj(before), obj(after));
         let changed = changed_keys(Some(&before), Some(&after));
         if !changed.is_empty() {
-            let reasons = vec![format!("not as the stack file says: {}", changed.join(", "))];
+            let mut reasons = vec![format!("not as the stack file says: {}", changed.join(", "))];
+            if let Ownership::Renamed(old) = ownership {
+                reasons.push(format!("moves from stack `{old}` to stack `{}` (--rename-from)", self.stack()));
+            }
             self.add(address, vec![Action::Update], reasons, Some(before), Some(after));
         }
     }
@@ -378,7 +432,7 @@ impl Planner<'_> {
             return;
         };
         let entry = format!("[policies.{}]", policy.name);
-        let claim = self.claim(&address, iam_ownership(&obs.tags, self.stack()), policy.adopt, &policy.span, &entry);
+        let claim = self.claim(&address, iam_ownership(&obs.tags, self.names()), policy.adopt, &policy.span, &entry);
         let before = obj(json!({
             "name": obs.name,
             "path": obs.path,
@@ -454,7 +508,7 @@ impl Planner<'_> {
             Some(obs) => {
                 let entry = format!("[roles.{}]", role.name);
                 let claim =
-                    self.claim(&address, iam_ownership(&obs.tags, self.stack()), role.adopt, &role.span, &entry);
+                    self.claim(&address, iam_ownership(&obs.tags, self.names()), role.adopt, &role.span, &entry);
                 let before = obj(json!({
                     "name": obs.name,
                     "path": obs.path,
@@ -525,7 +579,7 @@ impl Planner<'_> {
             .iam
             .policies
             .iter()
-            .find(|p| p.arn == arn && iam_ownership(&p.tags, self.stack()) == Ownership::Ours)
+            .find(|p| p.arn == arn && iam_ownership(&p.tags, self.names()).is_mine())
             .map_or_else(|| arn.to_owned(), |p| p.name.clone())
     }
 
@@ -615,22 +669,45 @@ impl Planner<'_> {
         };
         let account = role.arn.split(':').nth(4).unwrap_or(&self.d.cluster.account_id).to_owned();
         let sid = trust::irsa_sid(self.stack());
+        if let (true, Ownership::OtherStack(owner)) = (role.manage_trust, iam_ownership(&obs.tags, self.names())) {
+            // That stack writes the role's whole trust policy from its own
+            // bindings: a statement added here would be gone at its next
+            // apply, and come back at ours, forever.
+            self.error(
+                address,
+                Some(role.span.clone()),
+                format!(
+                    "role {} is owned by irsa stack `{owner}`, which generates its whole trust policy: [roles.{}] cannot manage_trust on it",
+                    role.arn, role.key
+                ),
+                format!(
+                    "bind these service accounts to the role in stack `{owner}`, or set manage_trust = false here and let stack `{owner}` trust them"
+                ),
+            );
+            return;
+        }
         if role.manage_trust {
             let has_bindings = self.d.bindings_of(&role.key).next().is_some();
-            let wanted = if has_bindings {
-                trust::merged_trust_policy(&obs.trust_policy, &sid, self.role_trust(&role.key, &account, &sid))
-            } else {
-                // No binding left: only take irsa's own statement out.
+            // irsa's statement under the stack's old name goes when it is renamed.
+            let old_sid = self.d.stack.renamed_from.as_deref().map(trust::irsa_sid);
+            let without = |sids: &[Option<&str>]| {
                 let kept: Vec<Value> = obs
                     .trust_policy
                     .statements()
                     .iter()
-                    .filter(|s| s.get("Sid").and_then(Value::as_str) != Some(&sid))
+                    .filter(|s| s.get("Sid").and_then(Value::as_str).is_none_or(|sid| !sids.contains(&Some(sid))))
                     .cloned()
                     .collect();
                 let mut doc = obs.trust_policy.canonical().clone();
                 doc["Statement"] = Value::Array(kept);
                 PolicyDocument::from_value(doc)
+            };
+            let wanted = if has_bindings {
+                let base = without(&[old_sid.as_deref()]);
+                trust::merged_trust_policy(&base, &sid, self.role_trust(&role.key, &account, &sid))
+            } else {
+                // No binding left: only take irsa's own statement out.
+                without(&[Some(&sid), old_sid.as_deref()])
             };
             if wanted != obs.trust_policy {
                 let before = obj(json!({ "arn": obs.arn, "trust_policy": obs.trust_policy }));
@@ -660,31 +737,71 @@ impl Planner<'_> {
         }
     }
 
+    /// The roles outside this stack that still trust the provider
+    /// `provider_arn` once this plan is applied: any role but this stack's
+    /// own, and a role referenced by ARN only through statements other than
+    /// irsa's (which this plan takes out when the stack lets go of it).
+    fn other_users_of(&self, provider_arn: &str, trusted_by: &[String]) -> Vec<String> {
+        let names = self.names();
+        let sids: Vec<String> = std::iter::once(self.stack()).chain(names.renamed_from).map(trust::irsa_sid).collect();
+        trusted_by
+            .iter()
+            .filter(|name| match self.o.role(name) {
+                Some(r) if iam_ownership(&r.tags, names).is_mine() => false,
+                Some(r) if self.d.roles.values().any(|d| matches!(d, Role::Referenced(d) if d.arn == r.arn)) => r
+                    .trust_policy
+                    .statements_naming_federated(provider_arn)
+                    .any(|st| st.get("Sid").and_then(Value::as_str).is_none_or(|sid| !sids.iter().any(|s| s == sid))),
+                _ => true,
+            })
+            .cloned()
+            .collect()
+    }
+
     /// IAM resources carrying this stack's markers that the stack no longer declares.
     fn orphaned_iam(&mut self) {
-        let stack = self.stack().to_owned();
+        let names = self.names();
+        let cluster = self.d.cluster.name.clone();
         let host = Desired::issuer_host_path(&self.issuer).to_owned();
         let gone = "no longer in the stack file".to_owned();
         for p in &self.o.iam.oidc_providers {
             let current = p.url == host;
-            if (current && !self.opts.destroy) || iam_ownership(&p.tags, &stack) != Ownership::Ours {
+            if (current && !self.opts.destroy) || !iam_ownership(&p.tags, names).is_mine() {
+                continue;
+            }
+            // The address names the cluster, so a second provider of the
+            // stack (an old issuer) is told apart by a suffix.
+            let address =
+                if current { Address::oidc(&cluster) } else { Address::oidc(&format!("{cluster}@{}", p.url)) };
+            // One provider serves every stack of the cluster: the stack that
+            // made it does not take it from the others' roles.
+            let users = self.other_users_of(&p.arn, &p.trusted_by);
+            if !users.is_empty() {
+                self.warn(
+                    Some(address),
+                    format!(
+                        "the OIDC provider {} is kept, though this stack made it: role{} {} outside this stack still trust{} it",
+                        p.arn,
+                        plural(&users),
+                        list(&users),
+                        if users.len() == 1 { "s" } else { "" }
+                    ),
+                );
                 continue;
             }
             let before = obj(
                 json!({ "arn": p.arn, "url": format!("https://{}", p.url), "client_ids": p.client_ids, "tags": p.tags }),
             );
-            // The address names the cluster, so a second provider of the
-            // stack (an old issuer) is told apart by a suffix.
-            let (address, reason) = if current {
-                (Address::oidc(&stack), "the stack is destroyed".to_owned())
+            let reason = if current {
+                "the stack is destroyed".to_owned()
             } else {
-                (Address::oidc(&format!("{stack}@{}", p.url)), format!("the cluster's issuer is now {}", self.issuer))
+                format!("the cluster's issuer is now {}", self.issuer)
             };
             self.add(address, vec![Action::Delete], vec![reason], Some(before), None);
         }
         let mut deleted_policy_arns = Vec::new();
         for p in &self.o.iam.policies {
-            if !self.d.policies.contains_key(&p.name) && iam_ownership(&p.tags, &stack) == Ownership::Ours {
+            if !self.d.policies.contains_key(&p.name) && iam_ownership(&p.tags, names).is_mine() {
                 let before = obj(
                     json!({ "name": p.name, "path": p.path, "arn": p.arn, "description": p.description, "document": p.document, "tags": p.tags }),
                 );
@@ -702,7 +819,7 @@ impl Planner<'_> {
             })
             .collect();
         for r in &self.o.iam.roles {
-            if owned_names.contains(&r.name.to_ascii_lowercase()) || iam_ownership(&r.tags, &stack) != Ownership::Ours {
+            if owned_names.contains(&r.name.to_ascii_lowercase()) || !iam_ownership(&r.tags, names).is_mine() {
                 continue;
             }
             let before = obj(json!({
@@ -730,7 +847,7 @@ impl Planner<'_> {
         // A policy still attached to a role outside the stack cannot be deleted.
         for (name, arn) in deleted_policy_arns {
             for r in &self.o.iam.roles {
-                if r.attached_policies.contains(&arn) && iam_ownership(&r.tags, &stack) != Ownership::Ours {
+                if r.attached_policies.contains(&arn) && !iam_ownership(&r.tags, names).is_mine() {
                     self.warn(
                         Some(Address::policy(&name)),
                         format!("policy/{name} is still attached to role {}, which this stack does not own: IAM refuses to delete it until it is detached", r.name),
@@ -777,7 +894,7 @@ impl Planner<'_> {
         };
         let entry = format!("the [[service_accounts]] entry for {}/{}", b.namespace, b.name);
         let claim =
-            self.claim(&address, kube_ownership(&obs.labels, &obs.annotations, self.stack()), b.adopt, &b.span, &entry);
+            self.claim(&address, kube_ownership(&obs.labels, &obs.annotations, self.names()), b.adopt, &b.span, &entry);
         // irsa compares only the fields it owns: other annotations and labels
         // (Helm's, say) are left alone and are not part of the diff.
         let pick = |m: &BTreeMap<String, String>, keys: &BTreeMap<String, String>| -> BTreeMap<String, String> {
@@ -830,12 +947,12 @@ impl Planner<'_> {
     }
 
     fn orphaned_service_accounts(&mut self) {
-        let stack = self.stack().to_owned();
+        let names = self.names();
         let wanted: HashSet<(&str, &str)> =
             self.d.bindings.iter().map(|b| (b.namespace.as_str(), b.name.as_str())).collect();
         for sa in &self.o.cluster.service_accounts {
             if wanted.contains(&(sa.namespace.as_str(), sa.name.as_str()))
-                || kube_ownership(&sa.labels, &sa.annotations, &stack) != Ownership::Ours
+                || !kube_ownership(&sa.labels, &sa.annotations, names).is_mine()
             {
                 continue;
             }
@@ -1096,7 +1213,7 @@ impl Planner<'_> {
         Ok(Plan {
             format_version: FORMAT_VERSION.into(),
             irsa_version: env!("CARGO_PKG_VERSION").into(),
-            stack: self.d.cluster.name.clone(),
+            stack: self.d.stack.name.clone(),
             refresh: self.opts.refresh.clone(),
             summary: Summary::of(&ordered),
             changes: ordered,

@@ -26,6 +26,9 @@ pub struct SavedPlan {
     /// How the plan was made, so that applying it re-reads the same way.
     pub adopt: bool,
     pub destroy: bool,
+    /// `--rename-from`, when the plan moves the stack from an old name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rename_from: Option<String>,
     pub plan: Plan,
 }
 
@@ -45,6 +48,7 @@ impl SavedPlan {
             desired_sha256: desired.fingerprint(),
             adopt,
             destroy,
+            rename_from: desired.stack.renamed_from.clone(),
             plan,
         }
     }

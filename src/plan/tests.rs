@@ -76,6 +76,15 @@ fn in_sync(d: &Desired) -> Observed {
         client_ids: vec!["sts.amazonaws.com".into()],
         thumbprints: vec![],
         tags: ours(d),
+        // As a refresh reports it: the stack's own roles trust the provider.
+        trusted_by: d
+            .roles
+            .values()
+            .filter_map(|r| match r {
+                Role::Owned(r) => Some(r.name.clone()),
+                Role::Referenced(_) => None,
+            })
+            .collect(),
     });
     for p in d.policies.values() {
         let mut tags = p.tags.clone();
@@ -95,7 +104,7 @@ fn in_sync(d: &Desired) -> Observed {
         let Role::Owned(r) = role else { continue };
         let subjects: Vec<String> = d.bindings_of(&r.name).map(|b| b.subject()).collect();
         let provider = format!("arn:aws:iam::123456789012:oidc-provider/{HOST}");
-        let statement = trust::web_identity_statement(&trust::irsa_sid("demo"), &provider, HOST, &subjects);
+        let statement = trust::web_identity_statement(&trust::irsa_sid(&d.stack.name), &provider, HOST, &subjects);
         let mut tags = r.tags.clone();
         tags.extend(ours(d));
         o.iam.roles.push(ObservedRole {
@@ -117,7 +126,7 @@ fn in_sync(d: &Desired) -> Observed {
         }
         let mut annotations = b.annotations.clone();
         annotations.insert(markers::ANNOTATION_ROLE_ARN.into(), d.binding_role_arn(b));
-        annotations.insert(markers::ANNOTATION_STACK.into(), "demo".into());
+        annotations.insert(markers::ANNOTATION_STACK.into(), d.stack.name.clone());
         o.cluster.service_accounts.push(ObservedServiceAccount {
             namespace: b.namespace.clone(),
             name: b.name.clone(),
@@ -773,6 +782,171 @@ fn an_annotation_dropped_from_the_file_is_removed_only_if_irsa_wrote_it() {
     assert!(c.before.as_ref().unwrap()["annotations"].get("eks.amazonaws.com/sts-regional-endpoints").is_some());
     assert!(c.after.as_ref().unwrap()["annotations"].get("eks.amazonaws.com/sts-regional-endpoints").is_none());
     assert!(c.before.as_ref().unwrap()["annotations"].get("team.example.com/owner").is_none(), "not irsa's: not shown");
+}
+
+/// `basic()`'s body as stack `name`, and another team's stack beside it.
+fn team(name: &str, role: &str, sa: &str) -> Desired {
+    stack(&format!(
+        r#"
+[stack]
+name = "{name}"
+[policies.{role}-read]
+document = '{READ}'
+[roles.{role}]
+policies = ["{role}-read"]
+[[service_accounts]]
+namespace = "backend"
+name = "{sa}"
+role = "{role}"
+"#
+    ))
+}
+
+/// What exists once both stacks are applied.
+fn both_applied(a: &Desired, b: &Desired) -> Observed {
+    let mut o = in_sync(a);
+    let other = in_sync(b);
+    o.iam.roles.extend(other.iam.roles);
+    o.iam.policies.extend(other.iam.policies);
+    o.cluster.service_accounts.extend(other.cluster.service_accounts);
+    // One provider, made by the first stack, trusted by both stacks' roles.
+    o.iam.oidc_providers[0].trusted_by.extend(other.iam.oidc_providers[0].trusted_by.clone());
+    o.iam.oidc_providers[0].trusted_by.sort();
+    o
+}
+
+#[test]
+fn two_stacks_on_one_cluster_never_take_each_others_resources() {
+    let a = team("team-a", "a-app", "a");
+    let b = team("team-b", "b-app", "b");
+    // B plans after A applied: only its own creates; A's provider is used as is.
+    let p = run(&b, &in_sync(&a));
+    assert_eq!(
+        shape(&p),
+        ["policy/b-app-read create", "role/b-app create", "role/b-app/attach/b-app-read create", "sa/backend/b create"]
+    );
+    assert_eq!(change(&p, "role/b-app").after.as_ref().unwrap()["tags"]["irsa:stack"], "team-b");
+    // Once both applied, each plans as no change.
+    let o = both_applied(&a, &b);
+    let p = run(&a, &o);
+    assert_eq!(shape(&p), Vec::<String>::new(), "{:#?}", p.changes);
+    assert_eq!(shape(&run(&b, &o)), Vec::<String>::new());
+}
+
+#[test]
+fn destroying_one_stack_keeps_the_provider_the_other_still_uses() {
+    let a = team("team-a", "a-app", "a");
+    let b = team("team-b", "b-app", "b");
+    let o = both_applied(&a, &b);
+    let destroy = PlanOptions { destroy: true, ..Default::default() };
+    let p = run_with(&a.for_destroy(), &o, &destroy);
+    assert_eq!(
+        shape(&p),
+        ["policy/a-app-read delete", "role/a-app delete", "role/a-app/attach/a-app-read delete", "sa/backend/a delete"]
+    );
+    let kept = p.warnings.iter().find(|w| w.address.as_ref().is_some_and(|a| a.to_string() == "oidc/demo"));
+    assert!(
+        kept.is_some_and(|w| w.message.contains("is kept") && w.message.contains("role b-app outside this stack")),
+        "{:?}",
+        p.warnings
+    );
+    // B, which did not make the provider, never deletes it either.
+    let p = run_with(&b.for_destroy(), &o, &destroy);
+    assert!(!shape(&p).iter().any(|s| s.starts_with("oidc/")), "{:?}", shape(&p));
+    // The last user gone, the stack that made it deletes it.
+    let mut alone = o.clone();
+    alone.iam.oidc_providers[0].trusted_by.retain(|r| r == "a-app");
+    let p = run_with(&a.for_destroy(), &alone, &destroy);
+    assert!(shape(&p).contains(&"oidc/demo delete".to_owned()), "{:?}", shape(&p));
+}
+
+#[test]
+fn a_policy_name_claimed_by_two_stacks_is_refused_naming_both() {
+    let a = team("team-a", "a-app", "a");
+    let b = stack(&format!(
+        r#"
+[stack]
+name = "team-b"
+[policies.a-app-read]
+document = '{READ}'
+[roles.b-app]
+policies = ["a-app-read"]
+[[service_accounts]]
+namespace = "backend"
+name = "b"
+role = "b-app"
+"#
+    ));
+    let e = errors(&b, &in_sync(&a), &PlanOptions { adopt: true, ..Default::default() });
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].message, "policy/a-app-read exists and belongs to irsa stack `team-a`, not `team-b`");
+    assert!(e[0].help.contains(r#"policies = ["arn:aws:iam::123456789012:policy/a-app-read"]"#), "{}", e[0].help);
+}
+
+#[test]
+fn an_old_stack_named_like_its_cluster_plans_as_no_change() {
+    let d = basic();
+    assert!(!d.stack.explicit);
+    assert_eq!(d.stack.name, "demo", "a file without [stack] name is its cluster's stack");
+    assert_eq!(shape(&run(&d, &in_sync(&d))), Vec::<String>::new());
+}
+
+#[test]
+fn a_rename_is_planned_only_when_asked_for() {
+    let old = basic();
+    let o = in_sync(&old);
+    let renamed = |from: Option<&str>| {
+        let mut d = stack(&format!(
+            "[stack]\nname = \"team-a\"\n{}",
+            &old.source.text.split_once("oidc_issuer").unwrap().1.split_once('\n').unwrap().1
+        ));
+        d.stack.renamed_from = from.map(str::to_owned);
+        d
+    };
+    // Without --rename-from, stack demo's resources are not team-a's to take.
+    let e = errors(&renamed(None), &o, &PlanOptions::default());
+    assert!(e.iter().all(|e| e.message.contains("belongs to irsa stack `demo`, not `team-a`")), "{e:?}");
+    assert!(e[0].help.contains("--rename-from demo"), "{}", e[0].help);
+    // With it, every resource moves to the new markers and nothing is deleted.
+    let d = renamed(Some("demo"));
+    let p = run(&d, &o);
+    assert!(!shape(&p).iter().any(|s| s.contains("delete")), "{:?}", shape(&p));
+    for address in ["oidc/demo", "policy/read", "role/app", "sa/backend/app"] {
+        let c = change(&p, address);
+        let after = c.after.as_ref().unwrap();
+        let marker = after.get("tags").unwrap_or_else(|| &after["annotations"]);
+        let key = if address.starts_with("sa/") { markers::ANNOTATION_STACK } else { markers::TAG_STACK };
+        assert_eq!(marker[key], "team-a", "{address}");
+    }
+    assert!(
+        change(&p, "role/app")
+            .reasons
+            .iter()
+            .any(|r| r.contains("moves to stack `team-a` because of --rename-from demo"))
+    );
+    // Applied, the renamed stack plans as no change.
+    assert_eq!(shape(&run(&d, &in_sync(&d))), Vec::<String>::new());
+}
+
+#[test]
+fn another_stacks_role_is_never_given_a_trust_statement() {
+    let a = team("team-a", "a-app", "a");
+    let b = stack(
+        r#"
+[stack]
+name = "team-b"
+[roles.theirs]
+arn = "arn:aws:iam::123456789012:role/a-app"
+manage_trust = true
+[[service_accounts]]
+namespace = "backend"
+name = "b"
+role = "theirs"
+"#,
+    );
+    let e = errors(&b, &in_sync(&a), &PlanOptions::default());
+    assert!(e[0].message.contains("is owned by irsa stack `team-a`, which generates its whole trust policy"), "{e:?}");
+    assert!(e[0].help.contains("manage_trust = false"), "{}", e[0].help);
 }
 
 /// A settled rollout of `replicas` pods at generation `generation`.

@@ -182,6 +182,8 @@ where
 #[derive(Debug, Clone)]
 pub struct Scope {
     pub stack: String,
+    /// The stack's old name, when it is renamed: its resources are read too.
+    pub renamed_from: Option<String>,
     /// The issuer without `https://`, when known.
     pub issuer_host_path: Option<String>,
     /// Names of owned roles, and of referenced roles (from their ARNs).
@@ -202,7 +204,8 @@ impl Scope {
             })
             .collect();
         Scope {
-            stack: desired.cluster.name.clone(),
+            stack: desired.stack.name.clone(),
+            renamed_from: desired.stack.renamed_from.clone(),
             issuer_host_path: issuer.map(|i| Desired::issuer_host_path(i).trim_end_matches('/').to_owned()),
             role_names,
             policy_names: desired.policies.keys().cloned().collect(),
@@ -211,7 +214,12 @@ impl Scope {
     }
 
     fn wants_role(&self, name: &str, tags: &BTreeMap<String, String>) -> bool {
-        self.role_names.iter().any(|n| n.eq_ignore_ascii_case(name)) || is_ours(tags, &self.stack)
+        self.role_names.iter().any(|n| n.eq_ignore_ascii_case(name)) || self.owns(tags)
+    }
+
+    /// Whether `tags` are this stack's markers, under its name or its old one.
+    fn owns(&self, tags: &BTreeMap<String, String>) -> bool {
+        is_ours(tags, &self.stack) || self.renamed_from.as_deref().is_some_and(|old| is_ours(tags, old))
     }
 
     fn wants_policy(&self, name: &str) -> bool {
@@ -240,6 +248,19 @@ fn description(d: Option<&str>) -> Option<String> {
     d.filter(|d| !d.is_empty()).map(str::to_owned)
 }
 
+/// Roles by name with their trust policies.
+type Trusts = Vec<(String, PolicyDocument)>;
+type RoleListing = (HashMap<String, (Option<String>, u32)>, Trusts);
+
+/// The names of the roles whose trust policy names `provider_arn` as a
+/// federated principal, sorted.
+fn trusting(trusts: &Trusts, provider_arn: &str) -> Vec<String> {
+    let mut names: Vec<String> =
+        trusts.iter().filter(|(_, doc)| doc.names_federated(provider_arn)).map(|(n, _)| n.clone()).collect();
+    names.sort();
+    names
+}
+
 fn is_ours(tags: &BTreeMap<String, String>, stack: &str) -> bool {
     tags.get(markers::TAG_STACK).is_some_and(|s| s == stack)
         && tags.get(markers::TAG_MANAGED_BY).is_some_and(|m| m == markers::MANAGED_BY)
@@ -261,11 +282,20 @@ fn document(operation: &'static str, text: Option<&str>) -> Result<PolicyDocumen
 impl Iam {
     /// Read the observed IAM state for `scope` with `strategy`.
     pub async fn refresh(&self, scope: &Scope, strategy: Strategy) -> Result<ObservedIam, CallError> {
-        let oidc_providers = self.oidc_providers(scope).await?;
-        let (roles, policies) = match strategy {
+        let mut oidc_providers = self.oidc_providers(scope).await?;
+        let (roles, policies, trusts) = match strategy {
             Strategy::Bulk => self.bulk(scope).await?,
-            Strategy::PerResource => self.per_resource(scope).await?,
+            Strategy::PerResource => {
+                let (roles, policies) = self.per_resource(scope).await?;
+                // Which roles trust the provider is an account-wide question:
+                // one paginated listing answers it, and only when there is a provider.
+                let trusts = if oidc_providers.is_empty() { Vec::new() } else { self.list_roles().await?.1 };
+                (roles, policies, trusts)
+            }
         };
+        for p in &mut oidc_providers {
+            p.trusted_by = trusting(&trusts, &p.arn);
+        }
         let quotas = Some(self.quotas().await?);
         Ok(ObservedIam { oidc_providers, roles, policies, quotas })
     }
@@ -293,6 +323,7 @@ impl Iam {
                 client_ids: p.client_id_list().to_vec(),
                 thumbprints: p.thumbprint_list().to_vec(),
                 tags: tag_map(p.tags()),
+                trusted_by: Vec::new(),
             });
         }
         Ok(out)
@@ -314,17 +345,29 @@ impl Iam {
         Ok(q)
     }
 
-    async fn bulk(&self, scope: &Scope) -> Result<(Vec<ObservedRole>, Vec<ObservedPolicy>), CallError> {
-        // Description and maximum session are not in the authorization details.
-        let mut role_extras: HashMap<String, (Option<String>, u32)> = HashMap::new();
+    /// Every role of the account, through ListRoles: its description and
+    /// maximum session (which the authorization details lack), and its
+    /// trust policy (name, document), for [`trusting`].
+    async fn list_roles(&self) -> Result<RoleListing, CallError> {
+        let mut extras: HashMap<String, (Option<String>, u32)> = HashMap::new();
+        let mut trusts = Vec::new();
         let mut pages = self.client.list_roles().max_items(1000).into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = call("ListRoles", page)?;
             for r in page.roles() {
                 let max = r.max_session_duration().and_then(|m| u32::try_from(m).ok()).unwrap_or(3600);
-                role_extras.insert(r.role_name().to_owned(), (description(r.description()), max));
+                extras.insert(r.role_name().to_owned(), (description(r.description()), max));
+                if let Some(text) = r.assume_role_policy_document() {
+                    trusts.push((r.role_name().to_owned(), document("ListRoles", Some(text))?));
+                }
             }
         }
+        Ok((extras, trusts))
+    }
+
+    async fn bulk(&self, scope: &Scope) -> Result<(Vec<ObservedRole>, Vec<ObservedPolicy>, Trusts), CallError> {
+        // Description and maximum session are not in the authorization details.
+        let (role_extras, trusts) = self.list_roles().await?;
 
         let mut roles = Vec::new();
         let mut policy_details = Vec::new();
@@ -378,7 +421,7 @@ impl Iam {
         // was until the file changed). Only those need their tags.
         let attached: HashSet<&str> = roles
             .iter()
-            .filter(|r| is_ours(&r.tags, &scope.stack))
+            .filter(|r| scope.owns(&r.tags))
             .flat_map(|r| r.attached_policies.iter().map(String::as_str))
             .collect();
         let mut policies = Vec::new();
@@ -392,7 +435,7 @@ impl Iam {
             }
             let default = p.policy_version_list().iter().find(|v| v.is_default_version());
             let tags = self.policy_tags(arn).await?;
-            if !scope.wants_policy(name) && !is_ours(&tags, &scope.stack) {
+            if !scope.wants_policy(name) && !scope.owns(&tags) {
                 continue;
             }
             policies.push(ObservedPolicy {
@@ -406,7 +449,8 @@ impl Iam {
                 tags,
             });
         }
-        Ok(normalized(roles, policies))
+        let (roles, policies) = normalized(roles, policies);
+        Ok((roles, policies, trusts))
     }
 
     async fn policy_tags(&self, arn: &str) -> Result<BTreeMap<String, String>, CallError> {

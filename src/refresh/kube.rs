@@ -178,7 +178,8 @@ impl Kube {
         };
         for sa in mine {
             let o = observe_sa(&sa.metadata);
-            if o.annotations.get(markers::ANNOTATION_STACK) == Some(&desired.cluster.name) {
+            let stack = o.annotations.get(markers::ANNOTATION_STACK);
+            if stack == Some(&desired.stack.name) || stack.is_some() && stack == desired.stack.renamed_from.as_ref() {
                 service_accounts.entry((o.namespace.clone(), o.name.clone())).or_insert(o);
             }
         }

@@ -447,3 +447,72 @@ fn apply_on_a_terminal_asks_and_only_yes_goes_ahead() {
     assert!(screen.contains("Apply complete: 8 steps done"), "{screen}");
     assert!(moto.block_on(moto.iam.get_role().role_name("backend-messages").send()).is_ok());
 }
+
+/// The example as a stack made before stacks had names: no `[stack]`.
+fn unnamed_example(dir: &Path) -> String {
+    let text = std::fs::read_to_string(STACK).unwrap().replace("[stack]\nname = \"ekshandson\"\n", "");
+    assert!(!text.contains("[stack]"));
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    for p in ["messages-read", "messages-write", "messages-stream"] {
+        std::fs::copy(format!("plans/policies/{p}.json"), dir.join(format!("policies/{p}.json"))).unwrap();
+    }
+    let path = dir.join("old.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_stack_applied_before_stacks_had_names_plans_as_no_change() {
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    let old = unnamed_example(dir.path());
+    moto.hand_made_role("Role");
+    let (code, _, stderr) = apply(&moto, &old, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    // It carries its cluster's name, and keeps meaning it.
+    let role = moto.block_on(moto.iam.get_role().role_name("backend-messages").send()).unwrap();
+    assert!(role.role().unwrap().tags().iter().any(|t| t.key() == "irsa:stack" && t.value() == "ekshandson"));
+    assert_eq!(shape(&plan_json(&moto, &old, &[])), Vec::<String>::new());
+    // Writing that name down explicitly changes nothing either.
+    assert_eq!(shape(&plan_json(&moto, STACK, &[])), Vec::<String>::new());
+}
+
+#[test]
+fn a_stack_is_renamed_only_with_rename_from() {
+    let moto = Moto::start();
+    applied(&moto);
+    let dir = tempfile::tempdir().unwrap();
+    let _ = unnamed_example(dir.path());
+    let text = std::fs::read_to_string(STACK)
+        .unwrap()
+        .replace("name = \"ekshandson\"\n\n[cluster]", "name = \"messaging\"\n\n[cluster]");
+    assert!(text.contains("name = \"messaging\""));
+    let renamed = dir.path().join("renamed.toml");
+    std::fs::write(&renamed, text).unwrap();
+    let renamed = renamed.to_str().unwrap();
+
+    // A new name alone is another stack: the old one's resources are refused, never taken.
+    let (code, _, stderr) = moto.irsa(&with(&["plan", renamed], IAM_ONLY));
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("role/backend-messages exists and belongs to irsa stack `ekshandson`, not `messaging`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("plan with --rename-from ekshandson"), "{stderr}");
+
+    // With --rename-from, the markers move, as a planned change; nothing is deleted.
+    let plan = plan_json(&moto, renamed, &["--rename-from", "ekshandson"]);
+    let shape = shape(&plan);
+    assert!(!shape.iter().any(|s| s.contains("delete")), "{plan:#}");
+    assert!(shape.contains(&"role/backend-messages adopt".to_owned()), "{plan:#}");
+    assert!(shape.contains(&"oidc/ekshandson update".to_owned()), "{plan:#}");
+    let (code, _, stderr) = apply(&moto, renamed, &["--rename-from", "ekshandson"]);
+    assert_eq!(code, 0, "{stderr}");
+    let role = moto.block_on(moto.iam.get_role().role_name("backend-messages").send()).unwrap();
+    assert!(role.role().unwrap().tags().iter().any(|t| t.key() == "irsa:stack" && t.value() == "messaging"));
+    assert_eq!(super::support::plan_shape(&plan_json(&moto, renamed, &[])), Vec::<String>::new());
+    // The old name now owns nothing: its file would create everything anew.
+    let (code, _, stderr) = moto.irsa(&with(&["plan", STACK], IAM_ONLY));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("belongs to irsa stack `messaging`, not `ekshandson`"), "{stderr}");
+}

@@ -12,6 +12,9 @@ fn validate_accepts_every_shipped_stack() {
         assert_eq!(code, 0, "{stack}: {stderr}");
         assert!(stdout.is_empty(), "validate prints nothing on stdout");
         assert!(stderr.contains("is valid"), "{stderr}");
+        // Only the stack without a name of its own is told to get one.
+        let warned = stderr.contains("has no [stack] name, so it is stack");
+        assert_eq!(warned, stack == "plans/in-sync.toml", "{stack}: {stderr}");
     }
 }
 
@@ -61,7 +64,7 @@ fn an_unowned_role_is_refused_at_its_line_until_adopted() {
     assert!(stdout.is_empty());
     assert!(
         stderr
-            .contains("error: plans/in-sync.toml:35:8: role/events-consumer already exists and is not managed by irsa"),
+            .contains("error: plans/in-sync.toml:39:8: role/events-consumer already exists and is not managed by irsa"),
         "{stderr}"
     );
     assert!(stderr.contains("set adopt = true on [roles.events-consumer]"), "{stderr}");

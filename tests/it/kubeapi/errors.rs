@@ -61,10 +61,17 @@ impl ApiError {
         ApiError::new(422, "Invalid", message, details)
     }
 
-    /// A patch that does not apply (a failed JSON patch `test`, a missing
-    /// path): 422 with reason Invalid, as the API server's patch handler.
-    pub fn unprocessable(message: impl Into<String>) -> ApiError {
-        ApiError::new(422, "Invalid", message.into(), json!({}))
+    /// A JSON patch that does not apply (a failed `test`, a missing path):
+    /// the API server answers `NewGenericServerResponse(422, …)`, i.e.
+    /// reason Invalid, empty details and a fixed message that drops
+    /// json-patch's own.
+    pub fn unprocessable() -> ApiError {
+        ApiError::new(
+            422,
+            "Invalid",
+            "the server rejected our request due to an error in our request".into(),
+            json!({}),
+        )
     }
 
     /// Server-side apply conflicts: one cause per field and owner.

@@ -49,11 +49,15 @@ pub struct Entry {
     pub api_version: String,
     pub time: String,
     pub fields: BTreeSet<Path>,
+    /// `Some("status")` for writes through the status subresource, which
+    /// own paths under `status` only.
+    pub subresource: Option<String>,
 }
 
 impl Entry {
+    /// An entry of the main resource (not a subresource's).
     fn is(&self, manager: &str, operation: Operation) -> bool {
-        self.manager == manager && self.operation == operation
+        self.manager == manager && self.operation == operation && self.subresource.is_none()
     }
 }
 
@@ -153,6 +157,7 @@ pub fn parse(obj: &Value) -> Vec<Entry> {
                 api_version: text("apiVersion").unwrap_or_default(),
                 time: text("time").unwrap_or_default(),
                 fields,
+                subresource: text("subresource"),
             })
         })
         .collect()
@@ -197,14 +202,18 @@ pub fn render(entries: &[Entry]) -> Value {
                         node = next;
                     }
                 }
-                json!({
+                let mut entry = json!({
                     "manager": e.manager,
                     "operation": e.operation.as_str(),
                     "apiVersion": e.api_version,
                     "time": e.time,
                     "fieldsType": "FieldsV1",
                     "fieldsV1": root,
-                })
+                });
+                if let Some(subresource) = &e.subresource {
+                    entry["subresource"] = json!(subresource);
+                }
+                entry
             })
             .collect(),
     )
@@ -236,10 +245,55 @@ pub fn record_update(entries: &mut Vec<Entry>, old: Option<&Value>, new: &Value,
                 api_version: api_version.to_string(),
                 time: now.to_string(),
                 fields: changed,
+                subresource: None,
             }),
         }
     }
-    prune(entries, &new_leaves);
+    prune(entries, new);
+}
+
+/// The leaves under `status`, as the status subresource's writers own them.
+fn status_leaves(obj: &Value) -> BTreeMap<Path, &Value> {
+    let mut out = BTreeMap::new();
+    if let Some(status) = obj.get("status") {
+        walk(status, vec!["status".to_string()], &mut out);
+    }
+    out
+}
+
+/// An Update through the status subresource: like [`record_update`], over
+/// the paths under `status`, in an entry marked `subresource: status`.
+/// `touched` refreshes the entry's time even when no field changed (a
+/// write that bumped the resourceVersion anyway).
+pub fn record_status_update(entries: &mut Vec<Entry>, old: &Value, new: &Value, writer: Writer, touched: bool) {
+    let Writer { manager, api_version, now } = writer;
+    let new_leaves = status_leaves(new);
+    let old_leaves = status_leaves(old);
+    let changed: BTreeSet<Path> =
+        new_leaves.iter().filter(|(p, v)| old_leaves.get(*p) != Some(*v)).map(|(p, _)| p.clone()).collect();
+    let removed = old_leaves.keys().any(|p| !new_leaves.contains_key(p));
+    let mine = |e: &Entry| e.manager == manager && e.subresource.as_deref() == Some("status");
+    for entry in entries.iter_mut().filter(|e| !mine(e)) {
+        entry.fields.retain(|f| !changed.iter().any(|c| overlaps(f, c)));
+    }
+    if !changed.is_empty() || removed || touched {
+        match entries.iter_mut().find(|e| mine(e)) {
+            Some(entry) => {
+                entry.fields.extend(changed);
+                entry.time = now.to_string();
+                entry.api_version = api_version.to_string();
+            }
+            None => entries.push(Entry {
+                manager: manager.to_string(),
+                operation: Operation::Update,
+                api_version: api_version.to_string(),
+                time: now.to_string(),
+                fields: changed,
+                subresource: Some("status".to_string()),
+            }),
+        }
+    }
+    prune(entries, new);
 }
 
 /// Server-side apply: the fields of `config` that other managers own with a
@@ -314,15 +368,19 @@ pub fn record_apply(
             api_version: api_version.to_string(),
             time: now.to_string(),
             fields: applied,
+            subresource: None,
         }),
     }
-    prune(entries, &leaves(new));
+    prune(entries, new);
 }
 
-/// Keeps only leaves that exist, and only entries that own something.
-fn prune(entries: &mut Vec<Entry>, leaves: &BTreeMap<Path, &Value>) {
+/// Keeps only leaves that exist (under `status` for status entries), and
+/// only entries that own something.
+fn prune(entries: &mut Vec<Entry>, obj: &Value) {
+    let (main, status) = (leaves(obj), status_leaves(obj));
     for entry in entries.iter_mut() {
-        entry.fields.retain(|f| leaves.contains_key(f));
+        let present = if entry.subresource.is_some() { &status } else { &main };
+        entry.fields.retain(|f| present.contains_key(f));
     }
     entries.retain(|e| !e.fields.is_empty());
 }

@@ -49,6 +49,15 @@ pub const DEPLOYMENTS: Kind = Kind {
     namespaced: true,
     short_names: &["deploy"],
 };
+pub const REPLICA_SETS: Kind = Kind {
+    group: "apps",
+    version: "v1",
+    plural: "replicasets",
+    singular: "replicaset",
+    kind: "ReplicaSet",
+    namespaced: true,
+    short_names: &["rs"],
+};
 pub const LEASES: Kind = Kind {
     group: "coordination.k8s.io",
     version: "v1",
@@ -59,7 +68,7 @@ pub const LEASES: Kind = Kind {
     short_names: &[],
 };
 
-pub const ALL: [&Kind; 5] = [&NAMESPACES, &SERVICE_ACCOUNTS, &PODS, &DEPLOYMENTS, &LEASES];
+pub const ALL: [&Kind; 6] = [&NAMESPACES, &SERVICE_ACCOUNTS, &PODS, &DEPLOYMENTS, &REPLICA_SETS, &LEASES];
 
 impl Kind {
     pub fn api_version(&self) -> String {
@@ -71,10 +80,14 @@ impl Kind {
         if self.group.is_empty() { self.plural.to_string() } else { format!("{}.{}", self.plural, self.group) }
     }
 
-    /// Kinds whose `status` belongs to the status subresource: writes to
-    /// the main resource leave it as it was.
+    /// Kinds whose `status` belongs to the status subresource
+    /// (`.../{name}/status`): writes to the main resource leave it as it was.
     pub fn has_status(&self) -> bool {
-        matches!(self.plural, "namespaces" | "pods" | "deployments")
+        matches!(self.plural, "namespaces" | "pods" | "deployments" | "replicasets")
+    }
+
+    pub fn find_plural(plural: &str) -> Option<&'static Kind> {
+        ALL.into_iter().find(|k| k.plural == plural)
     }
 
     pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Kind> {
@@ -83,21 +96,28 @@ impl Kind {
 }
 
 const VERBS: [&str; 7] = ["create", "delete", "deletecollection", "get", "list", "patch", "update"];
+const STATUS_VERBS: [&str; 3] = ["get", "patch", "update"];
 
 /// `APIResourceList` for `/api/v1` or `/apis/{group}/{version}`.
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+    // Each kind, then its status subresource (as `kubectl api-resources` lists them).
     let resources: Vec<Value> = ALL
         .into_iter()
         .filter(|k| k.group == group && k.version == version)
-        .map(|k| {
-            json!({
+        .flat_map(|k| {
+            let main = json!({
                 "name": k.plural,
                 "singularName": k.singular,
                 "namespaced": k.namespaced,
                 "kind": k.kind,
                 "verbs": VERBS,
                 "shortNames": k.short_names,
-            })
+            });
+            let status = k.has_status().then(|| {
+                json!({"name": format!("{}/status", k.plural), "singularName": "", "namespaced": k.namespaced,
+                    "kind": k.kind, "verbs": STATUS_VERBS})
+            });
+            std::iter::once(main).chain(status)
         })
         .collect();
     if resources.is_empty() {

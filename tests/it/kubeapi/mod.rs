@@ -1,28 +1,109 @@
 //! A Kubernetes API server for tests: real HTTP/1.1 and JSON on 127.0.0.1,
 //! so irsa's tests drive the real `kube` client (no kube-apiserver binary
 //! can be installed here; see NOTES.md). It serves namespaces,
-//! ServiceAccounts, pods, Deployments and Leases with the API conventions
-//! irsa relies on (resourceVersion, conflicts, patches, server-side apply,
-//! managedFields, Status errors), a Deployment controller that replaces
-//! pods at once, and the EKS pod identity webhook.
+//! ServiceAccounts, pods, Deployments, ReplicaSets and Leases with the API
+//! conventions irsa relies on (resourceVersion, conflicts, patches,
+//! server-side apply, managedFields, Status errors), and runs, behind the
+//! API, what a real cluster runs: kube-controller-manager's Deployment,
+//! ReplicaSet and garbage collector controllers, a kubelet, and the EKS pod
+//! identity webhook. It aims to be no kinder than a real cluster where irsa
+//! could tell the difference.
+//!
+//! What it promises (each promise has a test in `tests.rs` or `rollouts.rs`):
+//! - Every write bumps the object's `resourceVersion`, controllers' writes
+//!   included, so a Deployment's version moves while its spec stands still
+//!   (pods becoming Ready, a rescale, a new revision annotation). A write
+//!   that changes nothing is no write. `metadata.generation` starts at 1 and
+//!   moves only when `spec` changes.
+//! - `status` is a subresource of namespaces, pods, Deployments and
+//!   ReplicaSets: `GET/PUT/PATCH .../{name}/status`. A write to the main
+//!   resource keeps the stored status; a write to `/status` keeps the stored
+//!   spec and metadata and takes only `status`; its managedFields entry has
+//!   `subresource: status`. Pods are created `Pending`, Deployments and
+//!   ReplicaSets without status.
+//! - Controllers act after the write is answered, never inside a request:
+//!   a pass every 10 ms (`TICK`) while anything changed. The Deployment
+//!   controller creates one ReplicaSet per pod template (`<deploy>-<hash>`,
+//!   label `pod-template-hash`, ownerReference to the Deployment, annotation
+//!   `deployment.kubernetes.io/revision`, copied to the Deployment) and
+//!   rolls: the new ReplicaSet grows within maxSurge (default 25 %, rounded
+//!   up), old ones shrink only while enough pods are available (maxUnavailable
+//!   25 %, rounded down; 2 replicas roll one at a time); `Recreate` empties
+//!   the old ones first. A template change (the `restartedAt` annotation
+//!   too) rolls; a `spec.replicas` change only resizes. Its status:
+//!   `observedGeneration`, `replicas`, `updatedReplicas`, `readyReplicas`,
+//!   `availableReplicas`, `unavailableReplicas` (each omitted when zero, as
+//!   `omitempty` does) and `Available`/`Progressing` conditions.
+//! - The ReplicaSet controller keeps `spec.replicas` pods named
+//!   `<rs>-<5 chars>` owned by it (removing not-Ready, then newest, first);
+//!   when admission refuses a pod (its ServiceAccount does not exist) it
+//!   sets a `ReplicaFailure` condition and retries on later passes.
+//! - The garbage collector deletes objects whose owners are all gone, one
+//!   level per pass (a deleted Deployment's ReplicaSets, then their pods).
+//! - The kubelet stand-in starts a pod one pass after it saw it Pending:
+//!   `Running`, Ready conditions, `startTime`, container statuses, pod IP,
+//!   by a status write (manager `kubelet`). [`KubeApi::set_kubelet`] pauses
+//!   it, which holds a rollout where it is.
+//! - Admission defaults `spec.serviceAccountName` (and `serviceAccount`) to
+//!   `default` and refuses pods of a ServiceAccount that does not exist
+//!   (403). The pod identity webhook acts at pod CREATE only, from the
+//!   ServiceAccount's `eks.amazonaws.com/role-arn` annotation at that
+//!   moment: `AWS_ROLE_ARN`, `AWS_WEB_IDENTITY_TOKEN_FILE` and the
+//!   `aws-iam-token` mount in each container that does not set up web
+//!   identity itself, `AWS_STS_REGIONAL_ENDPOINTS`, and the projected token
+//!   volume (audience `sts.amazonaws.com`, 86400 s).
+//! - Times (`creationTimestamp`, managedFields `time`, status times) have
+//!   whole seconds, from a manual clock: 2026-01-01T00:00:00Z, moved only
+//!   by [`KubeApi::advance_clock`], which first lets the controllers finish
+//!   what they have to do (as they would in that time on a real cluster).
+//!   Controllers never move the clock, so their timestamps are
+//!   deterministic; how long a rollout takes in real time (a few 10 ms
+//!   ticks per pod) is not.
+//! - JSON patch `test` ops as kube-apiserver's evanphx/json-patch v4:
+//!   `"value": null` passes on a missing member whose parent exists; a
+//!   failed op answers 422 Invalid with the fixed message "the server
+//!   rejected our request due to an error in our request".
+//! - [`KubeApi::requests`] counts HTTP requests only, not controller work.
+//!
+//! Test hooks: [`KubeApi::set_kubelet`], [`KubeApi::touch_status`] (a
+//! status write that moves the resourceVersion and nothing else),
+//! [`KubeApi::set_status_churn`] (the same for every Deployment,
+//! periodically), [`KubeApi::scale`], [`KubeApi::pods`],
+//! [`KubeApi::replica_sets`], [`KubeApi::rollout_pending`] and
+//! [`KubeApi::wait_rolled_out`].
 //!
 //! Layers: [`route`] maps a request to a resource, `store` does the writes,
 //! `fields` the managedFields, `patch` the patch formats, `selector` the
-//! label and field selectors, `controller` the Deployment controller.
+//! label and field selectors, `controller` what runs behind the API.
 //!
 //! Simplified on purpose (a real cluster differs): strategic merge patch is
 //! a merge patch (lists replaced); managedFields own lists whole; apply
-//! bodies must be JSON; no watch, no subresources, no graceful deletion or
-//! finalizers; DELETE always returns the object (real servers return a
-//! `Status` for some kinds); PUT always requires a resourceVersion (real
-//! servers allow unconditional updates of these kinds); unknown fields are
-//! kept; `resourceVersion` on GET/list is ignored.
+//! bodies must be JSON, and apply to `/status` is refused; no watch; no
+//! subresource but `status` (no `/scale`, `/log`, `/eviction`); a status
+//! write keeps all metadata (a real Deployment's lets annotations through);
+//! no graceful deletion or finalizers: a deleted pod is gone at once, never
+//! `Terminating` (a real one lingers up to its grace period, 30 s, and
+//! `sleep` ignores SIGTERM); no scheduler (`spec.nodeName` stays unset) and
+//! the kubelet never fails a pod, runs no probes, and ignores
+//! `minReadySeconds` (available = Ready); the Deployment controller ignores
+//! `paused`, `progressDeadlineSeconds`, `revisionHistoryLimit` (old
+//! ReplicaSets stay, scaled to 0) and proportional scaling during a
+//! rollout, reports no `terminatingReplicas`, and its template hash is not
+//! the real FNV one (same shape, different value); ReplicaSets adopt no
+//! orphan pods; the webhook sees a ServiceAccount annotation at once (the
+//! real one learns it through an informer, a moment later) and adds no
+//! `AWS_REGION`; `touch_status` changes no field, where a real controller
+//! would change at least a time; DELETE always returns the object (real
+//! servers return a `Status` for some kinds); PUT always requires a
+//! resourceVersion (real servers allow unconditional updates of these
+//! kinds); unknown fields are kept; `resourceVersion` on GET/list is ignored.
 
 mod controller;
 mod errors;
 mod fields;
 mod kinds;
 mod patch;
+mod rollouts;
 mod selector;
 mod store;
 mod tests;
@@ -31,6 +112,7 @@ use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -122,9 +204,14 @@ impl KubeApi {
         self.shared.state().issuer = Some(issuer.to_string());
     }
 
-    /// The server's clock starts at 2026-01-01T00:00:00Z and moves only here.
+    /// The server's clock starts at 2026-01-01T00:00:00Z and moves only
+    /// here. Time passing lets the controllers catch up, as a real cluster's
+    /// do within a second: they first finish all they have to do (at the
+    /// old time: a Deployment created just before has its pods, Ready
+    /// unless the kubelet is paused), then the clock moves.
     pub fn advance_clock(&self, by: std::time::Duration) {
         let mut state = self.shared.state();
+        state.settle();
         state.now = state.now.checked_add(by).expect("the test clock stays within jiff's range");
     }
 
@@ -143,6 +230,77 @@ impl KubeApi {
     /// every list across all namespaces (namespaces included) is forbidden.
     pub fn set_namespaced_only(&self, on: bool) {
         self.shared.state().namespaced_only = on;
+    }
+
+    /// The kubelet stand-in (on at start) starts pods a tick after they are
+    /// created: Running and Ready. Off, new pods stay Pending and not
+    /// Ready, so a rollout holds where it is (old pods are kept while the
+    /// new ones are not Ready) until it is back on.
+    pub fn set_kubelet(&self, on: bool) {
+        let mut state = self.shared.state();
+        state.kubelet = on;
+        state.settled_at = None;
+    }
+
+    /// A controller's status write at this moment: the object's
+    /// resourceVersion moves, its spec, metadata and status do not (a real
+    /// controller would change something, e.g. a condition's time). `kind`
+    /// is the plural: `deployments`, `replicasets`, `pods`, `namespaces`.
+    /// Returns the new resourceVersion.
+    pub fn touch_status(&self, kind: &str, ns: &str, name: &str) -> String {
+        let kind = Kind::find_plural(kind).filter(|k| k.has_status()).expect("a kind with a status subresource");
+        self.shared.state().touch_status(kind, ns, name).unwrap_or_else(|| panic!("no {} {ns}/{name}", kind.plural))
+    }
+
+    /// With `Some(every)`, the controllers rewrite every Deployment's status
+    /// (as [`KubeApi::touch_status`]) at that period, so any client's
+    /// read-then-write of a Deployment races a resourceVersion change.
+    pub fn set_status_churn(&self, every: Option<Duration>) {
+        let mut state = self.shared.state();
+        state.status_churn = every;
+        state.last_churn = None;
+    }
+
+    /// What `kubectl scale` does: a write of `spec.replicas` (manager `kubectl`).
+    pub fn scale(&self, ns: &str, name: &str, replicas: i64) {
+        let mut state = self.shared.state();
+        let scaled =
+            state.update_as(&kinds::DEPLOYMENTS, ns, name, "kubectl", |d| d["spec"]["replicas"] = json!(replicas));
+        scaled.unwrap_or_else(|e| panic!("cannot scale {ns}/{name}: {}", e.message));
+    }
+
+    /// The pods of a namespace, in name order, as the store has them now.
+    pub fn pods(&self, ns: &str) -> Vec<k8s_openapi::api::core::v1::Pod> {
+        self.objects(&kinds::PODS, ns)
+    }
+
+    /// The ReplicaSets of a namespace, in name order.
+    pub fn replica_sets(&self, ns: &str) -> Vec<k8s_openapi::api::apps::v1::ReplicaSet> {
+        self.objects(&kinds::REPLICA_SETS, ns)
+    }
+
+    fn objects<T: serde::de::DeserializeOwned>(&self, kind: &Kind, ns: &str) -> Vec<T> {
+        let state = self.shared.state();
+        let list = state.list(kind, Some(ns), &ListOptions::default()).expect("a list without selectors");
+        serde_json::from_value(list["items"].clone()).expect("stored objects decode")
+    }
+
+    /// None when the Deployment has rolled out: its controller observed
+    /// the current generation, `replicas`, `updatedReplicas`,
+    /// `readyReplicas` and `availableReplicas` all equal `spec.replicas`,
+    /// and no pod of an older ReplicaSet is left. Else what is missing.
+    pub fn rollout_pending(&self, ns: &str, name: &str) -> Option<String> {
+        self.shared.state().rollout_pending(ns, name)
+    }
+
+    /// Waits until [`KubeApi::rollout_pending`] is None; panics after `timeout`.
+    pub async fn wait_rolled_out(&self, ns: &str, name: &str, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            let Some(pending) = self.rollout_pending(ns, name) else { return };
+            assert!(start.elapsed() < timeout, "Deployment {ns}/{name} not rolled out after {timeout:?}: {pending}");
+            tokio::time::sleep(TICK).await;
+        }
     }
 
     /// HTTP requests served since the start or the last reset.
@@ -166,10 +324,40 @@ impl Drop for KubeApi {
     }
 }
 
+/// How often the controllers and the kubelet look at the objects.
+const TICK: Duration = Duration::from_millis(10);
+
+/// The controllers, between requests: a pass every [`TICK`] while anything
+/// changed since the last pass that wrote nothing (or the kubelet has a pod
+/// to start, or status churn is on).
+async fn run_controllers(shared: Arc<Shared>) {
+    let mut interval = tokio::time::interval(TICK);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let mut state = shared.state();
+        if let Some(every) = state.status_churn {
+            let due = state.last_churn.is_none_or(|last| last.elapsed() >= every);
+            if due {
+                state.last_churn = Some(Instant::now());
+                state.touch_deployments();
+            }
+        }
+        let before = state.resource_version_number();
+        if state.settled_at == Some(before) && state.kubelet_seen.is_empty() {
+            continue;
+        }
+        state.tick();
+        let after = state.resource_version_number();
+        state.settled_at = (after == before).then_some(after);
+    }
+}
+
 /// Accepts connections until told to stop; dropping the runtime afterwards
-/// ends the connections still open.
+/// ends the connections still open, and the controllers.
 async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, mut stopped: tokio::sync::oneshot::Receiver<()>) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+    tokio::spawn(run_controllers(shared.clone()));
     loop {
         tokio::select! {
             _ = &mut stopped => return,
@@ -219,6 +407,12 @@ enum Target {
         ns: String,
         name: String,
     },
+    /// `.../{name}/status` of a kind with a status subresource.
+    Status {
+        kind: &'static Kind,
+        ns: String,
+        name: String,
+    },
 }
 
 fn route(path: &str) -> Result<Target, ApiError> {
@@ -238,21 +432,27 @@ fn route(path: &str) -> Result<Target, ApiError> {
     }
 }
 
-/// `{plural}`, `{plural}/{name}` for cluster-scoped kinds,
-/// `namespaces/{ns}/{plural}[/{name}]` for namespaced ones. Subresources
-/// (`/status`, `/scale`, …) are not served.
+/// `{plural}`, `{plural}/{name}[/status]` for cluster-scoped kinds,
+/// `namespaces/{ns}/{plural}[/{name}[/status]]` for namespaced ones. The
+/// only subresource served is `status` (no `/scale`, `/log`, …).
 fn resource_target(group: &str, version: &str, rest: &[&str]) -> Option<Target> {
     let kind = |plural: &str| Kind::find(group, version, plural);
     let namespaced = |plural: &str| kind(plural).filter(|k| k.namespaced);
+    let cluster = |plural: &str| kind(plural).filter(|k| !k.namespaced);
+    let with_status = |kind: Option<&'static Kind>| kind.filter(|k| k.has_status());
     let owned = |s: &str| s.to_string();
     Some(match rest {
         [plural] => Target::Collection { kind: kind(plural)?, ns: None },
-        [plural, name] => {
-            Target::Item { kind: kind(plural).filter(|k| !k.namespaced)?, ns: String::new(), name: owned(name) }
+        [plural, name] => Target::Item { kind: cluster(plural)?, ns: String::new(), name: owned(name) },
+        [plural, name, "status"] => {
+            Target::Status { kind: with_status(cluster(plural))?, ns: String::new(), name: owned(name) }
         }
         ["namespaces", ns, plural] => Target::Collection { kind: namespaced(plural)?, ns: Some(owned(ns)) },
         ["namespaces", ns, plural, name] => {
             Target::Item { kind: namespaced(plural)?, ns: owned(ns), name: owned(name) }
+        }
+        ["namespaces", ns, plural, name, "status"] => {
+            Target::Status { kind: with_status(namespaced(plural))?, ns: owned(ns), name: owned(name) }
         }
         _ => return None,
     })
@@ -354,6 +554,21 @@ fn respond(shared: &Shared, parts: &http::request::Parts, body: &[u8]) -> Reply 
                 write(&mut |s| s.patch(kind, &ns, &name, request))
             }
             Method::DELETE => write(&mut |s| Ok((200, s.delete(kind, &ns, &name, body)?))),
+            _ => Err(ApiError::method_not_allowed(method.as_str())),
+        },
+        Target::Status { kind, ns, name } => match *method {
+            Method::GET => Ok((200, shared.state().get(kind, &ns, &name)?)),
+            Method::PUT => {
+                let obj = parse_json(body)?;
+                let manager = manager.unwrap_or("unknown");
+                write(&mut |s| Ok((200, s.replace_status(kind, &ns, &name, obj.clone(), manager)?)))
+            }
+            Method::PATCH => {
+                let patch_type = patch_type(parts)?;
+                let force = query.get("force").is_some_and(|f| f == "true");
+                let request = PatchRequest { patch_type, body, field_manager: manager, force };
+                write(&mut |s| s.patch_status(kind, &ns, &name, request))
+            }
             _ => Err(ApiError::method_not_allowed(method.as_str())),
         },
     }

@@ -30,11 +30,13 @@ pub fn merge(target: &mut Value, patch: &Value) {
 }
 
 /// Why a JSON patch was refused: the API server answers 400 for a patch it
-/// cannot decode and 422 for one that does not apply to the object.
+/// cannot decode and 422 for one that does not apply to the object (the
+/// reason stays here; the answer carries the API server's fixed message).
 #[derive(Debug)]
 pub enum JsonPatchError {
     Malformed(String),
-    DoesNotApply(String),
+    /// json-patch's own message (in `apply_op`) goes nowhere, as there.
+    DoesNotApply,
 }
 
 /// RFC 6902 with `add`, `remove`, `replace`, `test`, `move` and `copy`.
@@ -66,7 +68,7 @@ pub fn json_patch(doc: &mut Value, ops: &Value) -> Result<(), JsonPatchError> {
             }
             other => return Err(Malformed(format!("unknown JSON patch operation {other:?}"))),
         };
-        apply_op(&mut work, &path, operation).map_err(DoesNotApply)?;
+        apply_op(&mut work, &path, operation).map_err(|_| DoesNotApply)?;
     }
     *doc = work;
     Ok(())
@@ -94,10 +96,7 @@ fn apply_op(doc: &mut Value, path: &[String], op: Op) -> Result<(), String> {
             remove(doc, path)?;
             add(doc, path, value)
         }
-        Op::Test(expected) => match get(doc, path) {
-            Some(actual) if *actual == expected => Ok(()),
-            _ => Err(format!("testing value {} failed", join(path))),
-        },
+        Op::Test(expected) => test(doc, path, &expected),
         Op::Move(from) => {
             let moved = remove(doc, &from)?;
             add(doc, path, moved)
@@ -106,6 +105,30 @@ fn apply_op(doc: &mut Value, path: &[String], op: Op) -> Result<(), String> {
             let copied = get(doc, &from).cloned().ok_or_else(|| format!("{} does not exist", join(&from)))?;
             add(doc, path, copied)
         }
+    }
+}
+
+/// `test` as evanphx/json-patch v4 (kube-apiserver's) does it: the parent
+/// must exist, but a missing member equals `null` (so `"value": null`
+/// tests that a key is absent); a member that is `null` equals `null`
+/// only; an array index out of range fails.
+fn test(doc: &Value, path: &[String], expected: &Value) -> Result<(), String> {
+    let failed = || Err(format!("testing value {} failed: test failed", join(path)));
+    let Some((last, parents)) = path.split_last() else {
+        return if doc == expected { Ok(()) } else { failed() };
+    };
+    let actual = match get(doc, parents) {
+        Some(Value::Object(map)) => map.get(last),
+        Some(Value::Array(items)) => match last.parse::<usize>().ok().and_then(|i| items.get(i)) {
+            Some(item) => Some(item),
+            None => return Err(format!("error in test for path: '{}': unable to access invalid index", join(path))),
+        },
+        _ => return Err(format!("test operation does not apply: is missing path: {}: missing value", join(path))),
+    };
+    match (actual.filter(|v| !v.is_null()), expected) {
+        (None, Value::Null) => Ok(()),
+        (Some(actual), expected) if actual == expected => Ok(()),
+        _ => failed(),
     }
 }
 

@@ -1,9 +1,10 @@
 //! The objects and every write to them: create, replace, patch, apply,
-//! delete. Objects are plain JSON; the server's bookkeeping (metadata,
-//! managedFields, the Deployment controller, the pod identity webhook)
-//! happens here, under the one lock the HTTP layer holds.
+//! delete, and the status subresource's replace and patch. Objects are
+//! plain JSON; the server's bookkeeping (metadata, managedFields, admission
+//! and the pod identity webhook) happens here, under the one lock the HTTP
+//! layer and the controllers (`controller.rs`) take turns holding.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
@@ -31,6 +32,17 @@ pub struct State {
     pub webhook: bool,
     /// RBAC limited to namespaces: lists across all namespaces are forbidden.
     pub namespaced_only: bool,
+    /// The kubelet stand-in runs pods (on at start).
+    pub kubelet: bool,
+    /// Pods the kubelet saw Pending on its last pass: it starts them on the
+    /// next one, so a pod is Pending for at least one controller tick.
+    pub(super) kubelet_seen: BTreeSet<Key>,
+    /// The resourceVersion after the controllers' last pass that wrote
+    /// nothing: until something writes, they have nothing to do.
+    pub(super) settled_at: Option<u64>,
+    /// Controllers rewrite every Deployment's status this often.
+    pub(super) status_churn: Option<std::time::Duration>,
+    pub(super) last_churn: Option<std::time::Instant>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +111,11 @@ impl State {
             issuer: None,
             webhook: true,
             namespaced_only: false,
+            kubelet: true,
+            kubelet_seen: BTreeSet::new(),
+            settled_at: None,
+            status_churn: None,
+            last_churn: None,
         };
         for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
             let _ = state.create(&NAMESPACES, "", json!({"metadata": {"name": ns}}), "kube-apiserver");
@@ -113,6 +130,10 @@ impl State {
 
     pub fn resource_version(&self) -> String {
         self.resource_version.to_string()
+    }
+
+    pub(super) fn resource_version_number(&self) -> u64 {
+        self.resource_version
     }
 
     pub fn get(&self, kind: &Kind, ns: &str, name: &str) -> Result<Value, ApiError> {
@@ -216,10 +237,18 @@ impl State {
         name: &str,
         request: PatchRequest,
     ) -> Result<(u16, Value), ApiError> {
-        let PatchRequest { patch_type, body, field_manager, .. } = request;
+        let PatchRequest { patch_type, field_manager, .. } = request;
         if patch_type == PatchType::Apply {
             return self.apply(kind, ns, name, request);
         }
+        let (old, new) = self.patched(kind, ns, name, request)?;
+        let manager = field_manager.filter(|m| !m.is_empty()).unwrap_or("unknown");
+        Ok((200, self.commit(kind, ns, name, Some(old), new, Ownership::Update(manager))?))
+    }
+
+    /// The stored object and what a merge, strategic or JSON patch makes of it.
+    fn patched(&self, kind: &Kind, ns: &str, name: &str, request: PatchRequest) -> Result<(Value, Value), ApiError> {
+        let PatchRequest { patch_type, body, .. } = request;
         let patch: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("the patch is not valid JSON: {e}")))?;
         let old = self.get(kind, ns, name)?;
@@ -227,7 +256,7 @@ impl State {
         match patch_type {
             PatchType::Json => patch::json_patch(&mut new, &patch).map_err(|e| match e {
                 JsonPatchError::Malformed(m) => ApiError::bad_request(m),
-                JsonPatchError::DoesNotApply(m) => ApiError::unprocessable(m),
+                JsonPatchError::DoesNotApply => ApiError::unprocessable(),
             })?,
             _ if !patch.is_object() => return Err(ApiError::bad_request("a merge patch must be a JSON object")),
             _ => patch::merge(&mut new, &patch),
@@ -243,8 +272,106 @@ impl State {
         {
             return Err(ApiError::modified(kind, name));
         }
-        let manager = field_manager.filter(|m| !m.is_empty()).unwrap_or("unknown");
-        Ok((200, self.commit(kind, ns, name, Some(old), new, Ownership::Update(manager))?))
+        Ok((old, new))
+    }
+
+    /// PUT `.../{name}/status`: only `status` is taken from the body; spec
+    /// and metadata stay as stored. The resourceVersion must match.
+    pub fn replace_status(
+        &mut self,
+        kind: &'static Kind,
+        ns: &str,
+        name: &str,
+        mut body: Value,
+        manager: &str,
+    ) -> Result<Value, ApiError> {
+        check_shape(&body)?;
+        check_type(kind, &mut body, false)?;
+        check_namespace(kind, ns, &mut body)?;
+        check_name(name, &mut body)?;
+        let old = self.get(kind, ns, name)?;
+        match meta_str(&body, "resourceVersion") {
+            None | Some("") => {
+                let detail = "Invalid value: 0x0: must be specified for an update";
+                return Err(ApiError::invalid(kind, name, "metadata.resourceVersion", "FieldValueInvalid", detail));
+            }
+            Some(rv) if Some(rv) != meta_str(&old, "resourceVersion") => return Err(ApiError::modified(kind, name)),
+            Some(_) => {}
+        }
+        self.commit_status(kind, ns, name, old, body.get("status").cloned(), manager, false)
+    }
+
+    /// PATCH `.../{name}/status` (merge, strategic or JSON patch; not apply).
+    pub fn patch_status(
+        &mut self,
+        kind: &'static Kind,
+        ns: &str,
+        name: &str,
+        request: PatchRequest,
+    ) -> Result<(u16, Value), ApiError> {
+        if request.patch_type == PatchType::Apply {
+            return Err(ApiError::bad_request("server-side apply to /status is not supported by the test API server"));
+        }
+        let (old, new) = self.patched(kind, ns, name, request)?;
+        let manager = request.field_manager.filter(|m| !m.is_empty()).unwrap_or("unknown");
+        Ok((200, self.commit_status(kind, ns, name, old, new.get("status").cloned(), manager, false)?))
+    }
+
+    /// Every status write ends here (clients' and controllers'): the stored
+    /// object with `status` replaced, a new resourceVersion, and
+    /// managedFields recording `manager` for the status subresource. A write
+    /// that changes nothing is skipped unless `touch` (a test's hook).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn commit_status(
+        &mut self,
+        kind: &Kind,
+        ns: &str,
+        name: &str,
+        old: Value,
+        status: Option<Value>,
+        manager: &str,
+        touch: bool,
+    ) -> Result<Value, ApiError> {
+        if !kind.has_status() {
+            return Err(ApiError::not_found(kind, name));
+        }
+        let mut new = old.clone();
+        match status {
+            Some(status) if !status.is_null() => object_mut(&mut new).insert("status".into(), status),
+            _ => object_mut(&mut new).remove("status"),
+        };
+        let now = self.now_text();
+        let old_entries = fields::parse(&old);
+        let mut entries = old_entries.clone();
+        let api_version = kind.api_version();
+        let writer = Writer { manager, api_version: &api_version, now: &now };
+        fields::record_status_update(&mut entries, &old, &new, writer, touch);
+        if !touch && new == old && entries == old_entries {
+            return Ok(old);
+        }
+        self.resource_version += 1;
+        let rv = self.resource_version();
+        let meta = meta_mut(&mut new);
+        meta.insert("resourceVersion".into(), json!(rv));
+        meta.insert("managedFields".into(), fields::render(&entries));
+        self.objects.insert(key(kind, ns, name), new.clone());
+        Ok(new)
+    }
+
+    /// A write to the main resource by a controller: `change` edits a copy
+    /// of the stored object.
+    pub(super) fn update_as(
+        &mut self,
+        kind: &'static Kind,
+        ns: &str,
+        name: &str,
+        manager: &str,
+        change: impl FnOnce(&mut Value),
+    ) -> Result<Value, ApiError> {
+        let old = self.get(kind, ns, name)?;
+        let mut new = old.clone();
+        change(&mut new);
+        self.commit(kind, ns, name, Some(old), new, Ownership::Update(manager))
     }
 
     /// Server-side apply (the body as JSON; YAML is not parsed here).
@@ -302,7 +429,8 @@ impl State {
     }
 
     /// DELETE: immediate (no graceful deletion, no finalizers); returns the
-    /// object as it was. A namespace takes its contents with it.
+    /// object as it was. A namespace takes its contents with it; what an
+    /// object owns (ownerReferences) the garbage collector deletes soon after.
     pub fn delete(&mut self, kind: &Kind, ns: &str, name: &str, options: &[u8]) -> Result<Value, ApiError> {
         let options: Value = if options.iter().all(u8::is_ascii_whitespace) {
             json!({})
@@ -325,9 +453,7 @@ impl State {
         if *kind == NAMESPACES {
             self.objects.retain(|(_, obj_ns, _), _| obj_ns != name);
         }
-        if *kind == DEPLOYMENTS {
-            self.delete_pods_of(ns, &old);
-        }
+        self.kubelet_seen.remove(&key(kind, ns, name));
         Ok(old)
     }
 
@@ -398,16 +524,10 @@ impl State {
         meta.insert("generation".into(), json!(generation));
         meta.insert("resourceVersion".into(), json!(rv));
         meta.insert("managedFields".into(), fields::render(&entries));
-        if *kind == DEPLOYMENTS {
-            set_deployment_status(&mut new, generation);
-        }
         self.objects.insert(key(kind, ns, name), new.clone());
         if *kind == NAMESPACES && old.is_none() {
             let sa = json!({"metadata": {"name": "default"}});
             let _ = self.create(&SERVICE_ACCOUNTS, name, sa, "kube-controller-manager");
-        }
-        if *kind == DEPLOYMENTS {
-            self.reconcile_deployment(ns, old.as_ref(), &new);
         }
         Ok(new)
     }
@@ -416,6 +536,7 @@ impl State {
     /// the stored object (or are new on create), and `status` belongs to
     /// the status subresource.
     fn normalize(&mut self, kind: &Kind, ns: &str, name: &str, old: Option<&Value>, new: &mut Value) {
+        let qos = qos_class(new);
         let root = object_mut(new);
         root.insert("apiVersion".into(), json!(kind.api_version()));
         root.insert("kind".into(), json!(kind.kind));
@@ -423,8 +544,8 @@ impl State {
             let status = match old {
                 Some(old) => old.get("status").cloned(),
                 None if kind.plural == "namespaces" => Some(json!({"phase": "Active"})),
-                // No kubelet: a pod is running as soon as it exists.
-                None if kind.plural == "pods" => Some(json!({"phase": "Running"})),
+                // As the pod strategy's PrepareForCreate: the kubelet runs it later.
+                None if kind.plural == "pods" => Some(json!({"phase": "Pending", "qosClass": qos})),
                 None => None,
             };
             match status {
@@ -465,10 +586,11 @@ impl State {
     }
 
     /// `generateName` plus five characters from the alphabet Kubernetes
-    /// uses for random suffixes (no vowels, so no words); counted, not random.
+    /// uses for random suffixes (no vowels, so no words): a counter through
+    /// a mixing function, so they look random yet repeat from run to run.
     fn generate_name(&mut self, prefix: &str) -> String {
         self.generated_names += 1;
-        format!("{prefix}{}", safe_suffix(self.generated_names, 5))
+        format!("{prefix}{}", safe_suffix(mix(self.generated_names), 5))
     }
 
     /// The ServiceAccount admission plugin and the EKS pod identity webhook,
@@ -480,6 +602,7 @@ impl State {
             _ => "default".to_string(),
         };
         spec.insert("serviceAccountName".into(), json!(sa_name));
+        spec.insert("serviceAccount".into(), json!(sa_name));
         let Some(sa) = self.objects.get(&key(&SERVICE_ACCOUNTS, ns, &sa_name)) else {
             let why =
                 format!("error looking up service account {ns}/{sa_name}: serviceaccount \"{sa_name}\" not found");
@@ -491,53 +614,44 @@ impl State {
         }
         Ok(())
     }
-
-    /// The pods a Deployment's selector matches in its namespace.
-    pub(super) fn pods_of(&self, ns: &str, deployment: &Value) -> Vec<String> {
-        let Some(reqs) = deployment.pointer("/spec/selector").and_then(|s| selector::from_label_selector(s).ok())
-        else {
-            return Vec::new();
-        };
-        let empty = Map::new();
-        self.objects
-            .iter()
-            .filter(|((plural, obj_ns, _), _)| *plural == PODS.plural && obj_ns == ns)
-            .filter(|(_, pod)| {
-                let labels = pod.pointer("/metadata/labels").and_then(Value::as_object).unwrap_or(&empty);
-                !reqs.is_empty() && selector::matches_all(&reqs, labels)
-            })
-            .map(|((_, _, name), _)| name.clone())
-            .collect()
-    }
-
-    pub(super) fn delete_pods_of(&mut self, ns: &str, deployment: &Value) {
-        for pod in self.pods_of(ns, deployment) {
-            let _ = self.delete(&PODS, ns, &pod, b"");
-        }
-    }
 }
 
-/// The environment, volume and mount the EKS pod identity webhook adds to
-/// every (init) container; values a container sets itself are kept.
+/// What the EKS pod identity webhook adds: to each (init) container that
+/// does not set up web identity itself (`AWS_ROLE_ARN` or
+/// `AWS_WEB_IDENTITY_TOKEN_FILE` in its env, or a mount of the token
+/// volume), the role, the token file and the mount; `AWS_STS_REGIONAL_ENDPOINTS`
+/// to every container that lacks it; and the projected token volume to the
+/// pod, once, when a container got the mount.
 fn inject_web_identity(spec: &mut Map<String, Value>, role: &str) {
-    let env = [
-        ("AWS_STS_REGIONAL_ENDPOINTS", "regional"),
-        ("AWS_ROLE_ARN", role),
-        ("AWS_WEB_IDENTITY_TOKEN_FILE", &format!("{TOKEN_DIR}/token")),
-    ]
-    .map(|(name, value)| json!({"name": name, "value": value}));
+    let identity = [("AWS_ROLE_ARN", role), ("AWS_WEB_IDENTITY_TOKEN_FILE", &format!("{TOKEN_DIR}/token"))]
+        .map(|(name, value)| json!({"name": name, "value": value}));
+    let regional = json!({"name": "AWS_STS_REGIONAL_ENDPOINTS", "value": "regional"});
     let mount = json!({"name": "aws-iam-token", "mountPath": TOKEN_DIR, "readOnly": true});
+    let mut mounted = false;
     for list in ["initContainers", "containers"] {
         let Some(Value::Array(containers)) = spec.get_mut(list) else { continue };
         for container in containers.iter_mut().filter(|c| c.is_object()) {
             let container = object_mut(container);
-            push_named(container, "env", &env);
-            push_named(container, "volumeMounts", std::slice::from_ref(&mount));
+            let named = |field: &str, names: &[&str]| {
+                container.get(field).and_then(Value::as_array).is_some_and(|items| {
+                    items.iter().any(|i| i.get("name").and_then(Value::as_str).is_some_and(|n| names.contains(&n)))
+                })
+            };
+            let has_identity = named("env", &["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"])
+                || named("volumeMounts", &["aws-iam-token"]);
+            push_named(container, "env", std::slice::from_ref(&regional));
+            if !has_identity {
+                push_named(container, "env", &identity);
+                push_named(container, "volumeMounts", std::slice::from_ref(&mount));
+                mounted = true;
+            }
         }
     }
-    let volume = json!({"name": "aws-iam-token", "projected": {"sources": [{"serviceAccountToken": {
-        "audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "token"}}]}});
-    push_named(spec, "volumes", &[volume]);
+    if mounted {
+        let volume = json!({"name": "aws-iam-token", "projected": {"defaultMode": 420, "sources": [{"serviceAccountToken": {
+            "audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "token"}}]}});
+        push_named(spec, "volumes", &[volume]);
+    }
 }
 
 /// Appends the items whose `name` the list does not have yet.
@@ -555,19 +669,24 @@ fn push_named(parent: &mut Map<String, Value>, list: &str, items: &[Value]) {
     }
 }
 
-/// The controller acts at once, so the status reports the rollout done.
-fn set_deployment_status(deployment: &mut Value, generation: i64) {
-    let replicas = deployment.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
-    object_mut(deployment).insert(
-        "status".into(),
-        json!({
-            "observedGeneration": generation,
-            "replicas": replicas,
-            "updatedReplicas": replicas,
-            "readyReplicas": replicas,
-            "availableReplicas": replicas,
-        }),
-    );
+/// The pod's QoS class as the API server computes it at create, roughly:
+/// BestEffort without any requests or limits, else Burstable.
+fn qos_class(pod: &Value) -> &'static str {
+    let containers = pod.pointer("/spec/containers").and_then(Value::as_array);
+    let sized = containers.into_iter().flatten().any(|c| {
+        ["requests", "limits"]
+            .iter()
+            .any(|k| c.pointer(&format!("/resources/{k}")).and_then(Value::as_object).is_some_and(|m| !m.is_empty()))
+    });
+    if sized { "Burstable" } else { "BestEffort" }
+}
+
+/// splitmix64: spreads a counter over 64 bits.
+pub fn mix(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 pub fn safe_suffix(mut n: u64, len: usize) -> String {

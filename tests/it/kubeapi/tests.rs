@@ -75,11 +75,6 @@ fn rv<K: kube::Resource>(obj: &K) -> u64 {
     obj.meta().resource_version.as_deref().unwrap().parse().unwrap()
 }
 
-fn env_of(pod: &Pod) -> BTreeMap<String, String> {
-    let container = &pod.spec.as_ref().unwrap().containers[0];
-    container.env.iter().flatten().map(|e| (e.name.clone(), e.value.clone().unwrap_or_default())).collect()
-}
-
 async fn create_namespace(client: &kube::Client, name: &str) {
     Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace(name)).await.unwrap();
 }
@@ -174,7 +169,13 @@ async fn serviceaccounts_pods_deployments_and_leases_are_stored_and_listed() {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "backend");
     pods.create(&pp, &pod("old-0", json!({"app": "web"}), "web")).await.unwrap();
     let stored = pods.get("old-0").await.unwrap();
-    assert_eq!(stored.status.unwrap().phase.as_deref(), Some("Running"));
+    // Pending when created; the kubelet stand-in runs it a moment later.
+    assert_eq!(stored.status.unwrap().phase.as_deref(), Some("Pending"));
+    let running = super::rollouts::eventually(|| {
+        let pods = pods.clone();
+        async move { pods.get("old-0").await.unwrap().status.unwrap().phase.as_deref() == Some("Running") }
+    });
+    running.await;
     assert_eq!(Api::<Pod>::all(client.clone()).list(&ListParams::default()).await.unwrap().items.len(), 1);
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "backend");
@@ -395,9 +396,26 @@ async fn json_patch_adds_replaces_removes_and_tests() {
         [("eks.amazonaws.com/role-arn".to_string(), ROLE.to_string())]
     );
     assert_eq!(patched.metadata.labels.unwrap()["app"], "api");
-    let (code, reason, _) =
+    // A failed test: 422 Invalid with the API server's fixed message (it
+    // drops json-patch's own) and empty details.
+    let (code, reason, message) =
         api_error(send(json!([{"op": "test", "path": "/metadata/labels/app", "value": "web"}])).await);
-    assert_eq!((code, reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        (code, reason.as_str(), message.as_str()),
+        (422, "Invalid", "the server rejected our request due to an error in our request")
+    );
+    // As evanphx/json-patch v4: `"value": null` tests that a member is
+    // absent (or null), but its parent must exist.
+    let absent = json!([{"op": "test", "path": "/metadata/annotations/nope", "value": null}]);
+    assert!(send(absent).await.is_ok());
+    let present = json!([{"op": "test", "path": "/metadata/labels/app", "value": null}]);
+    assert_eq!(api_error(send(present).await).0, 422);
+    let no_parent = json!([{"op": "test", "path": "/metadata/nothing/here", "value": null}]);
+    assert_eq!(api_error(send(no_parent).await).0, 422);
+    let out_of_range = json!([{"op": "test", "path": "/metadata/managedFields/9", "value": null}]);
+    assert_eq!(api_error(send(out_of_range).await).0, 422);
+    let whole = json!([{"op": "test", "path": "/metadata/labels", "value": {"app": "api"}}]);
+    assert!(send(whole).await.is_ok());
     let (code, _, _) = api_error(send(json!([{"op": "remove", "path": "/metadata/labels/none"}])).await);
     assert_eq!(code, 422);
     let (code, reason, _) = api_error(send(json!({"op": "add"})).await);
@@ -522,81 +540,6 @@ async fn the_role_arn_annotation_time_follows_the_server_clock() {
 }
 
 #[tokio::test]
-async fn a_rollout_replaces_pods_and_the_webhook_injects_the_role() {
-    let api = KubeApi::start();
-    let client = client(&api).await;
-    create_namespace(&client, "backend").await;
-    let pp = PostParams::default();
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), "backend");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "backend");
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "backend");
-    sas.create(&pp, &service_account("backend-sa", &[])).await.unwrap();
-    // An "old" pod of the Deployment, created before the SA had a role.
-    pods.create(&pp, &pod("backend-old", json!({"app": "backend"}), "backend-sa")).await.unwrap();
-
-    let created = deployments.create(&pp, &deployment("backend", "backend-sa", 2)).await.unwrap();
-    assert_eq!(created.status.unwrap().observed_generation, Some(1));
-    let first = pods.list(&ListParams::default().labels("app=backend")).await.unwrap().items;
-    assert_eq!(first.len(), 2, "the controller replaced the old pod: {:?}", names(&first));
-    let first_names = names(&first);
-    assert!(first_names.iter().all(|n| n.starts_with("backend-") && n != "backend-old"), "{first_names:?}");
-    assert!(first_names[0].ends_with("-0") && first_names[1].ends_with("-1"), "{first_names:?}");
-    assert!(first.iter().all(|p| !env_of(p).contains_key("AWS_ROLE_ARN")), "no role yet");
-    assert_eq!(first[0].spec.as_ref().unwrap().service_account_name.as_deref(), Some("backend-sa"));
-    assert_eq!(first[0].metadata.creation_timestamp.as_ref().unwrap().0.to_string(), "2026-01-01T00:00:00Z");
-
-    // Annotate the SA, then restart as `kubectl rollout restart` does.
-    sas.patch(
-        "backend-sa",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"annotations": {"eks.amazonaws.com/role-arn": ROLE}}})),
-    )
-    .await
-    .unwrap();
-    api.advance_clock(Duration::from_secs(60));
-    let restart = json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:01:00Z"}}}}});
-    let restarted = deployments.patch("backend", &PatchParams::default(), &Patch::Strategic(restart)).await.unwrap();
-    assert_eq!(restarted.metadata.generation, Some(2));
-    let second = pods.list(&ListParams::default().labels("app=backend")).await.unwrap().items;
-    assert_eq!(second.len(), 2);
-    assert!(names(&second).iter().all(|n| !first_names.contains(n)), "new pods: {:?}", names(&second));
-    for p in &second {
-        let env = env_of(p);
-        assert_eq!(env.get("AWS_ROLE_ARN").map(String::as_str), Some(ROLE));
-        assert_eq!(env["AWS_WEB_IDENTITY_TOKEN_FILE"], "/var/run/secrets/eks.amazonaws.com/serviceaccount/token");
-        assert_eq!(env["AWS_STS_REGIONAL_ENDPOINTS"], "regional");
-        assert_eq!(p.metadata.creation_timestamp.as_ref().unwrap().0.to_string(), "2026-01-01T00:01:00Z");
-        assert!(p.spec.as_ref().unwrap().volumes.iter().flatten().any(|v| v.name == "aws-iam-token"));
-    }
-
-    // Scaling alone keeps the pods; a change to anything else but the template creates none.
-    deployments
-        .patch("backend", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}})))
-        .await
-        .unwrap();
-    let third = names(&pods.list(&ListParams::default()).await.unwrap().items);
-    assert_eq!(third.len(), 3);
-    assert!(names(&second).iter().all(|n| third.contains(n)));
-
-    // Webhook off: new pods get nothing, even with the annotation.
-    api.set_webhook(false);
-    let restart =
-        json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "later"}}}}});
-    deployments.patch("backend", &PatchParams::default(), &Patch::Merge(restart)).await.unwrap();
-    let fourth = pods.list(&ListParams::default()).await.unwrap().items;
-    assert_eq!(fourth.len(), 3);
-    assert!(fourth.iter().all(|p| !env_of(p).contains_key("AWS_ROLE_ARN")));
-    // Pods created directly go through the webhook too, when it is on.
-    api.set_webhook(true);
-    let direct = pods.create(&pp, &pod("direct", json!({"app": "other"}), "backend-sa")).await.unwrap();
-    assert_eq!(env_of(&direct).get("AWS_ROLE_ARN").map(String::as_str), Some(ROLE));
-
-    // Deleting the Deployment deletes its pods.
-    deployments.delete("backend", &DeleteParams::default()).await.unwrap();
-    assert_eq!(names(&pods.list(&ListParams::default()).await.unwrap().items), ["direct"]);
-}
-
-#[tokio::test]
 async fn openid_configuration_names_the_issuer_once_set() {
     let api = KubeApi::start();
     let client = client(&api).await;
@@ -620,7 +563,7 @@ async fn discovery_documents_and_request_counts() {
     let core: Value = client.request(http::Request::get("/api/v1").body(Vec::new()).unwrap()).await.unwrap();
     let core_names: Vec<&str> =
         core["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-    assert_eq!(core_names, ["namespaces", "serviceaccounts", "pods"]);
+    assert_eq!(core_names, ["namespaces", "namespaces/status", "serviceaccounts", "pods", "pods/status"]);
     let apps: Value = client.request(http::Request::get("/apis/apps/v1").body(Vec::new()).unwrap()).await.unwrap();
     assert_eq!(apps["resources"][0]["kind"], "Deployment");
     let groups = client.list_api_groups().await.unwrap();
