@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::kubeapi::KubeApi;
@@ -206,6 +206,56 @@ impl World {
     fn ns(&self) -> &str {
         &self.namespace
     }
+
+    /// Hold every rollout where it is: the test server's kubelet stand-in
+    /// stops starting pods, so new ones stay Pending and not Ready and the
+    /// old ReplicaSet keeps its pods. A real cluster cannot be told to:
+    /// `false` then.
+    fn hold_rollouts(&self, hold: bool) -> bool {
+        match &self.server {
+            Some(s) => {
+                s.set_kubelet(!hold);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Wait until the Deployment has rolled out; `false` when it did not
+    /// within `timeout` (a real cluster without a kubelet never does).
+    fn wait_rolled_out(&self, timeout: Duration) -> bool {
+        if let Some(s) = &self.server {
+            self.rt.block_on(s.wait_rolled_out(self.ns(), "backend", timeout));
+            return true;
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            let d = self.get_deployment();
+            let (generation, wanted) = (d.metadata.generation, d.spec.replicas.unwrap_or(1));
+            let status = d.status.unwrap_or_default();
+            let settled = status.observed_generation >= generation
+                && [status.replicas, status.updated_replicas, status.ready_replicas]
+                    .iter()
+                    .all(|n| n.unwrap_or(0) == wanted);
+            if settled {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        false
+    }
+
+    fn pods(&self) -> Vec<Pod> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        self.rt.block_on(api.list(&ListParams::default().labels("app=backend"))).unwrap().items
+    }
+}
+
+/// A pod's service account and the AWS_ROLE_ARN of its first container.
+fn identity(pod: &Pod) -> (String, Option<String>) {
+    let spec = pod.spec.as_ref().unwrap();
+    let arn = spec.containers[0].env.iter().flatten().find(|e| e.name == "AWS_ROLE_ARN").and_then(|e| e.value.clone());
+    (spec.service_account_name.clone().unwrap_or_else(|| "default".into()), arn)
 }
 
 impl Drop for World {
@@ -483,4 +533,95 @@ fn a_saved_plan_whose_resources_moved_exits_3_even_when_a_new_plan_fails() {
 #[ignore = "needs cluster"]
 fn a_saved_plan_whose_resources_moved_exits_3_even_when_a_new_plan_fails_on_a_real_cluster() {
     stale_wins_over_a_plan_error(&World::real());
+}
+
+fn seed_applied_under_status_churn(w: &World) {
+    w.deployment();
+    w.advance(60);
+    let stack = w.stack();
+    let out = w.save(&stack);
+    // Only the Deployment controller writes now, as pods become Ready: the
+    // status moves its resourceVersion, between the plan and the apply and
+    // all through the apply.
+    if let Some(s) = &w.server {
+        let planned = version(&w.get_deployment());
+        assert_ne!(s.touch_status("deployments", w.ns(), "backend"), planned);
+        s.set_status_churn(Some(Duration::from_millis(20)));
+    }
+    let (code, stdout, stderr) = w.irsa(&["apply", &out, "--auto-approve", "--iam-settle-seconds", "1"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stderr.contains("Apply complete: 10 steps done"), "{stderr}");
+    if let Some(s) = &w.server {
+        s.set_status_churn(None);
+    }
+    if !w.wait_rolled_out(Duration::from_secs(60)) {
+        eprintln!("the cluster does not roll pods out (no kubelet?): the pods are not checked");
+        return;
+    }
+    w.advance(60);
+    w.no_changes(&stack);
+    if w.has_webhook() {
+        // The new pods run as the service account and got its role from the webhook.
+        let pods = w.pods();
+        assert_eq!(pods.len(), 2, "the old ReplicaSet's pods are gone");
+        for pod in &pods {
+            assert_eq!(identity(pod), ("my-service-account".into(), Some(ROLE_ARN.into())));
+        }
+    }
+}
+
+#[test]
+fn the_seed_stack_goes_from_nothing_to_applied_under_status_churn_and_its_pods_get_the_role() {
+    seed_applied_under_status_churn(&World::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn the_seed_stack_goes_from_nothing_to_applied_under_status_churn_and_its_pods_get_the_role_on_a_real_cluster() {
+    seed_applied_under_status_churn(&World::real());
+}
+
+fn plan_during_own_rollout(w: &World) {
+    w.deployment();
+    w.advance(60);
+    let stack = w.stack();
+    let held = w.hold_rollouts(true);
+    let (code, _, stderr) = w.irsa(&["apply", &stack, "--auto-approve"]);
+    assert_eq!(code, 0, "{stderr}");
+    w.advance(60);
+    // Right after irsa pointed the Deployment at the service account: the
+    // old ReplicaSet's pods still run as `default`, the new ones are not
+    // Ready. They are being replaced, not stale: no restart.
+    let plan = w.plan_json(&stack);
+    assert_eq!(shape(&plan), Vec::<String>::new(), "{plan:#}");
+    if held {
+        assert!(w.pods().iter().any(|p| identity(p).0 == "default"), "the rollout is held with old pods left");
+        let warnings = plan["warnings"].to_string();
+        assert!(warnings.contains(&format!("deployment {}/backend is rolling out", w.ns())), "{warnings}");
+        assert!(warnings.contains("plan again once the rollout settles"), "{warnings}");
+        // Applying that plan changes nothing: the rollout is not started over.
+        let template = w.get_deployment().spec.template;
+        let (code, stdout, stderr) = w.irsa(&["apply", &stack, "--auto-approve"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains("No changes."), "{stdout}");
+        assert_eq!(w.get_deployment().spec.template, template);
+        w.hold_rollouts(false);
+    }
+    if !w.wait_rolled_out(Duration::from_secs(60)) {
+        eprintln!("the cluster does not roll pods out (no kubelet?): the settled plan is not checked");
+        return;
+    }
+    w.advance(60);
+    w.no_changes(&stack);
+}
+
+#[test]
+fn a_plan_during_irsas_own_rollout_restarts_nothing_and_is_empty_once_it_settles() {
+    plan_during_own_rollout(&World::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn a_plan_during_irsas_own_rollout_restarts_nothing_and_is_empty_once_it_settles_on_a_real_cluster() {
+    plan_during_own_rollout(&World::real());
 }
