@@ -6,9 +6,11 @@
 //!
 //! Each scenario runs against the Kubernetes test API server, and again
 //! against a real cluster with `cargo test -- --ignored` and `KUBECONFIG`
-//! set (IAM stays on moto; a fresh namespace, deleted at the end). The
-//! world here is its own rather than `cluster.rs`'s, which other work
-//! changes at the same time; it is small.
+//! set, in its current context or `IRSA_TEST_CONTEXT` (IAM stays on moto;
+//! a fresh namespace of the scenario's own, deleted at the end, and a stack
+//! named like it, so scenarios running at once never see each other's
+//! resources as their own). The world here is its own rather than
+//! `cluster.rs`'s, which other work changes at the same time; it is small.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,7 +31,12 @@ struct World {
     moto: Moto,
     server: Option<KubeApi>,
     kubeconfig: PathBuf,
+    /// `IRSA_TEST_CONTEXT` on a real cluster; else the kubeconfig's current one.
+    context: Option<String>,
     namespace: String,
+    /// `ekshandson` on the test server (one server a scenario), the
+    /// namespace's name on a real cluster.
+    stack_name: String,
     dir: tempfile::TempDir,
     rt: tokio::runtime::Runtime,
     client: kube::Client,
@@ -41,24 +48,35 @@ impl World {
         let server = KubeApi::start();
         server.set_issuer(ISSUER);
         let kubeconfig = server.write_kubeconfig(dir.path(), "ekshandson");
-        World::with(Some(server), kubeconfig, "backend".into(), dir)
+        World::with(Some(server), kubeconfig, None, ("backend".into(), "ekshandson".into()), dir)
     }
 
     /// The cluster `KUBECONFIG` points at, in a fresh namespace.
     fn real() -> World {
+        static SCENARIOS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let kubeconfig = PathBuf::from(std::env::var("KUBECONFIG").expect("set KUBECONFIG to run the cluster tests"));
-        let namespace = format!("irsa-rollout-{}", std::process::id());
-        World::with(None, kubeconfig, namespace, tempfile::tempdir().unwrap())
+        let context = std::env::var("IRSA_TEST_CONTEXT").ok().filter(|c| !c.is_empty());
+        let n = SCENARIOS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let namespace = format!("irsa-rollout-{}-{n}", std::process::id());
+        World::with(None, kubeconfig, context, (namespace.clone(), namespace), tempfile::tempdir().unwrap())
     }
 
-    fn with(server: Option<KubeApi>, kubeconfig: PathBuf, namespace: String, dir: tempfile::TempDir) -> World {
+    fn with(
+        server: Option<KubeApi>,
+        kubeconfig: PathBuf,
+        context: Option<String>,
+        (namespace, stack_name): (String, String),
+        dir: tempfile::TempDir,
+    ) -> World {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let client = rt.block_on(async {
             let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
-            let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+            let options = kube::config::KubeConfigOptions { context: context.clone(), ..Default::default() };
+            let config = kube::Config::from_custom_kubeconfig(kc, &options).await.unwrap();
             kube::Client::try_from(config).unwrap()
         });
-        let world = World { moto: Moto::start(), server, kubeconfig, namespace, dir, rt, client };
+        let moto = Moto::start();
+        let world = World { moto, server, kubeconfig, context, namespace, stack_name, dir, rt, client };
         let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": world.namespace}})).unwrap();
         world.rt.block_on(Api::<Namespace>::all(world.client.clone()).create(&PostParams::default(), &ns)).unwrap();
         world.moto.hand_made_role("Role");
@@ -83,9 +101,12 @@ impl World {
     fn stack(&self) -> String {
         let mut text = std::fs::read_to_string("plans/ekshandson.toml")
             .unwrap()
-            .replace("namespace = \"backend\"", &format!("namespace = \"{}\"", self.namespace));
+            .replace("namespace = \"backend\"", &format!("namespace = \"{}\"", self.namespace))
+            .replace("[stack]\nname = \"ekshandson\"", &format!("[stack]\nname = \"{}\"", self.stack_name));
         if self.server.is_none() {
-            text = text.lines().filter(|l| !l.starts_with("oidc_issuer")).collect::<Vec<_>>().join("\n");
+            // A real cluster has its own issuer (irsa discovers it) and context.
+            let own = |l: &&str| !l.starts_with("oidc_issuer") && !l.starts_with("context");
+            text = text.lines().filter(own).collect::<Vec<_>>().join("\n");
         }
         let policies = self.dir.path().join("policies");
         std::fs::create_dir_all(&policies).unwrap();
@@ -150,6 +171,9 @@ impl World {
     fn args(&self, args: &[&str]) -> Vec<String> {
         let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
         all.extend(["--kubeconfig".into(), self.kubeconfig.to_str().unwrap().to_owned()]);
+        if let Some(context) = &self.context {
+            all.extend(["--context".into(), context.clone()]);
+        }
         if args[0] == "apply" {
             all.extend(["--lock-namespace".into(), self.namespace.clone()]);
             if !args.contains(&"--iam-settle-seconds") {
