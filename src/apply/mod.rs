@@ -248,6 +248,7 @@ mod tests {
             after: None,
             changed: vec![],
             depends_on: depends_on.iter().map(|a| a.parse().unwrap()).collect(),
+            guard: Default::default(),
         }
     }
 

@@ -3,6 +3,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde_json::Value;
+
 use super::live::{self, AwsArgs, KubeArgs};
 use super::{CliError, Ctx, exit};
 use crate::apply::iam::IamApplier;
@@ -12,7 +14,7 @@ use crate::apply::{Appliers, Event, Step, apply, has_step, step_key};
 use crate::lock::{self, LockOptions};
 use crate::model::desired::Desired;
 use crate::plan::saved::SavedPlan;
-use crate::plan::{Plan, PlanOptions};
+use crate::plan::{Action, Plan, PlanOptions};
 use crate::render::{self, Format};
 use crate::store::{StepState, Store};
 
@@ -133,6 +135,7 @@ fn run_source(ctx: &Ctx, args: &ApplyArgs, stack: &Path, source: Source) -> Resu
                 "{}: the stack file or one of its policy documents changed since the plan was made",
                 saved.stack_file
             )],
+            plan_errors: Vec::new(),
         });
     }
     let targets = match &source {
@@ -189,18 +192,26 @@ async fn locked(
     };
     let options = PlanOptions { adopt, targets, refresh, destroy };
     let wanted = if destroy { desired.for_destroy() } else { desired.clone() };
-    let current = crate::plan::plan(&wanted, &observed, &options).map_err(|e| CliError::from_plan(desired, e))?;
-
     let (plan, plan_id, done) = match source {
         Source::Stack { .. } => {
+            let current =
+                crate::plan::plan(&wanted, &observed, &options).map_err(|e| CliError::from_plan(desired, e))?;
             let id = current.id();
             (current, id, HashSet::new())
         }
         Source::Saved(saved) => {
+            // Made despite errors: when what the saved plan touches moved,
+            // that (exit 3) is the news, and a plan made now failing is
+            // part of it, not the other way round.
+            let (current, errors) = crate::plan::plan_despite_errors(&wanted, &observed, &options)
+                .map_err(|e| CliError::from_plan(desired, e))?;
             let id = saved.id();
             let journal = store.journal_of(&id)?;
-            let done = check_saved(&saved.plan, &current, &journal)?;
-            (saved.plan.clone(), id, done)
+            let done = check_saved(&saved.plan, &current, &journal, &errors)?;
+            if !errors.is_empty() {
+                return Err(CliError::from_plan(desired, errors));
+            }
+            (with_fresh_guards(&saved.plan, &current), id, done)
         }
     };
 
@@ -282,18 +293,47 @@ async fn locked(
     Ok(exit::SUCCESS)
 }
 
+/// The saved plan's changes, each guarded by what was read now. The check
+/// of the saved plan found everything a change depends on (its `before`) as
+/// it was; the guards also hold details it does not depend on (whether a
+/// Deployment's `serviceAccountName` is unset or says `default`, the last
+/// `restartedAt`), and the writes must test those as they are now.
+fn with_fresh_guards(saved: &Plan, current: &Plan) -> Plan {
+    let mut plan = saved.clone();
+    for change in &mut plan.changes {
+        if let Some(now) = current.changes.iter().find(|c| c.address == change.address)
+            && !now.guard.is_empty()
+        {
+            change.guard = now.guard.clone();
+        }
+    }
+    plan
+}
+
 /// Compare a saved plan with a fresh one made now: every resource the saved
-/// plan touches must be as it was when the plan was made, unless this
-/// plan's own earlier run (the journal) changed it. Returns the steps that
-/// run already finished.
+/// plan touches must be as it was when the plan was made (as far as the
+/// change depends on it: its `before`), unless this plan's own earlier run
+/// (the journal) changed it. `errors` are those of the fresh plan: a
+/// resource it could not plan moved too. Returns the steps that run
+/// already finished.
 fn check_saved(
     saved: &Plan,
     current: &Plan,
     journal: &std::collections::BTreeMap<String, crate::store::JournalEntry>,
+    errors: &[crate::plan::PlanError],
 ) -> Result<HashSet<String>, CliError> {
     let mut done = HashSet::new();
     let mut moved = Vec::new();
     for change in &saved.changes {
+        if errors.iter().any(|e| e.address.as_ref() == Some(&change.address)) {
+            moved.push(match change.before {
+                None => format!("{}: it did not exist when planned, and exists now", change.address),
+                Some(_) => {
+                    format!("{}: changed since the plan was made, so that it cannot be planned now", change.address)
+                }
+            });
+            continue;
+        }
         let keys: Vec<(String, bool)> = [true, false]
             .into_iter()
             .filter(|removal| has_step(change, *removal))
@@ -329,12 +369,25 @@ fn check_saved(
             Some(now) => moved.push(describe_move(change, Some(now))),
         }
     }
-    if moved.is_empty() { Ok(done) } else { Err(CliError::Stale { moved }) }
+    if moved.is_empty() {
+        return Ok(done);
+    }
+    let plan_errors = errors
+        .iter()
+        .map(|e| {
+            let at = e.address.as_ref().map(|a| format!("{a}: ")).unwrap_or_default();
+            format!("{at}{} (help: {})", e.message, e.help)
+        })
+        .collect();
+    Err(CliError::Stale { moved, plan_errors })
 }
 
 fn describe_move(planned: &crate::plan::Change, now: Option<&crate::plan::Change>) -> String {
     let address = &planned.address;
     match (planned.before.as_ref(), now) {
+        (_, None) if planned.actions == [Action::Restart] => format!(
+            "{address}: it needs no restart any more: its pods were replaced since the plan was made, or are being replaced"
+        ),
         (_, None) => format!("{address}: it is already as the plan would make it (changed by someone else)"),
         (None, Some(n)) if n.before.is_some() => format!("{address}: it did not exist when planned, and exists now"),
         (Some(_), Some(n)) if n.before.is_none() => format!("{address}: it existed when planned, and is gone now"),
@@ -344,6 +397,19 @@ fn describe_move(planned: &crate::plan::Change, now: Option<&crate::plan::Change
                 .iter()
                 .map(|k| match (b.get(k), n.before.as_ref().and_then(|m| m.get(k))) {
                     (Some(x), Some(y)) if !x.is_object() && !x.is_array() => format!("{k} {x} -> {y}"),
+                    // Annotations, labels, tags: name the entries that moved.
+                    (Some(Value::Object(x)), Some(Value::Object(y)))
+                        if !crate::plan::DOCUMENT_ATTRIBUTES.contains(&k.as_str()) =>
+                    {
+                        let entries: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                        let shown = |v: Option<&Value>| v.map_or("(absent)".to_owned(), Value::to_string);
+                        entries
+                            .into_iter()
+                            .filter(|e| x.get(*e) != y.get(*e))
+                            .map(|e| format!("{k}[{e}] {} -> {}", shown(x.get(e)), shown(y.get(e))))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
                     _ => k.clone(),
                 })
                 .collect::<Vec<_>>()

@@ -57,9 +57,10 @@ pub enum CliError {
     Kube(#[source] crate::refresh::kube::KubeError),
     #[error(transparent)]
     Lock(Box<crate::lock::LockError>),
-    /// A saved plan whose world moved since it was made.
+    /// A saved plan whose world moved since it was made; `plan_errors` are
+    /// those of a plan made now, when it fails too.
     #[error("the saved plan is stale: {} moved since it was made", moved.len())]
-    Stale { moved: Vec<String> },
+    Stale { moved: Vec<String>, plan_errors: Vec<String> },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     /// The apply stopped; what was done and what failed were already reported.
@@ -161,10 +162,16 @@ pub fn report(e: &CliError, color: bool) {
             }
             let _ = writeln!(out, "error: the stack cannot be planned; nothing was changed");
         }
-        CliError::Stale { moved } => {
+        CliError::Stale { moved, plan_errors } => {
             let _ = writeln!(out, "error: the saved plan is stale; nothing was changed. What moved since it was made:");
             for m in moved {
                 let _ = writeln!(out, "  - {m}");
+            }
+            if !plan_errors.is_empty() {
+                let _ = writeln!(out, "A plan made now fails too:");
+                for e in plan_errors {
+                    let _ = writeln!(out, "  - {e}");
+                }
             }
             let _ = writeln!(out, "  help: plan again, review the new plan, and apply that one");
         }

@@ -168,9 +168,80 @@ pub struct ObservedDeployment {
     /// `spec.template.spec.serviceAccountName`; Kubernetes uses `default` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
+    /// The pod template's `kubectl.kubernetes.io/restartedAt` annotation: a
+    /// restart writes it, and is guarded by the value it read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_at: Option<String>,
+    /// Where the Deployment's rollout stands; absent in snapshots made
+    /// before irsa read it, and before the controller first reported.
+    #[serde(default, skip_serializing_if = "Rollout::is_unknown")]
+    pub rollout: Rollout,
     /// The running pods, found through the Deployment's selector.
     #[serde(default)]
     pub pods: Vec<ObservedPod>,
+}
+
+/// A Deployment's rollout, from `metadata.generation`, `spec.replicas` and
+/// what the Deployment controller reports in `status`. Every field is
+/// optional: a Deployment the controller has not seen yet has no status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rollout {
+    /// `metadata.generation`: moves with every change of the spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// `status.observedGeneration`: the generation the controller acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `spec.replicas` (Kubernetes defaults it to 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// `status.replicas`: pods of every ReplicaSet of the Deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_replicas: Option<i32>,
+    /// `status.updatedReplicas`: pods of the current template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_replicas: Option<i32>,
+}
+
+impl Rollout {
+    pub fn is_unknown(&self) -> bool {
+        *self == Rollout::default()
+    }
+
+    /// Why the rollout is under way, or `None` when it has settled (or
+    /// nothing says otherwise). Pods are being replaced then: those of the
+    /// old ReplicaSets are on their way out, so they are not stale, and a
+    /// restart now would only start the rollout over.
+    pub fn under_way(&self) -> Option<String> {
+        if let (Some(generation), Some(observed)) = (self.generation, self.observed_generation)
+            && observed < generation
+        {
+            return Some(format!("the controller has not acted on generation {generation} yet (it saw {observed})"));
+        }
+        // The controller leaves out counts that are zero (`omitempty`):
+        // once it has reported at all, a missing count is 0.
+        let reported =
+            self.observed_generation.is_some() || self.status_replicas.is_some() || self.updated_replicas.is_some();
+        if !reported {
+            return None;
+        }
+        let (total, updated) = (self.status_replicas.unwrap_or(0), self.updated_replicas.unwrap_or(0));
+        if let Some(wanted) = self.replicas
+            && updated < wanted
+        {
+            return Some(format!("{updated} of {wanted} pods run the current template"));
+        }
+        if total > updated {
+            let old = total - updated;
+            return Some(format!(
+                "{old} pod{} of an older template still run{}",
+                if old == 1 { "" } else { "s" },
+                if old == 1 { "s" } else { "" }
+            ));
+        }
+        None
+    }
 }
 
 impl ObservedDeployment {

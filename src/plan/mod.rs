@@ -6,6 +6,7 @@
 //! whenever a field changes meaning; fields may be added within a version.
 //! See `docs/plan-format.md`.
 
+pub mod guard;
 mod planner;
 pub mod saved;
 #[cfg(test)]
@@ -17,7 +18,7 @@ use serde_json::{Map, Value};
 use crate::model::Address;
 use crate::model::address::ResourceKind;
 
-pub use planner::{PlanError, PlanOptions, plan};
+pub use planner::{PlanError, PlanOptions, plan, plan_despite_errors};
 
 /// The attributes of `a` and `b` that differ (documents by meaning), in
 /// either direction: what moved between two reads of one resource.
@@ -149,6 +150,13 @@ pub struct Change {
     /// Addresses this change must wait for.
     #[serde(default)]
     pub depends_on: Vec<Address>,
+    /// Cluster changes: the fields of the object the write depends on, as
+    /// JSON pointers, with the values the plan read (`null`: absent). The
+    /// write sends each as a JSON Patch `test`, so it lands only while none
+    /// moved, however often the object's resourceVersion moved for other
+    /// reasons (status writes, rescaling, other fields).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub guard: Map<String, Value>,
 }
 
 impl Change {

@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde_json::{Map, Value, json};
 
-use super::{Action, Change, FORMAT_VERSION, Plan, RefreshInfo, Summary, Warning};
+use super::{Action, Change, FORMAT_VERSION, Plan, RefreshInfo, Summary, Warning, guard};
 use crate::graph::Graph;
 use crate::model::Address;
 use crate::model::desired::{Binding, Desired, OwnedRole, Policy, PolicyRef, ReferencedRole, Role, Span, markers};
-use crate::model::observed::{Observed, ObservedRole};
+use crate::model::observed::{Observed, ObservedPod, ObservedRole, ObservedServiceAccount};
 use crate::model::policy_doc::{self, PolicyDocument};
 use crate::model::quotas;
 use crate::model::trust;
@@ -128,6 +128,21 @@ struct Planner<'a> {
 
 /// Plan `desired` against `observed`.
 pub fn plan(desired: &Desired, observed: &Observed, opts: &PlanOptions) -> Result<Plan, Vec<PlanError>> {
+    match plan_despite_errors(desired, observed, opts)? {
+        (plan, errors) if errors.is_empty() => Ok(plan),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// Plan as far as the resources allow: the changes of every resource that
+/// could be planned, and the errors of those that could not. `apply PLAN`
+/// uses it to say what moved even when a plan made now fails. Errors that
+/// stop planning altogether (the issuer, quotas, the graph) are `Err`.
+pub fn plan_despite_errors(
+    desired: &Desired,
+    observed: &Observed,
+    opts: &PlanOptions,
+) -> Result<(Plan, Vec<PlanError>), Vec<PlanError>> {
     let issuer = resolve_issuer(desired, observed)?;
     let quotas = observed.iam.quotas.unwrap_or_default();
     let violations = quotas::check(desired, &quotas, Some(&issuer));
@@ -169,10 +184,13 @@ pub fn plan(desired: &Desired, observed: &Observed, opts: &PlanOptions) -> Resul
             p.deployment(b, dep);
         }
     }
-    if !p.errors.is_empty() {
-        return Err(p.errors);
+    let errors = std::mem::take(&mut p.errors);
+    match p.finish() {
+        Ok(plan) => Ok((plan, errors)),
+        // The resources' own errors say more than a target that selects none of what could be planned.
+        Err(finish) if errors.is_empty() => Err(finish),
+        Err(_) => Err(errors),
     }
-    p.finish()
 }
 
 fn resolve_issuer(d: &Desired, o: &Observed) -> Result<String, Vec<PlanError>> {
@@ -251,7 +269,17 @@ impl Planner<'_> {
         let kind = address.kind();
         self.changes.insert(
             address.clone(),
-            Change { address, kind, actions, reasons, before, after, changed, depends_on: Vec::new() },
+            Change {
+                address,
+                kind,
+                actions,
+                reasons,
+                before,
+                after,
+                changed,
+                depends_on: Vec::new(),
+                guard: Map::new(),
+            },
         );
     }
 
@@ -879,8 +907,11 @@ impl Planner<'_> {
                 mine.insert(key.clone(), v.clone());
             }
         }
+        // The write depends on the keys it sets or removes, and on nothing
+        // else of the object: those are its guard.
+        let guard = sa_guard(obs, annotations.keys().chain(mine.keys()), labels.keys());
         let before = obj(json!({
-            "namespace": obs.namespace, "name": obs.name, "resource_version": obs.resource_version,
+            "namespace": obs.namespace, "name": obs.name,
             "annotations": mine,
             "labels": pick(&obs.labels, &labels),
         }));
@@ -905,7 +936,14 @@ impl Planner<'_> {
         } else if !changed.is_empty() && reasons.is_empty() {
             reasons.push("annotations or labels differ from the stack file".into());
         }
-        self.add(address, actions, reasons, Some(before), Some(after));
+        self.add(address.clone(), actions, reasons, Some(before), Some(after));
+        self.guard(&address, guard);
+    }
+
+    fn guard(&mut self, address: &Address, guard: Map<String, Value>) {
+        if let Some(change) = self.changes.get_mut(address) {
+            change.guard = guard;
+        }
     }
 
     fn orphaned_service_accounts(&mut self) {
@@ -926,16 +964,16 @@ impl Planner<'_> {
                 let irsa_keys = [markers::ANNOTATION_ROLE_ARN, markers::ANNOTATION_STACK];
                 let mine: BTreeMap<&String, &String> =
                     sa.annotations.iter().filter(|(k, _)| irsa_keys.contains(&k.as_str())).collect();
-                let before = obj(
-                    json!({ "namespace": sa.namespace, "name": sa.name, "resource_version": sa.resource_version, "annotations": mine }),
-                );
+                let guard = sa_guard(sa, mine.keys().copied(), std::iter::empty());
+                let before = obj(json!({ "namespace": sa.namespace, "name": sa.name, "annotations": mine }));
                 let after = obj(json!({ "namespace": sa.namespace, "name": sa.name, "annotations": {} }));
                 let reason = "no longer in the stack file; it was adopted, so only irsa's annotations are removed";
-                self.add(address, vec![Action::Update], vec![reason.into()], Some(before), Some(after));
+                self.add(address.clone(), vec![Action::Update], vec![reason.into()], Some(before), Some(after));
+                self.guard(&address, guard);
                 continue;
             }
             let before = obj(
-                json!({ "namespace": sa.namespace, "name": sa.name, "resource_version": sa.resource_version, "annotations": sa.annotations, "labels": sa.labels }),
+                json!({ "namespace": sa.namespace, "name": sa.name, "annotations": sa.annotations, "labels": sa.labels }),
             );
             self.add(
                 address.clone(),
@@ -944,6 +982,10 @@ impl Planner<'_> {
                 Some(before),
                 None,
             );
+            // The delete was decided on the markers that make it this
+            // stack's, irsa's own: the delete goes ahead while they hold.
+            let (stack_key, label_key) = (markers::ANNOTATION_STACK.to_owned(), markers::LABEL_MANAGED_BY.to_owned());
+            self.guard(&address, sa_guard(sa, [&stack_key].into_iter(), [&label_key].into_iter()));
             for dep in &self.o.cluster.deployments {
                 if dep.namespace == sa.namespace && dep.effective_service_account() == sa.name {
                     self.warn(
@@ -968,64 +1010,128 @@ impl Planner<'_> {
             return;
         };
         let current = dep.effective_service_account();
+        // Both writes depend on the service account the template names, as
+        // read (absent reads as `null`, not as `default`: a JSON Patch test
+        // tells the two apart).
+        let mut guard = Map::from_iter([(guard::SERVICE_ACCOUNT_NAME.to_owned(), json!(dep.service_account_name))]);
         if current != b.name {
-            let before = obj(
-                json!({ "namespace": dep.namespace, "name": dep.name, "resource_version": dep.resource_version, "service_account_name": current }),
-            );
+            let before = obj(json!({ "namespace": dep.namespace, "name": dep.name, "service_account_name": current }));
             let after = obj(json!({ "namespace": dep.namespace, "name": dep.name, "service_account_name": b.name }));
             let reason = format!("the Deployment runs as service account {current}, not {}", b.name);
-            self.add(address, vec![Action::Update], vec![reason], Some(before), Some(after));
+            self.add(address.clone(), vec![Action::Update], vec![reason], Some(before), Some(after));
+            self.guard(&address, guard);
             return;
         }
-        if dep.pods.is_empty() {
+        let sa_key = (b.namespace.clone(), b.name.clone());
+        if let Some(why) = dep.rollout.under_way() {
+            // Its pods are being replaced: those of the old ReplicaSets are
+            // on their way out, not stale, and a restart now would start the
+            // rollout over. What the new pods hold is known once it settles.
+            let later = if self.role_arn_changes.contains_key(&sa_key) {
+                format!(
+                    "; pods it starts before sa/{}/{} has its new role will need a restart then",
+                    b.namespace, b.name
+                )
+            } else {
+                String::new()
+            };
+            self.warn(
+                Some(address),
+                format!(
+                    "deployment {}/{name} is rolling out ({why}): no restart is planned while its pods are being replaced; plan again once the rollout settles{later}",
+                    b.namespace
+                ),
+            );
+            return;
+        }
+        // Only pods running as the bound service account hold its
+        // credentials; any other pod belongs to an older template.
+        let pods: Vec<&ObservedPod> =
+            dep.pods.iter().filter(|p| p.service_account_name.as_deref().unwrap_or("default") == b.name).collect();
+        if pods.is_empty() {
             return;
         }
         let role_arn = self.d.binding_role_arn(b);
-        let mut reasons = Vec::new();
-        // Pods already running with the wanted role (the annotation was
-        // edited by hand after they started) need no restart.
-        let all_current = dep.pods.iter().all(|p| {
+        let arns = |p: &ObservedPod| -> Vec<String> {
+            p.containers.iter().filter_map(|c| c.aws_role_arn.clone()).collect::<BTreeSet<_>>().into_iter().collect()
+        };
+        // A pod already running with the wanted role in every container
+        // (the annotation was edited by hand after it started) needs no restart.
+        let current_pod = |p: &ObservedPod| {
             !p.containers.is_empty()
                 && p.containers.iter().all(|c| c.aws_role_arn.as_deref() == Some(role_arn.as_str()))
-        });
-        if let Some((old, new)) = self.role_arn_changes.get(&(b.namespace.clone(), b.name.clone())) {
-            if all_current {
+        };
+        let mut reasons = Vec::new();
+        // What the stale pods hold ("none", or the role ARNs they carry):
+        // the facts the restart depends on, which rescaling, pod names
+        // and unrelated rollouts leave alone.
+        let mut holdings = BTreeSet::new();
+        let mut hold = |p: &ObservedPod| {
+            let held = arns(p);
+            if held.is_empty() {
+                holdings.insert("none".to_owned());
+            }
+            holdings.extend(held.into_iter().filter(|a| *a != role_arn));
+        };
+        if let Some((old, new)) = self.role_arn_changes.get(&sa_key) {
+            let stale: Vec<&&ObservedPod> = pods.iter().filter(|p| !current_pod(p)).collect();
+            if stale.is_empty() {
                 return;
             }
+            stale.iter().for_each(|p| hold(p));
             reasons.push(match old {
                 Some(old) => format!("the role of sa/{}/{} changes from {old} to {new}: running pods keep the old credentials until they restart", b.namespace, b.name),
                 None => format!("sa/{}/{} gets the role {new}: running pods have no credentials until they restart", b.namespace, b.name),
             });
         } else {
             let set_at = self.o.service_account(&b.namespace, &b.name).and_then(|s| s.role_arn_set_at);
-            let mut stale = Vec::new();
-            let mut older = Vec::new();
-            let mut uninjected = Vec::new();
-            for pod in &dep.pods {
-                let arns: Vec<&str> = pod.containers.iter().filter_map(|c| c.aws_role_arn.as_deref()).collect();
-                if arns.iter().any(|a| *a != role_arn) {
-                    stale.push(pod.name.clone());
-                } else if arns.is_empty() {
-                    match set_at {
-                        Some(t) if pod.created_at < t => older.push(pod.name.clone()),
-                        _ => uninjected.push(pod.name.clone()),
+            let (mut other_role, mut older, mut same_second, mut uninjected) = (vec![], vec![], vec![], vec![]);
+            for pod in &pods {
+                let held = arns(pod);
+                if held.iter().any(|a| *a != role_arn) {
+                    other_role.push(pod.name.clone());
+                    hold(pod);
+                } else if held.is_empty() {
+                    // creationTimestamp and managedFields times are whole
+                    // seconds: only a pod of an earlier second surely
+                    // started before the annotation. In the same second the
+                    // missing AWS_ROLE_ARN decides: the pod started before
+                    // it, or before the webhook saw it; a restart helps
+                    // either way.
+                    match set_at.map(|t| pod.created_at.as_second().cmp(&t.as_second())) {
+                        Some(std::cmp::Ordering::Less) => older.push(pod.name.clone()),
+                        Some(std::cmp::Ordering::Equal) => same_second.push(pod.name.clone()),
+                        _ => {
+                            uninjected.push(pod.name.clone());
+                            continue;
+                        }
                     }
+                    hold(pod);
                 }
             }
-            if !stale.is_empty() {
+            if !other_role.is_empty() {
                 reasons.push(format!(
                     "pod{} {} run{} with another AWS_ROLE_ARN than {role_arn}",
-                    plural(&stale),
-                    list(&stale),
-                    if stale.len() == 1 { "s" } else { "" }
+                    plural(&other_role),
+                    list(&other_role),
+                    if other_role.len() == 1 { "s" } else { "" }
                 ));
             }
+            let have = |pods: &[String]| if pods.len() == 1 { "has" } else { "have" };
             if let (false, Some(t)) = (older.is_empty(), set_at) {
                 reasons.push(format!(
-                    "pod{} {} started before the role annotation was set ({t}) and ha{} no credentials",
+                    "pod{} {} started before the role annotation was set ({t}) and {} no credentials",
                     plural(&older),
                     list(&older),
-                    if older.len() == 1 { "s" } else { "ve" }
+                    have(&older)
+                ));
+            }
+            if let (false, Some(t)) = (same_second.is_empty(), set_at) {
+                reasons.push(format!(
+                    "pod{} {} started in the same second as the role annotation was set ({t}) and {} no credentials",
+                    plural(&same_second),
+                    list(&same_second),
+                    have(&same_second)
                 ));
             }
             if !uninjected.is_empty() {
@@ -1042,12 +1148,16 @@ impl Planner<'_> {
             }
         }
         if !reasons.is_empty() {
-            // The Deployment's identity and version, so the restart is
-            // guarded by the resourceVersion it was planned against.
             let after = obj(json!({ "namespace": dep.namespace, "name": dep.name, "service_account_name": current }));
+            // `before` is what a saved restart depends on: the service
+            // account (above) and what its stale pods hold.
             let mut before = after.clone();
-            before.insert("resource_version".into(), json!(dep.resource_version));
-            self.add(address, vec![Action::Restart], reasons, Some(before), Some(after));
+            before.insert("stale_credentials".into(), json!(holdings));
+            // A restart someone else made since the read is a rollout
+            // already under way: this one must not pile on it.
+            guard.insert(guard::template_annotation(markers::ANNOTATION_RESTARTED_AT), json!(dep.restarted_at));
+            self.add(address.clone(), vec![Action::Restart], reasons, Some(before), Some(after));
+            self.guard(&address, guard);
         }
     }
 
@@ -1111,6 +1221,23 @@ impl Planner<'_> {
             targets: self.opts.targets.clone(),
         })
     }
+}
+
+/// Guards on the annotation and label keys a ServiceAccount write sets,
+/// removes or relies on: each as it was read (`null`: absent).
+fn sa_guard<'k>(
+    sa: &ObservedServiceAccount,
+    annotations: impl Iterator<Item = &'k String>,
+    labels: impl Iterator<Item = &'k String>,
+) -> Map<String, Value> {
+    let mut guard = Map::new();
+    for key in annotations {
+        guard.insert(guard::annotation(key), json!(sa.annotations.get(key)));
+    }
+    for key in labels {
+        guard.insert(guard::label(key), json!(sa.labels.get(key)));
+    }
+    guard
 }
 
 /// A value as a stack file would write it.

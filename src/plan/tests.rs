@@ -142,6 +142,8 @@ fn in_sync(d: &Desired) -> Observed {
                 name: dep.clone(),
                 resource_version: "1".into(),
                 service_account_name: Some(b.name.clone()),
+                restarted_at: None,
+                rollout: Rollout::default(),
                 pods: vec![ObservedPod {
                     name: format!("{dep}-1"),
                     created_at: at("2026-01-02T00:00:00Z"),
@@ -945,4 +947,176 @@ role = "theirs"
     let e = errors(&b, &in_sync(&a), &PlanOptions::default());
     assert!(e[0].message.contains("is owned by irsa stack `team-a`, which generates its whole trust policy"), "{e:?}");
     assert!(e[0].help.contains("manage_trust = false"), "{}", e[0].help);
+}
+
+/// A settled rollout of `replicas` pods at generation `generation`.
+fn settled(generation: i64, replicas: i32) -> Rollout {
+    Rollout {
+        generation: Some(generation),
+        observed_generation: Some(generation),
+        replicas: Some(replicas),
+        status_replicas: Some(replicas),
+        updated_replicas: Some(replicas),
+    }
+}
+
+/// `in_sync`, with its one pod holding another role's credentials.
+fn with_a_stale_pod(d: &Desired) -> Observed {
+    let mut o = in_sync(d);
+    o.cluster.deployments[0].pods[0].containers[0].aws_role_arn = Some("arn:aws:iam::123456789012:role/old".into());
+    o
+}
+
+#[test]
+fn a_rollout_under_way_gets_a_warning_and_no_restart() {
+    let d = basic();
+    let mut o = with_a_stale_pod(&d);
+    o.cluster.deployments[0].rollout = settled(2, 2);
+    assert_eq!(shape(&run(&d, &o)), ["deploy/backend/app restart"], "settled: the stale pod is restarted");
+    let cases = [
+        (Rollout { observed_generation: Some(1), ..settled(2, 2) }, "has not acted on generation 2 yet"),
+        (Rollout { updated_replicas: Some(1), ..settled(2, 2) }, "1 of 2 pods run the current template"),
+        (Rollout { status_replicas: Some(3), ..settled(2, 2) }, "1 pod of an older template still runs"),
+        // The controller leaves out counts that are zero.
+        (Rollout { updated_replicas: None, ..settled(2, 2) }, "0 of 2 pods run the current template"),
+    ];
+    for (rollout, why) in cases {
+        o.cluster.deployments[0].rollout = rollout.clone();
+        let p = run(&d, &o);
+        assert_eq!(shape(&p), Vec::<String>::new(), "{rollout:?}");
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+        let message = &p.warnings[0].message;
+        assert!(message.contains("deployment backend/app is rolling out"), "{message}");
+        assert!(message.contains(why), "{message}");
+        assert!(message.contains("plan again once the rollout settles"), "{message}");
+    }
+}
+
+#[test]
+fn a_rollout_under_way_still_gets_its_service_account_pointed() {
+    let d = basic();
+    let mut o = in_sync(&d);
+    o.cluster.deployments[0].service_account_name = None;
+    o.cluster.deployments[0].rollout = Rollout { updated_replicas: Some(0), ..settled(2, 2) };
+    let p = run(&d, &o);
+    assert_eq!(shape(&p), ["deploy/backend/app update"]);
+    // Absent, not "default": the write tests exactly what it read.
+    assert_eq!(change(&p, "deploy/backend/app").guard, obj(json!({"/spec/template/spec/serviceAccountName": null})));
+}
+
+#[test]
+fn pods_of_an_older_template_running_as_default_are_not_stale() {
+    let d = basic();
+    let mut o = in_sync(&d);
+    // irsa just pointed the Deployment at the service account: the old
+    // ReplicaSet's pod still runs as `default`, without credentials.
+    let mut old = o.cluster.deployments[0].pods[0].clone();
+    old.name = "app-old-1".into();
+    old.created_at = at("2025-12-01T00:00:00Z");
+    old.service_account_name = None;
+    old.containers[0].aws_role_arn = None;
+    o.cluster.deployments[0].pods.push(old.clone());
+    assert_eq!(shape(&run(&d, &o)), Vec::<String>::new());
+    assert_eq!(run(&d, &o).warnings, vec![]);
+    // Only old pods left: nothing of the new template to judge yet.
+    o.cluster.deployments[0].pods = vec![old];
+    assert_eq!(shape(&run(&d, &o)), Vec::<String>::new());
+}
+
+#[test]
+fn a_pod_of_the_same_second_as_the_annotation_is_judged_by_its_environment() {
+    let d = basic();
+    let mut o = in_sync(&d);
+    o.cluster.service_accounts[0].role_arn_set_at = Some(at("2026-01-02T00:00:00Z"));
+    let pod = &mut o.cluster.deployments[0].pods[0];
+    pod.created_at = at("2026-01-02T00:00:00.700Z");
+    // Injected: it started after the annotation, within the second.
+    assert_eq!(shape(&run(&d, &o)), Vec::<String>::new());
+    assert_eq!(run(&d, &o).warnings, vec![]);
+    // Not injected: it started before the annotation, or before the webhook
+    // saw it; a restart gives it credentials either way.
+    o.cluster.deployments[0].pods[0].containers[0].aws_role_arn = None;
+    let p = run(&d, &o);
+    assert_eq!(shape(&p), ["deploy/backend/app restart"]);
+    let reasons = &change(&p, "deploy/backend/app").reasons;
+    assert!(reasons[0].contains("app-1 started in the same second as the role annotation was set"), "{reasons:?}");
+    // A second later and still not injected: the webhook skipped it.
+    o.cluster.deployments[0].pods[0].created_at = at("2026-01-02T00:00:01Z");
+    let p = run(&d, &o);
+    assert_eq!(shape(&p), Vec::<String>::new());
+    assert!(p.warnings[0].message.contains("pod identity webhook"), "{:?}", p.warnings);
+    // A second earlier: it surely started before.
+    o.cluster.deployments[0].pods[0].created_at = at("2026-01-01T23:59:59.900Z");
+    let p = run(&d, &o);
+    assert!(change(&p, "deploy/backend/app").reasons[0].contains("started before the role annotation was set"));
+}
+
+#[test]
+fn rescaling_status_and_resource_versions_do_not_change_a_plan() {
+    let d = basic();
+    let base = with_a_stale_pod(&d);
+    let planned = run(&d, &base);
+    let restart = change(&planned, "deploy/backend/app");
+    assert_eq!(
+        restart.before.as_ref().unwrap()["stale_credentials"],
+        json!(["arn:aws:iam::123456789012:role/old"]),
+        "a restart depends on what its stale pods hold"
+    );
+    assert_eq!(
+        restart.guard,
+        obj(json!({
+            "/spec/template/spec/serviceAccountName": "app",
+            "/spec/template/metadata/annotations/kubectl.kubernetes.io~1restartedAt": null
+        }))
+    );
+    // Scaled to three (new pods, new names), status and versions moved.
+    let mut moved = base.clone();
+    let dep = &mut moved.cluster.deployments[0];
+    dep.resource_version = "262".into();
+    dep.rollout = settled(3, 3);
+    for i in 2..=3 {
+        let mut pod = dep.pods[0].clone();
+        pod.name = format!("app-{i}");
+        dep.pods.push(pod);
+    }
+    dep.pods[0].name = "app-renamed".into();
+    moved.cluster.service_accounts[0].resource_version = "99".into();
+    let again = run(&d, &moved);
+    assert_eq!(shape(&again), shape(&planned));
+    for (a, b) in planned.changes.iter().zip(&again.changes) {
+        assert!(
+            same_attributes(a.before.as_ref(), b.before.as_ref()),
+            "{} moved: {:?} {:?}",
+            a.address,
+            a.before,
+            b.before
+        );
+        assert_eq!(a.guard, b.guard);
+    }
+}
+
+#[test]
+fn service_account_writes_are_guarded_by_the_keys_they_touch() {
+    let d = basic();
+    let mut o = in_sync(&d);
+    let sa = &mut o.cluster.service_accounts[0];
+    sa.annotations.insert(markers::ANNOTATION_ROLE_ARN.into(), "arn:aws:iam::123456789012:role/other".into());
+    sa.annotations.insert("team/owner".into(), "payments".into());
+    sa.labels.clear();
+    let p = run(&d, &o);
+    let sa = change(&p, "sa/backend/app");
+    assert_eq!(
+        sa.guard,
+        obj(json!({
+            "/metadata/annotations/eks.amazonaws.com~1role-arn": "arn:aws:iam::123456789012:role/other",
+            "/metadata/annotations/irsa.dev~1stack": "demo",
+            "/metadata/labels/app.kubernetes.io~1managed-by": null,
+        })),
+        "another tool's annotation is neither guarded nor written"
+    );
+    assert!(!sa.before.as_ref().unwrap().contains_key("resource_version"));
+}
+
+fn obj(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    v.as_object().cloned().unwrap()
 }

@@ -21,7 +21,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::model::desired::{Desired, markers};
 use crate::model::observed::{
-    ObservedCluster, ObservedContainer, ObservedDeployment, ObservedPod, ObservedServiceAccount,
+    ObservedCluster, ObservedContainer, ObservedDeployment, ObservedPod, ObservedServiceAccount, Rollout,
 };
 
 /// Where the cluster is.
@@ -205,6 +205,8 @@ impl Kube {
                     .map_err(request(format!("listing the pods of deployment {ns}/{name}")))?;
                 pods = listed.items.iter().filter_map(observe_pod).collect();
             }
+            let template_annotations = spec.template.metadata.as_ref().and_then(|m| m.annotations.as_ref());
+            let status = d.status.as_ref();
             observed_deployments.push(ObservedDeployment {
                 namespace: ns,
                 name,
@@ -214,6 +216,14 @@ impl Kube {
                     .spec
                     .as_ref()
                     .and_then(|p| p.service_account_name.clone().or_else(|| p.service_account.clone())),
+                restarted_at: template_annotations.and_then(|a| a.get(markers::ANNOTATION_RESTARTED_AT)).cloned(),
+                rollout: Rollout {
+                    generation: d.metadata.generation,
+                    observed_generation: status.and_then(|s| s.observed_generation),
+                    replicas: spec.replicas,
+                    status_replicas: status.and_then(|s| s.replicas),
+                    updated_replicas: status.and_then(|s| s.updated_replicas),
+                },
                 pods,
             });
         }

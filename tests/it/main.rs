@@ -9,5 +9,6 @@ mod faultproxy;
 mod faults;
 mod kubeapi;
 mod plans;
+mod rollout;
 mod saved;
 mod support;

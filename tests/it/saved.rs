@@ -105,7 +105,10 @@ fn a_plan_whose_resources_moved_is_refused_with_exit_3_naming_each() {
     assert_eq!(code, 3, "{stdout}{stderr}");
     assert!(stdout.is_empty(), "nothing is shown as if it would run: {stdout}");
     assert!(stderr.contains("the saved plan is stale; nothing was changed"), "{stderr}");
-    assert!(stderr.contains("role/backend-messages: changed since the plan was made (tags)"), "{stderr}");
+    assert!(
+        stderr.contains("role/backend-messages: changed since the plan was made (tags[owner] (absent) -> \"bob\")"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("role/backend-messages/attach/messages-read: it is already as the plan would make it"),
         "{stderr}"
