@@ -12,214 +12,16 @@
 //! plans then carry a warning instead of an empty warning list, and the
 //! assertions below allow for that.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use serde_json::{Value, json};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
 
-use crate::kubeapi::KubeApi;
 use crate::support::{Moto, plan_shape as shape};
+use crate::world::{Cluster, applied, no_changes, plan_json, wait_for};
 
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/irsa/backend-messages";
-
-/// A cluster to run a scenario on.
-struct Cluster {
-    server: Option<KubeApi>,
-    kubeconfig: PathBuf,
-    /// `IRSA_TEST_CONTEXT` on a real cluster; else the kubeconfig's current one.
-    context: Option<String>,
-    namespace: String,
-    /// The scenario's stack: `ekshandson` on the test server (one server a
-    /// scenario), the namespace's name on a real cluster.
-    stack_name: String,
-    dir: tempfile::TempDir,
-    rt: tokio::runtime::Runtime,
-    client: kube::Client,
-}
-
-impl Cluster {
-    fn test_server() -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let server = KubeApi::start();
-        server.set_issuer("https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE");
-        // The example names `context = "ekshandson"`: the test server's
-        // kubeconfig has it, so the stack's own context is what irsa uses.
-        let kubeconfig = server.write_kubeconfig(dir.path(), "ekshandson");
-        Cluster::with(Some(server), kubeconfig, None, "backend".into(), "ekshandson".into(), dir)
-    }
-
-    /// The cluster `KUBECONFIG` points at (its current context, or
-    /// `IRSA_TEST_CONTEXT`), in a fresh namespace of this scenario's own.
-    fn real() -> Cluster {
-        static SCENARIOS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let kubeconfig = PathBuf::from(std::env::var("KUBECONFIG").expect("set KUBECONFIG to run the cluster tests"));
-        let context = std::env::var("IRSA_TEST_CONTEXT").ok().filter(|c| !c.is_empty());
-        let n = SCENARIOS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let namespace = format!("irsa-it-{}-{n}", std::process::id());
-        Cluster::with(None, kubeconfig, context, namespace.clone(), namespace, tempfile::tempdir().unwrap())
-    }
-
-    fn with(
-        server: Option<KubeApi>,
-        kubeconfig: PathBuf,
-        context: Option<String>,
-        namespace: String,
-        stack_name: String,
-        dir: tempfile::TempDir,
-    ) -> Cluster {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let client = rt.block_on(async {
-            let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
-            let options = kube::config::KubeConfigOptions { context: context.clone(), ..Default::default() };
-            let config = kube::Config::from_custom_kubeconfig(kc, &options).await.unwrap();
-            kube::Client::try_from(config).unwrap()
-        });
-        let cluster = Cluster { server, kubeconfig, context, namespace, stack_name, dir, rt, client };
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": cluster.namespace}})).unwrap();
-        let api: Api<Namespace> = Api::all(cluster.client.clone());
-        cluster.rt.block_on(api.create(&PostParams::default(), &ns)).unwrap();
-        cluster
-    }
-
-    /// Let time pass, so that what happens next is later to the second.
-    fn advance(&self, seconds: u64) {
-        match &self.server {
-            Some(s) => s.advance_clock(Duration::from_secs(seconds)),
-            None => std::thread::sleep(Duration::from_secs(seconds.min(2))),
-        }
-    }
-
-    /// The name of the stack's lock.
-    fn lease(&self) -> String {
-        format!("irsa-{}", self.stack_name)
-    }
-
-    fn has_webhook(&self) -> bool {
-        self.server.is_some()
-    }
-
-    /// The example stack, bound in this cluster's namespace and named as
-    /// the scenario's stack, beside its documents. A real cluster has its
-    /// own issuer and contexts: the stack then leaves `oidc_issuer` and
-    /// `context` out, irsa discovers the issuer and uses the context the
-    /// scenario runs with.
-    fn stack(&self) -> String {
-        let mut text = std::fs::read_to_string("plans/ekshandson.toml")
-            .unwrap()
-            .replace("namespace = \"backend\"", &format!("namespace = \"{}\"", self.namespace))
-            .replace("[stack]\nname = \"ekshandson\"", &format!("[stack]\nname = \"{}\"", self.stack_name));
-        if self.server.is_none() {
-            text = text
-                .lines()
-                .filter(|l| !l.starts_with("oidc_issuer") && !l.starts_with("context"))
-                .collect::<Vec<_>>()
-                .join("\n");
-        }
-        let policies = self.dir.path().join("policies");
-        std::fs::create_dir_all(&policies).unwrap();
-        for p in ["messages-read", "messages-write", "messages-stream"] {
-            std::fs::copy(format!("plans/policies/{p}.json"), policies.join(format!("{p}.json"))).unwrap();
-        }
-        let path = self.dir.path().join("ekshandson.toml");
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_owned()
-    }
-
-    /// The backend Deployment, running as `service_account`.
-    fn deployment(&self, service_account: Option<&str>) {
-        let d: Deployment = serde_json::from_value(json!({
-            "metadata": {"name": "backend", "namespace": self.namespace},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": {"app": "backend"}},
-                "template": {
-                    "metadata": {"labels": {"app": "backend"}},
-                    "spec": {
-                        "serviceAccountName": service_account,
-                        "containers": [{"name": "backend", "image": "public.ecr.aws/docker/library/busybox:stable", "command": ["sleep", "3600"]}]
-                    }
-                }
-            }
-        }))
-        .unwrap();
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
-        self.rt.block_on(api.create(&PostParams::default(), &d)).unwrap();
-    }
-
-    fn sa(&self, name: &str) -> Option<ServiceAccount> {
-        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &self.namespace);
-        self.rt.block_on(api.get_opt(name)).unwrap()
-    }
-
-    fn patch_sa(&self, name: &str, manager: &str, patch: Value) {
-        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &self.namespace);
-        let params = PatchParams { field_manager: Some(manager.into()), ..Default::default() };
-        self.rt.block_on(api.patch(name, &params, &Patch::Merge(&patch))).unwrap();
-    }
-
-    fn get_deployment(&self) -> Deployment {
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
-        self.rt.block_on(api.get("backend")).unwrap()
-    }
-
-    /// irsa against moto and this cluster; the lock lives in the scenario's namespace.
-    fn irsa(&self, moto: &Moto, args: &[&str]) -> (i32, String, String) {
-        let kubeconfig = self.kubeconfig.to_str().unwrap().to_owned();
-        let mut all: Vec<&str> = args.to_vec();
-        all.extend(["--kubeconfig", &kubeconfig]);
-        if let Some(context) = &self.context
-            && !args.contains(&"--context")
-        {
-            all.extend(["--context", context]);
-        }
-        if args[0] == "apply" {
-            all.extend(["--lock-namespace", &self.namespace]);
-            if !args.contains(&"--iam-settle-seconds") {
-                all.extend(["--iam-settle-seconds", "0"]);
-            }
-        }
-        moto.irsa(&all)
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if self.server.is_none() {
-            let api: Api<Namespace> = Api::all(self.client.clone());
-            let _ = self.rt.block_on(api.delete(&self.namespace, &DeleteParams::default()));
-        }
-    }
-}
-
-fn plan_json(c: &Cluster, moto: &Moto, stack: &str) -> Value {
-    let (code, stdout, stderr) = c.irsa(moto, &["plan", stack, "--format", "json"]);
-    assert_eq!(code, 0, "{stderr}");
-    serde_json::from_str(&stdout).unwrap()
-}
-
-fn no_changes(c: &Cluster, moto: &Moto, stack: &str) {
-    let plan = plan_json(c, moto, stack);
-    assert_eq!(shape(&plan), Vec::<String>::new(), "{plan:#}");
-    if c.has_webhook() {
-        assert_eq!(plan["warnings"], json!([]), "{plan:#}");
-    }
-}
-
-/// Apply the example from nothing: the state the later scenarios start from.
-fn applied(c: &Cluster, moto: &Moto) -> String {
-    moto.hand_made_role("Role");
-    c.deployment(None);
-    c.advance(60);
-    let stack = c.stack();
-    let (code, _, stderr) = c.irsa(moto, &["apply", &stack, "--auto-approve"]);
-    assert_eq!(code, 0, "{stderr}");
-    c.advance(60);
-    stack
-}
 
 fn example_from_nothing_to_applied(c: &Cluster) {
     let moto = Moto::start();
@@ -482,14 +284,6 @@ fn a_write_conflict_is_reported_and_never_overwritten() {
 #[ignore = "needs cluster"]
 fn a_write_conflict_is_reported_and_never_overwritten_on_a_real_cluster() {
     write_conflict_is_reported_not_overwritten(&Cluster::real());
-}
-
-fn wait_for(mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(std::time::Instant::now() < deadline, "timed out");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn two_applies_at_once(c: &Cluster) {

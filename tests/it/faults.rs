@@ -36,6 +36,8 @@ impl World {
         let moto = Moto::start();
         let kube = KubeApi::start();
         kube.set_issuer(ISSUER);
+        // Controllers rewrite status throughout, as on a real cluster.
+        kube.set_status_churn(Some(std::time::Duration::from_millis(25)));
         let iam_proxy = FaultProxy::start(&moto.endpoint, Upstream::Iam, faults.clone());
         let kube_proxy = FaultProxy::start(&kube.url(), Upstream::Kube, faults);
         let dir = tempfile::tempdir().unwrap();

@@ -12,3 +12,4 @@ mod plans;
 mod rollout;
 mod saved;
 mod support;
+mod world;

@@ -9,152 +9,56 @@
 //! set, in its current context or `IRSA_TEST_CONTEXT` (IAM stays on moto;
 //! a fresh namespace of the scenario's own, deleted at the end, and a stack
 //! named like it, so scenarios running at once never see each other's
-//! resources as their own). The world here is its own rather than
-//! `cluster.rs`'s, which other work changes at the same time; it is small.
+//! resources as their own); the harness is `world.rs`, shared with
+//! `cluster.rs`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
-use crate::kubeapi::KubeApi;
-use crate::support::{Moto, plan_shape as shape, run_irsa_owned_env};
+use crate::support::{Moto, plan_shape as shape};
+use crate::world::{self, Cluster};
 
 const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/irsa/backend-messages";
-const ISSUER: &str = "https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE";
 
-/// moto and a cluster, for one scenario.
+/// moto and a cluster, for one scenario: the shared harness of
+/// `world.rs`, with moto at hand and the example's `arn =` role made.
 struct World {
     moto: Moto,
-    server: Option<KubeApi>,
-    kubeconfig: PathBuf,
-    /// `IRSA_TEST_CONTEXT` on a real cluster; else the kubeconfig's current one.
-    context: Option<String>,
-    namespace: String,
-    /// `ekshandson` on the test server (one server a scenario), the
-    /// namespace's name on a real cluster.
-    stack_name: String,
-    dir: tempfile::TempDir,
-    rt: tokio::runtime::Runtime,
-    client: kube::Client,
+    c: Cluster,
+}
+
+impl std::ops::Deref for World {
+    type Target = Cluster;
+    fn deref(&self) -> &Cluster {
+        &self.c
+    }
 }
 
 impl World {
     fn test_server() -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let server = KubeApi::start();
-        server.set_issuer(ISSUER);
-        let kubeconfig = server.write_kubeconfig(dir.path(), "ekshandson");
-        World::with(Some(server), kubeconfig, None, ("backend".into(), "ekshandson".into()), dir)
+        World::on(Cluster::test_server())
     }
 
-    /// The cluster `KUBECONFIG` points at, in a fresh namespace.
     fn real() -> World {
-        static SCENARIOS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let kubeconfig = PathBuf::from(std::env::var("KUBECONFIG").expect("set KUBECONFIG to run the cluster tests"));
-        let context = std::env::var("IRSA_TEST_CONTEXT").ok().filter(|c| !c.is_empty());
-        let n = SCENARIOS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let namespace = format!("irsa-rollout-{}-{n}", std::process::id());
-        World::with(None, kubeconfig, context, (namespace.clone(), namespace), tempfile::tempdir().unwrap())
+        World::on(Cluster::real())
     }
 
-    fn with(
-        server: Option<KubeApi>,
-        kubeconfig: PathBuf,
-        context: Option<String>,
-        (namespace, stack_name): (String, String),
-        dir: tempfile::TempDir,
-    ) -> World {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let client = rt.block_on(async {
-            let kc = kube::config::Kubeconfig::read_from(&kubeconfig).unwrap();
-            let options = kube::config::KubeConfigOptions { context: context.clone(), ..Default::default() };
-            let config = kube::Config::from_custom_kubeconfig(kc, &options).await.unwrap();
-            kube::Client::try_from(config).unwrap()
-        });
+    fn on(c: Cluster) -> World {
         let moto = Moto::start();
-        let world = World { moto, server, kubeconfig, context, namespace, stack_name, dir, rt, client };
-        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": world.namespace}})).unwrap();
-        world.rt.block_on(Api::<Namespace>::all(world.client.clone()).create(&PostParams::default(), &ns)).unwrap();
-        world.moto.hand_made_role("Role");
-        world
-    }
-
-    /// Let time pass, so that what happens next is later to the second.
-    fn advance(&self, seconds: u64) {
-        match &self.server {
-            Some(s) => s.advance_clock(Duration::from_secs(seconds)),
-            None => std::thread::sleep(Duration::from_secs(seconds.min(2))),
-        }
-    }
-
-    /// The test server has the pod identity webhook; a real cluster may not,
-    /// and its plans then carry a warning about pods without credentials.
-    fn has_webhook(&self) -> bool {
-        self.server.is_some()
-    }
-
-    /// The example stack, bound in this world's namespace, beside its documents.
-    fn stack(&self) -> String {
-        let mut text = std::fs::read_to_string("plans/ekshandson.toml")
-            .unwrap()
-            .replace("namespace = \"backend\"", &format!("namespace = \"{}\"", self.namespace))
-            .replace("[stack]\nname = \"ekshandson\"", &format!("[stack]\nname = \"{}\"", self.stack_name));
-        if self.server.is_none() {
-            // A real cluster has its own issuer (irsa discovers it) and context.
-            let own = |l: &&str| !l.starts_with("oidc_issuer") && !l.starts_with("context");
-            text = text.lines().filter(own).collect::<Vec<_>>().join("\n");
-        }
-        let policies = self.dir.path().join("policies");
-        std::fs::create_dir_all(&policies).unwrap();
-        for p in ["messages-read", "messages-write", "messages-stream"] {
-            std::fs::copy(format!("plans/policies/{p}.json"), policies.join(format!("{p}.json"))).unwrap();
-        }
-        let path = self.dir.path().join("ekshandson.toml");
-        std::fs::write(&path, text).unwrap();
-        path.to_str().unwrap().to_owned()
+        moto.hand_made_role("Role");
+        World { moto, c }
     }
 
     fn out(&self) -> String {
         self.dir.path().join("plan.irsa").to_str().unwrap().to_owned()
     }
 
-    /// The backend Deployment with two replicas, running as `default`.
-    fn deployment(&self) {
-        let d: Deployment = serde_json::from_value(json!({
-            "metadata": {"name": "backend", "namespace": self.namespace},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": {"app": "backend"}},
-                "template": {
-                    "metadata": {"labels": {"app": "backend"}},
-                    "spec": {"containers": [{"name": "backend", "image": "public.ecr.aws/docker/library/busybox:stable", "command": ["sleep", "3600"]}]}
-                }
-            }
-        }))
-        .unwrap();
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
-        self.rt.block_on(api.create(&PostParams::default(), &d)).unwrap();
-    }
-
-    fn get_deployment(&self) -> Deployment {
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
-        self.rt.block_on(api.get("backend")).unwrap()
-    }
-
-    /// A write by someone else (`manager`) to the Deployment.
-    fn patch_deployment(&self, manager: &str, patch: Value) {
-        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
-        let params = PatchParams { field_manager: Some(manager.into()), ..Default::default() };
-        self.rt.block_on(api.patch("backend", &params, &Patch::Merge(&patch))).unwrap();
-    }
-
     fn sa(&self) -> Option<ServiceAccount> {
-        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &self.namespace);
-        self.rt.block_on(api.get_opt("my-service-account")).unwrap()
+        self.c.sa("my-service-account")
     }
 
     fn annotations(&self) -> std::collections::BTreeMap<String, String> {
@@ -163,49 +67,23 @@ impl World {
 
     /// A write by someone else (`manager`) to the ServiceAccount.
     fn patch_sa(&self, manager: &str, patch: Value) {
-        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &self.namespace);
-        let params = PatchParams { field_manager: Some(manager.into()), ..Default::default() };
-        self.rt.block_on(api.patch("my-service-account", &params, &Patch::Merge(&patch))).unwrap();
-    }
-
-    fn args(&self, args: &[&str]) -> Vec<String> {
-        let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        all.extend(["--kubeconfig".into(), self.kubeconfig.to_str().unwrap().to_owned()]);
-        if let Some(context) = &self.context {
-            all.extend(["--context".into(), context.clone()]);
-        }
-        if args[0] == "apply" {
-            all.extend(["--lock-namespace".into(), self.namespace.clone()]);
-            if !args.contains(&"--iam-settle-seconds") {
-                all.extend(["--iam-settle-seconds".into(), "0".into()]);
-            }
-        }
-        all
+        self.c.patch_sa("my-service-account", manager, patch);
     }
 
     fn irsa(&self, args: &[&str]) -> (i32, String, String) {
-        let all = self.args(args);
-        self.moto.irsa(&all.iter().map(String::as_str).collect::<Vec<_>>())
+        self.c.irsa(&self.moto, args)
     }
 
-    /// irsa in a thread, for writes made while it runs.
     fn spawn(&self, args: &[&str]) -> std::thread::JoinHandle<(i32, String, String)> {
-        let (all, env) = (self.args(args), self.moto.env());
-        std::thread::spawn(move || run_irsa_owned_env(&all.iter().map(String::as_str).collect::<Vec<_>>(), &env))
+        self.c.spawn(&self.moto, args)
     }
 
     fn plan_json(&self, stack: &str) -> Value {
-        let (code, stdout, stderr) = self.irsa(&["plan", stack, "--format", "json"]);
-        assert_eq!(code, 0, "{stderr}");
-        serde_json::from_str(&stdout).unwrap()
+        world::plan_json(&self.c, &self.moto, stack)
     }
 
     fn no_changes(&self, stack: &str) {
-        let plan = self.plan_json(stack);
-        assert_eq!(shape(&plan), Vec::<String>::new(), "{plan:#}");
-        if self.has_webhook() {
-            assert_eq!(plan["warnings"], json!([]), "{plan:#}");
-        }
+        world::no_changes(&self.c, &self.moto, stack);
     }
 
     /// `plan --out`, and the saved plan's path.
@@ -218,60 +96,15 @@ impl World {
 
     /// The example applied from nothing: the state later scenarios start from.
     fn applied(&self) -> String {
-        self.deployment();
-        self.advance(60);
-        let stack = self.stack();
-        let (code, _, stderr) = self.irsa(&["apply", &stack, "--auto-approve"]);
-        assert_eq!(code, 0, "{stderr}");
-        self.advance(60);
-        stack
+        world::apply_example(&self.c, &self.moto)
+    }
+
+    fn deployment(&self) {
+        self.c.deployment(None);
     }
 
     fn ns(&self) -> &str {
         &self.namespace
-    }
-
-    /// Hold every rollout where it is: the test server's kubelet stand-in
-    /// stops starting pods, so new ones stay Pending and not Ready and the
-    /// old ReplicaSet keeps its pods. A real cluster cannot be told to:
-    /// `false` then.
-    fn hold_rollouts(&self, hold: bool) -> bool {
-        match &self.server {
-            Some(s) => {
-                s.set_kubelet(!hold);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Wait until the Deployment has rolled out; `false` when it did not
-    /// within `timeout` (a real cluster without a kubelet never does).
-    fn wait_rolled_out(&self, timeout: Duration) -> bool {
-        if let Some(s) = &self.server {
-            self.rt.block_on(s.wait_rolled_out(self.ns(), "backend", timeout));
-            return true;
-        }
-        let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
-            let d = self.get_deployment();
-            let (generation, wanted) = (d.metadata.generation, d.spec.replicas.unwrap_or(1));
-            let status = d.status.unwrap_or_default();
-            let settled = status.observed_generation >= generation
-                && [status.replicas, status.updated_replicas, status.ready_replicas]
-                    .iter()
-                    .all(|n| n.unwrap_or(0) == wanted);
-            if settled {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        false
-    }
-
-    fn pods(&self) -> Vec<Pod> {
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
-        self.rt.block_on(api.list(&ListParams::default().labels("app=backend"))).unwrap().items
     }
 }
 
@@ -282,22 +115,7 @@ fn identity(pod: &Pod) -> (String, Option<String>) {
     (spec.service_account_name.clone().unwrap_or_else(|| "default".into()), arn)
 }
 
-impl Drop for World {
-    fn drop(&mut self) {
-        if self.server.is_none() {
-            let api: Api<Namespace> = Api::all(self.client.clone());
-            let _ = self.rt.block_on(api.delete(&self.namespace, &DeleteParams::default()));
-        }
-    }
-}
-
-fn wait_for(mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(std::time::Instant::now() < deadline, "timed out");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use world::wait_for;
 
 fn version(d: &Deployment) -> String {
     d.metadata.resource_version.clone().unwrap_or_default()

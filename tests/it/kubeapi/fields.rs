@@ -223,33 +223,8 @@ pub fn render(entries: &[Entry]) -> Value {
 /// `manager` gains every leaf the write set or changed, and other managers
 /// lose those leaves. Fields that no longer exist leave every set.
 pub fn record_update(entries: &mut Vec<Entry>, old: Option<&Value>, new: &Value, writer: Writer) {
-    let Writer { manager, api_version, now } = writer;
-    let new_leaves = leaves(new);
     let old_leaves = old.map(leaves).unwrap_or_default();
-    let changed: BTreeSet<Path> =
-        new_leaves.iter().filter(|(p, v)| old_leaves.get(*p) != Some(*v)).map(|(p, _)| p.clone()).collect();
-    let removed = old_leaves.keys().any(|p| !new_leaves.contains_key(p));
-    for entry in entries.iter_mut().filter(|e| !e.is(manager, Operation::Update)) {
-        entry.fields.retain(|f| !changed.iter().any(|c| overlaps(f, c)));
-    }
-    if !changed.is_empty() || removed {
-        match entries.iter_mut().find(|e| e.is(manager, Operation::Update)) {
-            Some(entry) => {
-                entry.fields.extend(changed);
-                entry.time = now.to_string();
-                entry.api_version = api_version.to_string();
-            }
-            None => entries.push(Entry {
-                manager: manager.to_string(),
-                operation: Operation::Update,
-                api_version: api_version.to_string(),
-                time: now.to_string(),
-                fields: changed,
-                subresource: None,
-            }),
-        }
-    }
-    prune(entries, new);
+    record(entries, (&old_leaves, &leaves(new)), new, writer, None, false);
 }
 
 /// The leaves under `status`, as the status subresource's writers own them.
@@ -266,13 +241,26 @@ fn status_leaves(obj: &Value) -> BTreeMap<Path, &Value> {
 /// `touched` refreshes the entry's time even when no field changed (a
 /// write that bumped the resourceVersion anyway).
 pub fn record_status_update(entries: &mut Vec<Entry>, old: &Value, new: &Value, writer: Writer, touched: bool) {
+    record(entries, (&status_leaves(old), &status_leaves(new)), new, writer, Some("status"), touched);
+}
+
+/// The Update entry of `writer` (on the object, or on `subresource`) gains
+/// the leaves that changed from the old to the new ones, and every other
+/// entry loses them.
+fn record(
+    entries: &mut Vec<Entry>,
+    (old_leaves, new_leaves): (&BTreeMap<Path, &Value>, &BTreeMap<Path, &Value>),
+    new: &Value,
+    writer: Writer,
+    subresource: Option<&str>,
+    touched: bool,
+) {
     let Writer { manager, api_version, now } = writer;
-    let new_leaves = status_leaves(new);
-    let old_leaves = status_leaves(old);
     let changed: BTreeSet<Path> =
         new_leaves.iter().filter(|(p, v)| old_leaves.get(*p) != Some(*v)).map(|(p, _)| p.clone()).collect();
     let removed = old_leaves.keys().any(|p| !new_leaves.contains_key(p));
-    let mine = |e: &Entry| e.manager == manager && e.subresource.as_deref() == Some("status");
+    let mine =
+        |e: &Entry| e.manager == manager && e.operation == Operation::Update && e.subresource.as_deref() == subresource;
     for entry in entries.iter_mut().filter(|e| !mine(e)) {
         entry.fields.retain(|f| !changed.iter().any(|c| overlaps(f, c)));
     }
@@ -289,7 +277,7 @@ pub fn record_status_update(entries: &mut Vec<Entry>, old: &Value, new: &Value, 
                 api_version: api_version.to_string(),
                 time: now.to_string(),
                 fields: changed,
-                subresource: Some("status".to_string()),
+                subresource: subresource.map(str::to_owned),
             }),
         }
     }

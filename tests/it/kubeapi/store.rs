@@ -203,6 +203,25 @@ impl State {
         self.commit(kind, ns, &name, None, body, Ownership::Update(manager))
     }
 
+    /// The checks of a PUT, on the object or its status: a well-formed body
+    /// of this kind, namespace and name, carrying the stored resourceVersion
+    /// (optimistic concurrency). Returns the stored object.
+    fn checked_update(&self, kind: &'static Kind, ns: &str, name: &str, body: &mut Value) -> Result<Value, ApiError> {
+        check_shape(body)?;
+        check_type(kind, body, false)?;
+        check_namespace(kind, ns, body)?;
+        check_name(name, body)?;
+        let old = self.get(kind, ns, name)?;
+        match meta_str(body, "resourceVersion") {
+            None | Some("") => {
+                let detail = "Invalid value: 0x0: must be specified for an update";
+                Err(ApiError::invalid(kind, name, "metadata.resourceVersion", "FieldValueInvalid", detail))
+            }
+            Some(rv) if Some(rv) != meta_str(&old, "resourceVersion") => Err(ApiError::modified(kind, name)),
+            Some(_) => Ok(old),
+        }
+    }
+
     /// PUT: the body must carry the stored resourceVersion (optimistic
     /// concurrency); there is no create-on-update for these kinds.
     pub fn replace(
@@ -213,19 +232,7 @@ impl State {
         mut body: Value,
         manager: &str,
     ) -> Result<Value, ApiError> {
-        check_shape(&body)?;
-        check_type(kind, &mut body, false)?;
-        check_namespace(kind, ns, &mut body)?;
-        check_name(name, &mut body)?;
-        let old = self.get(kind, ns, name)?;
-        match meta_str(&body, "resourceVersion") {
-            None | Some("") => {
-                let detail = "Invalid value: 0x0: must be specified for an update";
-                return Err(ApiError::invalid(kind, name, "metadata.resourceVersion", "FieldValueInvalid", detail));
-            }
-            Some(rv) if Some(rv) != meta_str(&old, "resourceVersion") => return Err(ApiError::modified(kind, name)),
-            Some(_) => {}
-        }
+        let old = self.checked_update(kind, ns, name, &mut body)?;
         self.commit(kind, ns, name, Some(old), body, Ownership::Update(manager))
     }
 
@@ -285,19 +292,7 @@ impl State {
         mut body: Value,
         manager: &str,
     ) -> Result<Value, ApiError> {
-        check_shape(&body)?;
-        check_type(kind, &mut body, false)?;
-        check_namespace(kind, ns, &mut body)?;
-        check_name(name, &mut body)?;
-        let old = self.get(kind, ns, name)?;
-        match meta_str(&body, "resourceVersion") {
-            None | Some("") => {
-                let detail = "Invalid value: 0x0: must be specified for an update";
-                return Err(ApiError::invalid(kind, name, "metadata.resourceVersion", "FieldValueInvalid", detail));
-            }
-            Some(rv) if Some(rv) != meta_str(&old, "resourceVersion") => return Err(ApiError::modified(kind, name)),
-            Some(_) => {}
-        }
+        let old = self.checked_update(kind, ns, name, &mut body)?;
         self.commit_status(kind, ns, name, old, body.get("status").cloned(), manager, false)
     }
 
