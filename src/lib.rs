@@ -13,6 +13,7 @@
 
 pub mod apply;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod graph;
 pub mod lock;

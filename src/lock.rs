@@ -15,7 +15,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 
-use crate::refresh::kube::{Kube, lost_on_the_way, read_again};
+use crate::cluster::{Kube, lost_on_the_way, read_again};
 
 /// How long a lease lasts without renewal.
 pub const LEASE_SECONDS: i32 = 30;

@@ -197,8 +197,7 @@ fn open_waiting(dir: &Path) -> Result<sled::Db, sled::Error> {
 
 fn new_lineage() -> String {
     let now = Timestamp::now();
-    crate::plan::saved::sha256_hex(format!("{}:{}", now.as_nanosecond(), std::process::id()).as_bytes())[..16]
-        .to_owned()
+    crate::model::sha256_hex(format!("{}:{}", now.as_nanosecond(), std::process::id()).as_bytes())[..16].to_owned()
 }
 
 #[cfg(test)]

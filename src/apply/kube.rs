@@ -30,14 +30,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
+use crate::cluster::{FIELD_MANAGER, Kube, lost_on_the_way, read_again};
 use crate::model::address::ResourceKind;
 use crate::model::desired::markers;
 use crate::plan::guard;
 use crate::plan::{Action, Change};
-use crate::refresh::kube::{Kube, lost_on_the_way, read_again};
-
-/// The field manager irsa writes as, visible in `managedFields`.
-pub const FIELD_MANAGER: &str = "irsa";
 
 /// How often a guarded write is tried when the API server refuses its
 /// `test`s while a fresh read finds every guarded field as planned: the

@@ -54,7 +54,7 @@ pub enum CliError {
     #[error("reading AWS IAM: {0}")]
     Aws(crate::refresh::aws::CallError),
     #[error("reading the cluster")]
-    Kube(#[source] crate::refresh::kube::KubeError),
+    Kube(#[source] crate::cluster::KubeError),
     #[error(transparent)]
     Lock(Box<crate::lock::LockError>),
     /// A saved plan whose world moved since it was made; `plan_errors` are

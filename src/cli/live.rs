@@ -3,11 +3,11 @@
 use jiff::Timestamp;
 
 use super::CliError;
+use crate::cluster::{Kube, KubeConnection};
 use crate::model::desired::Desired;
 use crate::model::observed::{Observed, ObservedCluster, RefreshStats, SNAPSHOT_FORMAT_VERSION};
 use crate::plan::RefreshInfo;
 use crate::refresh::aws::{Connection, Iam, Scope, Strategy};
-use crate::refresh::kube::{Kube, KubeConnection};
 
 /// How to reach the cluster.
 #[derive(Debug, Clone, clap::Args)]

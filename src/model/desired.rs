@@ -265,7 +265,7 @@ impl Desired {
                 "annotations": b.annotations, "adopt": b.adopt,
             })).collect::<Vec<_>>(),
         });
-        crate::plan::saved::sha256_hex(model.to_string().as_bytes())
+        super::sha256_hex(model.to_string().as_bytes())
     }
 
     /// What is left of the stack when it is destroyed: nothing it owns. Roles

@@ -11,3 +11,11 @@ pub mod quotas;
 pub mod trust;
 
 pub use address::Address;
+
+use sha2::{Digest, Sha256};
+
+/// Lower-case hex SHA-256: the fingerprints of desired models, plans and
+/// stack files.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}

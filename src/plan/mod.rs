@@ -103,7 +103,7 @@ impl Plan {
     /// The plan's identity in the journal: what it would do, not when it
     /// was made or which irsa made it.
     pub fn id(&self) -> String {
-        saved::sha256_hex(serde_json::to_string(&self.changes).unwrap_or_default().as_bytes())
+        crate::model::sha256_hex(serde_json::to_string(&self.changes).unwrap_or_default().as_bytes())
     }
 }
 

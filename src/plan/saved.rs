@@ -3,7 +3,6 @@
 //! elsewhere.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::Plan;
 
@@ -44,7 +43,7 @@ impl SavedPlan {
             kind: KIND.into(),
             saved_format_version: SAVED_FORMAT_VERSION,
             stack_file: stack_file.into(),
-            stack_sha256: sha256_hex(desired.source.text.as_bytes()),
+            stack_sha256: crate::model::sha256_hex(desired.source.text.as_bytes()),
             desired_sha256: desired.fingerprint(),
             adopt,
             destroy,
@@ -88,8 +87,4 @@ impl SavedPlan {
         }
         Ok(saved)
     }
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
