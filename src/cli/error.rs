@@ -109,14 +109,28 @@ fn handler(color: bool) -> GraphicalReportHandler {
     GraphicalReportHandler::new_themed(theme).with_width(100).with_context_lines(1)
 }
 
-fn render_problem(out: &mut String, problem: &Problem, color: bool) {
-    // The plain `file:line:col: message` line first, for editors and CI log
-    // scanners; then miette's picture of the source.
+/// How problems in files are reported: once each, in one of two forms.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    /// miette's picture of the source (a person at a terminal), rather than
+    /// the `error: file:line:col: message` line and its help (editors, CI
+    /// logs and their scanners).
+    pub graphical: bool,
+    pub color: bool,
+}
+
+fn render_problem(out: &mut String, problem: &Problem, style: Style) {
+    if style.graphical {
+        let mut picture = String::new();
+        if handler(style.color).render_report(&mut picture, problem as &dyn Diagnostic).is_ok() {
+            out.push_str(&picture);
+            out.push('\n');
+            return;
+        }
+    }
     let _ = writeln!(out, "error: {}: {problem}", problem.location());
-    let mut picture = String::new();
-    if handler(color).render_report(&mut picture, problem as &dyn Diagnostic).is_ok() {
-        out.push_str(&picture);
-        out.push('\n');
+    if let Some(help) = &problem.help {
+        let _ = writeln!(out, "  help: {}", help.replace('\n', "\n        "));
     }
 }
 
@@ -136,12 +150,12 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Write an error to stderr, in full, once.
-pub fn report(e: &CliError, color: bool) {
+pub fn report(e: &CliError, style: Style) {
     let mut out = String::new();
     match e {
         CliError::Load(LoadError::Invalid(Problems { path, problems })) => {
             for p in problems {
-                render_problem(&mut out, p, color);
+                render_problem(&mut out, p, style);
             }
             let n = problems.len();
             let _ = writeln!(
@@ -151,10 +165,10 @@ pub fn report(e: &CliError, color: bool) {
                 if n == 1 { "" } else { "s" }
             );
         }
-        CliError::Snapshot(SnapshotError::Invalid(p)) => render_problem(&mut out, p, color),
+        CliError::Snapshot(SnapshotError::Invalid(p)) => render_problem(&mut out, p, style),
         CliError::Plan { problems, unlocated } => {
             for p in problems {
-                render_problem(&mut out, p, color);
+                render_problem(&mut out, p, style);
             }
             for u in unlocated {
                 let at = u.address.as_ref().map(|a| format!("{a}: ")).unwrap_or_default();

@@ -10,7 +10,7 @@ mod refresh;
 mod show;
 mod validate;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -134,7 +134,10 @@ pub fn run() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            error::report(&e, ctx.color_stderr);
+            // One report per problem: the picture for a person at a
+            // terminal, the one-line form for logs and editors.
+            let style = error::Style { graphical: std::io::stderr().is_terminal(), color: ctx.color_stderr };
+            error::report(&e, style);
             ExitCode::from(e.exit_code())
         }
     }

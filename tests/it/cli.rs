@@ -100,3 +100,40 @@ fn help_is_the_doc_comments() {
     assert_eq!(code, 0);
     assert!(stdout.starts_with("irsa "));
 }
+
+/// Each problem of a stack file is reported once: as one `error:
+/// file:line:col` line with its help in a log (no terminal), and as miette's
+/// picture of the source on a terminal (`script` gives irsa a pseudo-terminal).
+#[test]
+fn each_problem_is_reported_once_in_the_form_its_reader_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = dir.path().join("stack.toml");
+    std::fs::write(
+        &stack,
+        "version = 1\n[cluster]\nname = \"c\"\nregion = \"us-east-1\"\naccount_id = \"12345\"\n[policies.p]\ndocument = '{}'\ndocument_file = \"p.json\"\n",
+    )
+    .unwrap();
+    let stack = stack.to_str().unwrap();
+
+    let (code, _, log) = irsa(&["validate", stack]);
+    assert_eq!(code, 1);
+    let located: Vec<&str> = log.lines().filter(|l| l.starts_with(&format!("error: {stack}:"))).collect();
+    assert_eq!(located.len(), 2, "{log}");
+    assert!(log.contains(&format!("error: {stack}:5:14: ")), "{log}");
+    assert!(log.lines().any(|l| l.starts_with("  help: ")), "{log}");
+    assert!(!log.contains('╭') && !log.contains('×'), "no picture in a log: {log}");
+
+    let command = format!("{} validate {stack}", env!("CARGO_BIN_EXE_irsa"));
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux) runs irsa on a pseudo-terminal");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(screen.matches('╭').count(), 2, "one picture a problem: {screen}");
+    assert!(screen.contains(&format!("[{stack}:5:14]")), "{screen}");
+    assert!(!screen.contains(&format!("error: {stack}:5:14")), "no one-line form on a terminal: {screen}");
+}
