@@ -11,6 +11,7 @@
 pub mod iam;
 pub mod kube;
 pub mod retry;
+pub mod workflow;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};

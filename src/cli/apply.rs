@@ -1,22 +1,15 @@
-use std::collections::HashSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::Value;
-
 use super::live::{self, AwsArgs, KubeArgs};
 use super::{CliError, Ctx, exit};
-use crate::apply::iam::IamApplier;
-use crate::apply::kube::KubeApplier;
-use crate::apply::retry::Patience;
-use crate::apply::{Appliers, Event, Step, apply, has_step, step_key};
-use crate::lock::{self, LockOptions};
-use crate::model::desired::Desired;
+use crate::apply::workflow::{self, Frontend, Report, RunError, Settings, Source};
+use crate::apply::{Event, Outcome, Step};
+use crate::lock::LockOptions;
+use crate::plan::Plan;
 use crate::plan::saved::SavedPlan;
-use crate::plan::{Action, Plan, PlanOptions};
 use crate::render::{self, Format};
-use crate::store::{StepState, Store};
 
 /// Make AWS IAM and the cluster match a stack file, or carry out a saved plan.
 ///
@@ -99,12 +92,6 @@ pub struct DestroyArgs {
     apply: ApplyArgs,
 }
 
-/// What a run applies: a fresh plan of a stack file, or a saved plan.
-enum Source {
-    Stack { adopt: bool, destroy: bool, targets: Vec<String> },
-    Saved(Box<SavedPlan>),
-}
-
 pub fn run(ctx: &Ctx, args: ApplyArgs) -> Result<u8, CliError> {
     let text = std::fs::read_to_string(&args.file).ok();
     if let Some(saved) = text.as_deref().and_then(|t| SavedPlan::from_json(t).ok()) {
@@ -127,153 +114,40 @@ fn run_source(ctx: &Ctx, args: &ApplyArgs, stack: &Path, source: Source) -> Resu
         Source::Stack { .. } => args.rename_from.clone(),
     };
     let desired = super::load_stack(stack, rename_from.as_deref())?;
-    if let Source::Saved(saved) = &source
-        && desired.fingerprint() != saved.desired_sha256
-    {
-        return Err(CliError::Stale {
-            moved: vec![format!(
-                "{}: the stack file or one of its policy documents changed since the plan was made",
-                saved.stack_file
-            )],
-            plan_errors: Vec::new(),
-        });
-    }
-    let targets = match &source {
-        Source::Stack { targets, .. } => targets.clone(),
-        Source::Saved(saved) => saved.plan.targets.clone(),
-    };
-    let runtime = live::runtime()?;
-    runtime.block_on(async {
-        let clients = live::connect(&desired, &args.aws, &args.kube, &targets).await?;
-        // Take the lock before reading, as Terraform does: a second apply
-        // that waited must plan against what the first one left.
-        let lock = match &clients.kube {
-            Some(kube) => {
-                let options = LockOptions {
-                    namespace: args.lock_namespace.clone(),
-                    timeout: Duration::from_secs(args.lock_timeout),
-                    lease_seconds: args.lock_lease_seconds,
-                };
-                let lock = lock::acquire(kube, &desired.stack.name, &options).await?;
-                tracing::info!("holding the lock as {}", lock.holder());
-                Some(lock)
-            }
-            // A run whose targets stay in IAM does not contact the cluster, and so takes no lock.
-            None => None,
-        };
-        let result = locked(ctx, args, stack, &desired, &clients, &source).await;
-        if let Some(lock) = lock {
-            if lock.lost() {
-                eprintln!("warning: the lock expired during the run and was taken by another apply; plan again to check the result");
-            }
-            lock.release().await?;
-        }
-        result
-    })
-}
-
-/// Everything done under the lock; the store is opened and closed inside
-/// it, so a second apply that waited for the lock finds the store free.
-async fn locked(
-    ctx: &Ctx,
-    args: &ApplyArgs,
-    stack: &Path,
-    desired: &Desired,
-    clients: &live::Clients,
-    source: &Source,
-) -> Result<u8, CliError> {
-    let store_dir = args.store.clone().unwrap_or_else(|| crate::store::default_dir(stack));
-    let store = Store::open(&store_dir)?;
-    let (observed, refresh) = live::read(desired, clients).await?;
-    store.put_snapshot(&desired.stack.name, &observed)?;
-    let (adopt, destroy, targets) = match source {
-        Source::Stack { adopt, destroy, targets } => (*adopt, *destroy, targets.clone()),
-        Source::Saved(saved) => (saved.adopt, saved.destroy, saved.plan.targets.clone()),
-    };
-    let options = PlanOptions { adopt, targets, refresh, destroy };
-    let wanted = if destroy { desired.for_destroy() } else { desired.clone() };
-    let (plan, plan_id, done) = match source {
-        Source::Stack { .. } => {
-            let current =
-                crate::plan::plan(&wanted, &observed, &options).map_err(|e| CliError::from_plan(desired, e))?;
-            let id = current.id();
-            (current, id, HashSet::new())
-        }
-        Source::Saved(saved) => {
-            // Made despite errors: when what the saved plan touches moved,
-            // that (exit 3) is the news, and a plan made now failing is
-            // part of it, not the other way round.
-            let (current, errors) = crate::plan::plan_despite_errors(&wanted, &observed, &options)
-                .map_err(|e| CliError::from_plan(desired, e))?;
-            let id = saved.id();
-            let journal = store.journal_of(&id)?;
-            let done = check_saved(&saved.plan, &current, &journal, &errors)?;
-            if !errors.is_empty() {
-                return Err(CliError::from_plan(desired, errors));
-            }
-            (with_fresh_guards(&saved.plan, &current), id, done)
-        }
-    };
-
-    let text_options = render::Options { full_documents: false, color: ctx.color_stdout };
-    ctx.print(&render::render(&plan, Format::Text, text_options))?;
-    if plan.changes.is_empty() {
-        return Ok(exit::SUCCESS);
-    }
-    if !done.is_empty() {
-        eprintln!(
-            "{} step{} of this plan were done by an earlier run; the rest follows.",
-            done.len(),
-            if done.len() == 1 { "" } else { "s" }
-        );
-    }
-    if !args.auto_approve && !confirm(plan.changes.len())? {
-        eprintln!("Apply cancelled; nothing was changed.");
-        return Ok(exit::ERROR);
-    }
-    store.put_plan(&plan_id, &serde_json::to_string(&plan).unwrap_or_default())?;
-
-    let calls_before = clients.iam.calls.total();
-    let appliers = Appliers {
-        iam: IamApplier { iam: &clients.iam, patience: Patience::default() },
-        kube: clients.kube.as_ref().map(|kube| KubeApplier { kube }),
+    workflow::check_inputs(&desired, &source).map_err(|e| CliError::from_workflow(&desired, e))?;
+    let settings = Settings {
+        store_dir: args.store.clone().unwrap_or_else(|| crate::store::default_dir(stack)),
+        lock: LockOptions {
+            namespace: args.lock_namespace.clone(),
+            timeout: Duration::from_secs(args.lock_timeout),
+            lease_seconds: args.lock_lease_seconds,
+        },
         settle: Duration::from_secs(args.iam_settle_seconds),
         parallelism: usize::from(args.parallelism),
     };
-    let mut journal_error = None;
-    let outcome = apply(&appliers, &plan, &done, |event| {
-        let record = match event {
-            Event::Started { address, removal } => {
-                tracing::info!("{address}: started");
-                Some((step_key(address, *removal), StepState::Started))
-            }
-            Event::Finished { step: Step::Done { address, what }, removal } => {
-                eprintln!("  {address}: {what}");
-                Some((step_key(address, *removal), StepState::Done))
-            }
-            Event::Finished { step: Step::Failed { address, error }, .. } => {
-                eprintln!("  {address}: FAILED: {error}");
-                None
-            }
-            Event::Finished { step: Step::Skipped { address }, .. } => {
-                eprintln!("  {address}: skipped (it depends on a change that failed)");
-                None
-            }
-        };
-        if let Some((key, state)) = record
-            && let Err(e) = store.journal(&plan_id, &key, state)
-        {
-            journal_error.get_or_insert(e);
+    let mut frontend = Terminal { ctx, auto_approve: args.auto_approve };
+    let report = live::runtime()?.block_on(async {
+        let clients = live::connect(&desired, &args.aws, &args.kube, source.targets()).await?;
+        workflow::run(&desired, &clients, &source, &settings, &mut frontend).await.map_err(|e| match e {
+            RunError::Frontend(e) => e,
+            RunError::Workflow(e) => CliError::from_workflow(&desired, e),
+        })
+    })?;
+    match report {
+        Report::NoChanges => Ok(exit::SUCCESS),
+        Report::Cancelled => {
+            eprintln!("Apply cancelled; nothing was changed.");
+            Ok(exit::ERROR)
         }
-    })
-    .await;
-    if let Some(e) = journal_error {
-        eprintln!("warning: {e}; a rerun re-plans from what exists instead of trusting the journal");
+        Report::Applied { outcome, iam_calls } => summary(&outcome, iam_calls),
     }
+}
+
+/// The last lines of a run: how many steps were done, failed and skipped.
+fn summary(outcome: &Outcome, calls: u64) -> Result<u8, CliError> {
     let count = |f: fn(&Step) -> bool| outcome.steps.iter().filter(|s| f(s)).count();
     let done_now = count(|s| matches!(s, Step::Done { .. }));
     let skipped = count(|s| matches!(s, Step::Skipped { .. }));
-    let calls = clients.iam.calls.total() - calls_before;
     let failed: Vec<String> = outcome
         .steps
         .iter()
@@ -293,130 +167,47 @@ async fn locked(
     Ok(exit::SUCCESS)
 }
 
-/// The saved plan's changes, each guarded by what was read now. The check
-/// of the saved plan found everything a change depends on (its `before`) as
-/// it was; the guards also hold details it does not depend on (whether a
-/// Deployment's `serviceAccountName` is unset or says `default`, the last
-/// `restartedAt`), and the writes must test those as they are now.
-fn with_fresh_guards(saved: &Plan, current: &Plan) -> Plan {
-    let mut plan = saved.clone();
-    for change in &mut plan.changes {
-        if let Some(now) = current.changes.iter().find(|c| c.address == change.address)
-            && !now.guard.is_empty()
-        {
-            change.guard = now.guard.clone();
-        }
-    }
-    plan
+/// The run as a person or a pipeline sees it: the plan on stdout, each
+/// step and every warning on stderr, and the question on the terminal.
+struct Terminal<'a> {
+    ctx: &'a Ctx,
+    auto_approve: bool,
 }
 
-/// Compare a saved plan with a fresh one made now: every resource the saved
-/// plan touches must be as it was when the plan was made (as far as the
-/// change depends on it: its `before`), unless this plan's own earlier run
-/// (the journal) changed it. `errors` are those of the fresh plan: a
-/// resource it could not plan moved too. Returns the steps that run
-/// already finished.
-fn check_saved(
-    saved: &Plan,
-    current: &Plan,
-    journal: &std::collections::BTreeMap<String, crate::store::JournalEntry>,
-    errors: &[crate::plan::PlanError],
-) -> Result<HashSet<String>, CliError> {
-    let mut done = HashSet::new();
-    let mut moved = Vec::new();
-    for change in &saved.changes {
-        if errors.iter().any(|e| e.address.as_ref() == Some(&change.address)) {
-            moved.push(match change.before {
-                None => format!("{}: it did not exist when planned, and exists now", change.address),
-                Some(_) => {
-                    format!("{}: changed since the plan was made, so that it cannot be planned now", change.address)
-                }
-            });
-            continue;
-        }
-        let keys: Vec<(String, bool)> = [true, false]
-            .into_iter()
-            .filter(|removal| has_step(change, *removal))
-            .map(|removal| (step_key(&change.address, removal), removal))
-            .collect();
-        let journaled: Vec<&(String, bool)> = keys.iter().filter(|(k, _)| journal.contains_key(k)).collect();
-        let now = current.changes.iter().find(|c| c.address == change.address);
-        let same_as_planned = match now {
-            Some(now) => crate::plan::same_attributes(change.before.as_ref(), now.before.as_ref()),
-            None => false,
-        };
-        if journaled.is_empty() {
-            if !same_as_planned {
-                moved.push(describe_move(change, now));
-            }
-            continue;
-        }
-        // This plan's own earlier run touched it: it may be anywhere between
-        // as planned and done.
-        match now {
-            None => {
-                done.extend(keys.iter().map(|(k, _)| k.clone()));
-            }
-            Some(_) if same_as_planned => {
-                done.extend(
-                    journaled.iter().filter(|(k, _)| journal[k].state == StepState::Done).map(|(k, _)| k.clone()),
-                );
-            }
-            // Half a replace: removed, not yet created again.
-            Some(now) if now.before.is_none() && keys.iter().any(|(k, r)| *r && journal.contains_key(k)) => {
-                done.extend(keys.iter().filter(|(_, r)| *r).map(|(k, _)| k.clone()));
-            }
-            Some(now) => moved.push(describe_move(change, Some(now))),
-        }
-    }
-    if moved.is_empty() {
-        return Ok(done);
-    }
-    let plan_errors = errors
-        .iter()
-        .map(|e| {
-            let at = e.address.as_ref().map(|a| format!("{a}: ")).unwrap_or_default();
-            format!("{at}{} (help: {})", e.message, e.help)
-        })
-        .collect();
-    Err(CliError::Stale { moved, plan_errors })
-}
+impl Frontend for Terminal<'_> {
+    type Error = CliError;
 
-fn describe_move(planned: &crate::plan::Change, now: Option<&crate::plan::Change>) -> String {
-    let address = &planned.address;
-    match (planned.before.as_ref(), now) {
-        (_, None) if planned.actions == [Action::Restart] => format!(
-            "{address}: it needs no restart any more: its pods were replaced since the plan was made, or are being replaced"
-        ),
-        (_, None) => format!("{address}: it is already as the plan would make it (changed by someone else)"),
-        (None, Some(n)) if n.before.is_some() => format!("{address}: it did not exist when planned, and exists now"),
-        (Some(_), Some(n)) if n.before.is_none() => format!("{address}: it existed when planned, and is gone now"),
-        (Some(b), Some(n)) => {
-            let keys = crate::plan::differing_attributes(Some(b), n.before.as_ref());
-            let detail = keys
-                .iter()
-                .map(|k| match (b.get(k), n.before.as_ref().and_then(|m| m.get(k))) {
-                    (Some(x), Some(y)) if !x.is_object() && !x.is_array() => format!("{k} {x} -> {y}"),
-                    // Annotations, labels, tags: name the entries that moved.
-                    (Some(Value::Object(x)), Some(Value::Object(y)))
-                        if !crate::plan::DOCUMENT_ATTRIBUTES.contains(&k.as_str()) =>
-                    {
-                        let entries: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-                        let shown = |v: Option<&Value>| v.map_or("(absent)".to_owned(), Value::to_string);
-                        entries
-                            .into_iter()
-                            .filter(|e| x.get(*e) != y.get(*e))
-                            .map(|e| format!("{k}[{e}] {} -> {}", shown(x.get(e)), shown(y.get(e))))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    }
-                    _ => k.clone(),
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("{address}: changed since the plan was made ({detail})")
+    fn show(&mut self, plan: &Plan, done_before: usize) -> Result<(), CliError> {
+        let options = render::Options { full_documents: false, color: self.ctx.color_stdout };
+        self.ctx.print(&render::render(plan, Format::Text, options))?;
+        if done_before > 0 && !plan.changes.is_empty() {
+            eprintln!(
+                "{done_before} step{} of this plan were done by an earlier run; the rest follows.",
+                if done_before == 1 { "" } else { "s" }
+            );
         }
-        _ => format!("{address}: changed since the plan was made"),
+        Ok(())
+    }
+
+    fn confirm(&mut self, plan: &Plan) -> Result<bool, CliError> {
+        if self.auto_approve { Ok(true) } else { confirm(plan.changes.len()) }
+    }
+
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::Started { address, .. } => tracing::info!("{address}: started"),
+            Event::Finished { step: Step::Done { address, what }, .. } => eprintln!("  {address}: {what}"),
+            Event::Finished { step: Step::Failed { address, error }, .. } => {
+                eprintln!("  {address}: FAILED: {error}");
+            }
+            Event::Finished { step: Step::Skipped { address }, .. } => {
+                eprintln!("  {address}: skipped (it depends on a change that failed)");
+            }
+        }
+    }
+
+    fn warn(&mut self, message: &str) {
+        eprintln!("warning: {message}");
     }
 }
 

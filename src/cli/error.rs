@@ -68,6 +68,15 @@ pub enum CliError {
     ApplyFailed { address: String },
 }
 
+impl From<crate::refresh::ReadError> for CliError {
+    fn from(e: crate::refresh::ReadError) -> Self {
+        match e {
+            crate::refresh::ReadError::Aws(e) => CliError::Aws(e),
+            crate::refresh::ReadError::Kube(e) => CliError::Kube(e),
+        }
+    }
+}
+
 impl From<crate::lock::LockError> for CliError {
     fn from(e: crate::lock::LockError) -> Self {
         CliError::Lock(Box::new(e))
@@ -79,6 +88,18 @@ impl CliError {
         match self {
             CliError::Stale { .. } => exit::STALE,
             _ => exit::ERROR,
+        }
+    }
+
+    /// How the apply workflow stopped, in the command line's terms.
+    pub fn from_workflow(desired: &Desired, e: crate::apply::workflow::WorkflowError) -> CliError {
+        use crate::apply::workflow::WorkflowError as W;
+        match e {
+            W::Read(e) => e.into(),
+            W::Lock(e) => CliError::Lock(e),
+            W::Store(e) => e.into(),
+            W::Plan(errors) => CliError::from_plan(desired, errors),
+            W::Stale { moved, plan_errors } => CliError::Stale { moved, plan_errors },
         }
     }
 

@@ -1,13 +1,12 @@
 //! Reading the observed state live, shared by `plan` and `apply`.
 
-use jiff::Timestamp;
-
 use super::CliError;
 use crate::cluster::{Kube, KubeConnection};
 use crate::model::desired::Desired;
-use crate::model::observed::{Observed, ObservedCluster, RefreshStats, SNAPSHOT_FORMAT_VERSION};
+use crate::model::observed::Observed;
 use crate::plan::RefreshInfo;
-use crate::refresh::aws::{Connection, Iam, Scope, Strategy};
+use crate::refresh::Clients;
+use crate::refresh::aws::{Connection, Iam, Strategy};
 
 /// How to reach the cluster.
 #[derive(Debug, Clone, clap::Args)]
@@ -45,17 +44,6 @@ pub struct AwsArgs {
     /// per-resource (calls for each resource, as Terraform's AWS provider does).
     #[arg(long, value_enum, default_value_t = Strategy::Bulk)]
     pub refresh_strategy: Strategy,
-}
-
-/// The clients of one run and the issuer they found.
-pub struct Clients {
-    pub iam: Iam,
-    /// `None` when the targets name no cluster resource.
-    pub kube: Option<Kube>,
-    /// The issuer the cluster's discovery document names, when read.
-    pub discovered_issuer: Option<String>,
-    pub issuer: String,
-    pub strategy: Strategy,
 }
 
 /// Whether `--target` prefixes can select a cluster resource. None at all
@@ -111,41 +99,6 @@ pub async fn connect(
     Ok(Clients { iam, kube, discovered_issuer, issuer, strategy: aws.refresh_strategy })
 }
 
-/// Read the observed state: IAM and the cluster at once.
-pub async fn read(desired: &Desired, clients: &Clients) -> Result<(Observed, RefreshInfo), CliError> {
-    let (calls_before, requests_before) = (clients.iam.calls.total(), clients.kube.as_ref().map_or(0, Kube::requests));
-    let scope = Scope::of(desired, Some(&clients.issuer));
-    let iam_read = clients.iam.refresh(&scope, clients.strategy);
-    let (observed_iam, cluster) = match &clients.kube {
-        Some(kube) => {
-            let (i, c) = tokio::join!(iam_read, kube.refresh(desired));
-            (i.map_err(CliError::Aws)?, c.map_err(CliError::Kube)?)
-        }
-        None => (iam_read.await.map_err(CliError::Aws)?, ObservedCluster::default()),
-    };
-    let calls = clients.iam.calls.total() - calls_before;
-    let requests = clients.kube.as_ref().map_or(0, Kube::requests) - requests_before;
-    tracing::info!("read IAM with {calls} calls ({}): {}", clients.strategy.name(), clients.iam.calls.breakdown());
-    tracing::info!("read the cluster with {requests} requests");
-    let now = Timestamp::now();
-    let strategy = clients.strategy.name().to_owned();
-    let observed = Observed {
-        format_version: SNAPSHOT_FORMAT_VERSION,
-        observed_at: Some(now),
-        refresh: RefreshStats { strategy: strategy.clone(), iam_calls: calls, kube_requests: requests },
-        iam: observed_iam,
-        cluster: ObservedCluster { oidc_issuer: clients.discovered_issuer.clone(), ..cluster },
-    };
-    let refresh = RefreshInfo {
-        strategy,
-        iam_calls: calls,
-        kube_requests: requests,
-        snapshot: None,
-        observed_at: Some(now.to_string()),
-    };
-    Ok((observed, refresh))
-}
-
 /// Connect and read, for commands that only read.
 pub async fn observe(
     desired: &Desired,
@@ -154,7 +107,7 @@ pub async fn observe(
     targets: &[String],
 ) -> Result<(Observed, RefreshInfo), CliError> {
     let clients = connect(desired, aws, kube, targets).await?;
-    read(desired, &clients).await
+    Ok(crate::refresh::read(desired, &clients).await?)
 }
 
 #[cfg(test)]
