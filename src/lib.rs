@@ -10,6 +10,23 @@
 //! Nothing in `model`, `graph`, `plan` or `render` does I/O: that is what makes
 //! the planner table-testable and lets `--observed SNAPSHOT` plan a stack with
 //! no credentials at all.
+//!
+//! The layers, each importing only those below it:
+//!
+//! - [`model`]: addresses, the desired and observed models, canonical policy
+//!   documents, quotas, fingerprints. Imports nothing of ours.
+//! - [`config`] (stack file → desired), [`graph`] (the dependency DAG),
+//!   [`plan`] (the pure planner and the plan's wire format), [`render`] (text,
+//!   Markdown, JSON from the plan).
+//! - [`cluster`] (the kube connection: client, request counter, retried
+//!   reads, field manager), and the AWS client in [`refresh::aws`].
+//! - [`refresh`] (live reads of IAM and the cluster, snapshots), [`store`]
+//!   (sled: snapshots, saved plans, journal), [`lock`] (the Lease).
+//! - [`apply`]: carrying changes out ([`apply::iam`], [`apply::kube`], the
+//!   parallel walk) and the whole apply workflow ([`apply::workflow`]: lock,
+//!   store, refresh, saved-plan check, journal, walk).
+//! - [`cli`]: arguments, confirmation, rendering, and errors mapped to exit
+//!   codes once, at the edge.
 
 pub mod apply;
 pub mod cli;

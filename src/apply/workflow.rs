@@ -6,7 +6,7 @@
 //!
 //! How a killed run resumes: the journal keys steps by the plan's id, so a
 //! rerun of the same saved plan skips its own finished steps and accepts
-//! its own writes instead of calling them moves (see [`check_saved`]); a
+//! its own writes instead of calling them moves (`check_saved`); a
 //! fresh plan simply plans against what the killed run left.
 //!
 //! The command line only parses arguments, answers [`Frontend`]'s
