@@ -4,6 +4,43 @@
 //! at the offending text, so policy documents a user wrote are parsed here.
 //! Objects keep their members in source order, duplicates included: IAM
 //! rejects repeated keys, and the caller decides how to report them.
+//!
+//! # Why not a library
+//!
+//! Replacing this file with a maintained parser was evaluated against the
+//! tests below, the policy_doc tests and tests/bad (2026-12); none keeps
+//! every diagnostic and serde_json's strictness, so this parser stays.
+//!
+//! - `jsonc-parser` 0.34 (dprint, deno; no dependencies, ranges on every
+//!   node), with every `ParseOptions` leniency turned off, still accepts
+//!   what serde_json rejects: raw tabs, control characters and line breaks
+//!   inside strings (`["a<TAB>b"]`, `{"a": "b<LF>"}`), Unicode whitespace
+//!   between tokens (`{}<U+00A0>`, `[1]<U+2028>`), and the empty text
+//!   (`Ok` with no value). A missing closing quote is not caught at the
+//!   string: `{"Action": "s3:Get,<LF> "Resource": "x"}` becomes "unexpected
+//!   token" at `Resource` instead of "unterminated string" at `"s3:Get,`.
+//!   Its errors are a kind and a range that often differ from ours: a
+//!   missing comma is an empty range at the end of the previous value
+//!   (`[1 2]`: 2..2, not `2` at 3..4), `[01]` is "expected comma" rather
+//!   than a leading zero, `{"a": 1` is "unterminated object" over 0..7,
+//!   `\u12G4` spans 2..7. Its depth limit is a fixed 512 (513 levels
+//!   parse). An adapter that restored our messages would have to re-scan
+//!   strings, whitespace and the text after each error: a second lexer
+//!   on top of the first, tied to a 0.x crate's error kinds.
+//! - `json-syntax` 0.12 is strict, keeps duplicate keys and does not
+//!   recurse, but its errors are only "unexpected character at byte N"
+//!   (a trailing comma is reported at the `}` after it, so
+//!   tests/bad/policies/syntax-error.json would move from 7:47 to 8:5), it
+//!   accepts `1e400`, and it would add 21 crates to `cargo tree -e normal`
+//!   (syn 1, proc-macro-error, seven lexical crates, ahash, hashbrown 0.12,
+//!   indexmap 1, …).
+//! - `json-spanned-value` 0.2 runs serde_json underneath, so its errors
+//!   are serde_json's (line and column, "trailing comma"); objects are a
+//!   `BTreeMap`, so repeated keys are either dropped or one "Duplicate
+//!   field" error, not every repeat with its own span in source order.
+//!
+//! Numbers are handed to serde_json, so they become exactly the `Number`
+//! serde_json would make.
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -501,12 +538,59 @@ mod tests {
         }
     }
 
+    /// What lenient parsers (JSONC, JSON5, even jsonc-parser with every
+    /// leniency turned off) accept and serde_json, like this one, rejects.
+    #[test]
+    fn rejects_everything_serde_json_rejects() {
+        let texts = [
+            "",
+            "  ",
+            "// c\n{}",
+            "{} /* c */",
+            "{a: 1}",
+            "{'a': 1}",
+            "[1,]",
+            "[0x1F]",
+            "[+1]",
+            "[.5]",
+            "[Infinity]",
+            "[NaN]",
+            "[01]",
+            "[-01]",
+            r#"["\v"]"#,
+            r#"["\x41"]"#,
+            "[\"a\\\nb\"]",
+            "[\"a\tb\"]",
+            "[\"a\u{1}b\"]",
+            "{\"a\": \"b\n\"}",
+            "{}\u{a0}",
+            "[1]\u{2028}",
+            "\u{feff}{}",
+            r#"["\ud800"]"#,
+            "[1e400]",
+        ];
+        for text in texts {
+            assert!(serde_json::from_str::<Value>(text).is_err(), "serde_json accepts {text:?}");
+            assert!(parse(text).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_serde_json_numbers() {
+        let text = "[12345678901234567890, -9223372036854775809, 1.0, 1E2, 0.1, 1e-400, -0, 1.7976931348623157e308]";
+        let expected: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(parse(text).unwrap().to_value(), expected);
+    }
+
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
         assert!(error(&deep).0.contains("nesting"));
         let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
         assert!(parse(&ok).is_ok());
+        let (message, span) = error(&"[".repeat(100_000));
+        assert!(message.contains("nesting"));
+        assert_eq!(span, MAX_DEPTH..MAX_DEPTH + 1);
     }
 
     #[test]
