@@ -293,6 +293,10 @@ fn check_saved(
 ) -> Result<HashSet<String>, CliError> {
     let mut done = HashSet::new();
     let mut moved = Vec::new();
+    // One map instead of a search of the fresh plan per saved change (quadratic);
+    // built backwards so that, as with the search, the first of one address wins.
+    let current_by_address: std::collections::HashMap<_, _> =
+        current.changes.iter().rev().map(|c| (&c.address, c)).collect();
     for change in &saved.changes {
         let keys: Vec<(String, bool)> = [true, false]
             .into_iter()
@@ -300,7 +304,7 @@ fn check_saved(
             .map(|removal| (step_key(&change.address, removal), removal))
             .collect();
         let journaled: Vec<&(String, bool)> = keys.iter().filter(|(k, _)| journal.contains_key(k)).collect();
-        let now = current.changes.iter().find(|c| c.address == change.address);
+        let now = current_by_address.get(&change.address).copied();
         let same_as_planned = match now {
             Some(now) => crate::plan::same_attributes(change.before.as_ref(), now.before.as_ref()),
             None => false,
