@@ -224,11 +224,13 @@ pub(crate) fn changed_keys(before: Option<&Map<String, Value>>, after: Option<&M
     let mut keys: Vec<String> = Vec::new();
     for (k, av) in a {
         let bv = b.get(k).unwrap_or(&Value::Null);
-        let same = if super::DOCUMENT_ATTRIBUTES.contains(&k.as_str()) && av.is_object() && bv.is_object() {
-            PolicyDocument::from_value(av.clone()) == PolicyDocument::from_value(bv.clone())
-        } else {
-            av == bv
-        };
+        // Equal values are equal documents too: only differing documents are
+        // brought to canonical form (twice per document, the costly part).
+        let same = av == bv
+            || (super::DOCUMENT_ATTRIBUTES.contains(&k.as_str())
+                && av.is_object()
+                && bv.is_object()
+                && PolicyDocument::from_value(av.clone()) == PolicyDocument::from_value(bv.clone()));
         if !same {
             keys.push(k.clone());
         }
