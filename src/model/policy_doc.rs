@@ -17,9 +17,18 @@ use serde_json::{Map, Value};
 use super::json_span::{self, Member, Node, Spanned, SyntaxError};
 
 /// A policy document in canonical form; `==` is semantic equality.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PolicyDocument {
     canonical: Value,
+    /// [`PolicyDocument::size`], counted once: the quotas are checked at
+    /// load and again at plan time.
+    size: std::sync::OnceLock<usize>,
+}
+
+impl std::fmt::Debug for PolicyDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyDocument").field("canonical", &self.canonical).finish()
+    }
 }
 
 /// One problem found in a document, located by byte offsets into the text checked.
@@ -71,7 +80,7 @@ impl PolicyDocument {
     /// Canonicalizes an already-parsed document. Elements irsa does not
     /// understand are kept as they are.
     pub fn from_value(value: Value) -> Self {
-        PolicyDocument { canonical: canonical_document(value) }
+        PolicyDocument { canonical: canonical_document(value), size: std::sync::OnceLock::new() }
     }
 
     /// The canonical form: statements and lists sorted, singletons as lists.
@@ -92,6 +101,10 @@ impl PolicyDocument {
     /// The size IAM checks against its quotas: characters of the compact
     /// form, not counting whitespace.
     pub fn size(&self) -> usize {
+        *self.size.get_or_init(|| self.count_size())
+    }
+
+    fn count_size(&self) -> usize {
         // Counted as serde_json writes, without building the text: every
         // policy and generated trust policy is measured at load and at plan.
         struct Count(usize);
