@@ -110,5 +110,8 @@ pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
     }
     let options = render::Options { full_documents: args.diff, color: ctx.color_stdout && args.format == Format::Text };
     ctx.print(&render::render(&plan, args.format, options))?;
-    Ok(if args.detailed_exitcode && !plan.changes.is_empty() { exit::CHANGES } else { exit::SUCCESS })
+    let code = if args.detailed_exitcode && !plan.changes.is_empty() { exit::CHANGES } else { exit::SUCCESS };
+    super::leak_at_exit((wanted, plan, observed));
+    super::leak_at_exit(desired);
+    Ok(code)
 }
