@@ -9,7 +9,7 @@
 #                             every round trip (about 5 minutes, needs moto)
 #   scripts/bench.sh plan     validate, graph and plan from a snapshot of
 #                             generated stacks of 1,000, 10,000 and 100,000
-#                             bindings, no network (about 5 minutes; set
+#                             bindings, no network (about 7 minutes; set
 #                             BENCH_SIZES=1000,10000 and BENCH_RUNS=3 for less)
 set -euo pipefail
 cd "$(dirname "$0")/.."
