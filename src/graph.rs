@@ -4,7 +4,7 @@
 //! Creates and updates follow it forwards, deletes backwards. Edges come from
 //! one function, [`Graph::build`], so every rule about order lives here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 
 use petgraph::Direction;
@@ -22,6 +22,10 @@ pub struct CycleError(pub Address);
 pub struct Graph {
     g: DiGraph<Address, ()>,
     index: BTreeMap<Address, NodeIndex>,
+    /// The edges already added: `find_edge` walks the source's whole edge
+    /// list, and the OIDC provider has an edge to every role, so checking
+    /// with it made building the graph quadratic in the number of roles.
+    edges: HashSet<(NodeIndex, NodeIndex)>,
 }
 
 impl Graph {
@@ -90,7 +94,7 @@ impl Graph {
 
     fn edge(&mut self, from: &Address, to: &Address) {
         let (f, t) = (self.node(from), self.node(to));
-        if self.g.find_edge(f, t).is_none() {
+        if self.edges.insert((f, t)) {
             self.g.add_edge(f, t, ());
         }
     }
@@ -102,23 +106,29 @@ impl Graph {
     /// Every address, dependencies first; ties broken by address so that the
     /// order is stable from run to run (Kahn's algorithm over a sorted frontier).
     pub fn order(&self) -> Result<Vec<Address>, CycleError> {
-        let mut indegree: BTreeMap<&Address, usize> =
-            self.index.iter().map(|(a, i)| (a, self.g.neighbors_directed(*i, Direction::Incoming).count())).collect();
-        let mut ready: BTreeSet<&Address> = indegree.iter().filter(|(_, d)| **d == 0).map(|(a, _)| *a).collect();
+        // Counted per node index, not per address: one vector slot per node
+        // instead of a map lookup (with address comparisons) per edge.
+        let mut indegree: Vec<usize> = vec![0; self.g.node_count()];
+        for e in self.g.edge_indices() {
+            if let Some((_, t)) = self.g.edge_endpoints(e) {
+                indegree[t.index()] += 1;
+            }
+        }
+        let mut ready: BTreeSet<(&Address, NodeIndex)> =
+            self.index.iter().filter(|(_, i)| indegree[i.index()] == 0).map(|(a, i)| (a, *i)).collect();
         let mut out = Vec::with_capacity(self.index.len());
-        while let Some(a) = ready.pop_first() {
+        while let Some((a, i)) = ready.pop_first() {
             out.push(a.clone());
-            for n in self.g.neighbors_directed(self.index[a], Direction::Outgoing) {
-                let next = &self.g[n];
-                let d = indegree.get_mut(next).expect("every node has an indegree entry");
+            for n in self.g.neighbors_directed(i, Direction::Outgoing) {
+                let d = &mut indegree[n.index()];
                 *d -= 1;
                 if *d == 0 {
-                    ready.insert(next);
+                    ready.insert((&self.g[n], n));
                 }
             }
         }
         if out.len() < self.index.len() {
-            let stuck = indegree.into_iter().find(|(_, d)| *d > 0).map(|(a, _)| a.clone());
+            let stuck = self.index.iter().find(|(_, i)| indegree[i.index()] > 0).map(|(a, _)| a.clone());
             return Err(CycleError(stuck.expect("a node is left when the order is short")));
         }
         Ok(out)
@@ -268,6 +278,47 @@ role = "shared"
         let g = Graph::build(&desired(), [Address::attach("gone", "p"), Address::inline("gone", "x")]);
         assert_eq!(names(&g.dependencies(&Address::attach("gone", "p"))), ["policy/p", "role/gone"]);
         assert_eq!(names(&g.dependencies(&Address::role("gone"))), ["oidc/c"]);
+    }
+
+    #[test]
+    fn every_edge_is_added_once() {
+        // The planner passes every changed address as extra, declared ones
+        // too: their structural edges exist already and must not double.
+        let extra = [Address::attach("r", "p"), Address::inline("r", "i"), Address::role("r"), Address::role("gone")];
+        let g = Graph::build(&desired(), extra);
+        let edges = g.edges();
+        let mut unique = edges.clone();
+        unique.dedup();
+        assert_eq!(edges, unique);
+        assert_eq!(names(&g.dependencies(&Address::attach("r", "p"))), ["policy/p", "role/r"]);
+        assert_eq!(names(&g.dependencies(&Address::role("gone"))), ["oidc/c"]);
+        assert_eq!(g.edges().len(), Graph::build(&desired(), [Address::role("gone")]).edges().len());
+    }
+
+    #[test]
+    fn order_is_kahns_over_sorted_addresses() {
+        // The order as it was computed before indegrees were counted per
+        // node index: a map from address to indegree, the least ready
+        // address first.
+        let g = Graph::build(&desired(), [Address::attach("gone", "p"), Address::inline("gone", "x")]);
+        let edges = g.edges();
+        let mut indegree: BTreeMap<Address, usize> = g.index.keys().map(|a| (a.clone(), 0)).collect();
+        for (_, t) in &edges {
+            *indegree.get_mut(t).unwrap() += 1;
+        }
+        let mut ready: BTreeSet<Address> = indegree.iter().filter(|(_, d)| **d == 0).map(|(a, _)| a.clone()).collect();
+        let mut expected = Vec::new();
+        while let Some(a) = ready.pop_first() {
+            for (_, t) in edges.iter().filter(|(f, _)| *f == a) {
+                let d = indegree.get_mut(t).unwrap();
+                *d -= 1;
+                if *d == 0 {
+                    ready.insert(t.clone());
+                }
+            }
+            expected.push(a);
+        }
+        assert_eq!(g.order().unwrap(), expected);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! The command line only parses arguments, answers [`Frontend`]'s
 //! questions and renders; everything that decides is here.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use super::kube::KubeApplier;
 use super::retry::Patience;
 use super::{Appliers, Event, Outcome, Step, apply, has_step, step_key};
 use crate::lock::{self, LockError, LockOptions};
+use crate::model::Address;
 use crate::model::desired::Desired;
 use crate::plan::saved::SavedPlan;
 use crate::plan::{self, Action, Change, Plan, PlanError, PlanOptions};
@@ -252,8 +253,10 @@ async fn locked<F: Frontend>(
 /// `restartedAt`), and the writes must test those as they are now.
 fn with_fresh_guards(saved: &Plan, current: &Plan) -> Plan {
     let mut plan = saved.clone();
+    let current_by_address: HashMap<&Address, &Change> =
+        current.changes.iter().rev().map(|c| (&c.address, c)).collect();
     for change in &mut plan.changes {
-        if let Some(now) = current.changes.iter().find(|c| c.address == change.address)
+        if let Some(now) = current_by_address.get(&change.address)
             && !now.guard.is_empty()
         {
             change.guard = now.guard.clone();
@@ -276,6 +279,11 @@ fn check_saved(
 ) -> Result<HashSet<String>, WorkflowError> {
     let mut done = HashSet::new();
     let mut moved = Vec::new();
+    // One map instead of a search of the fresh plan per saved change
+    // (quadratic); built backwards so that, as with a search, the first of
+    // one address wins.
+    let current_by_address: HashMap<&Address, &Change> =
+        current.changes.iter().rev().map(|c| (&c.address, c)).collect();
     for change in &saved.changes {
         if errors.iter().any(|e| e.address.as_ref() == Some(&change.address)) {
             moved.push(match change.before {
@@ -292,7 +300,7 @@ fn check_saved(
             .map(|removal| (step_key(&change.address, removal), removal))
             .collect();
         let journaled: Vec<&(String, bool)> = keys.iter().filter(|(k, _)| journal.contains_key(k)).collect();
-        let now = current.changes.iter().find(|c| c.address == change.address);
+        let now = current_by_address.get(&change.address).copied();
         let same_as_planned = match now {
             Some(now) => plan::same_attributes(change.before.as_ref(), now.before.as_ref()),
             None => false,

@@ -30,5 +30,6 @@ pub fn run(ctx: &Ctx, args: GraphArgs) -> Result<u8, CliError> {
         GraphFormat::Dot => graph.to_dot(),
         GraphFormat::Mermaid => graph.to_mermaid(),
     })?;
+    super::leak_at_exit((graph, desired));
     Ok(exit::SUCCESS)
 }

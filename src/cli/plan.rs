@@ -93,7 +93,12 @@ pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
         "observed state read"
     );
     let options = PlanOptions { adopt: args.adopt, targets: args.target.clone(), refresh, destroy: args.destroy };
-    let wanted = if args.destroy { desired.for_destroy() } else { desired.clone() };
+    // Not a clone of the whole stack (every policy document) for a plain plan.
+    let wanted = if args.destroy {
+        std::borrow::Cow::Owned(desired.for_destroy())
+    } else {
+        std::borrow::Cow::Borrowed(&desired)
+    };
     let plan = crate::plan::plan(&wanted, &observed, &options).map_err(|e| CliError::from_plan(&desired, e))?;
     tracing::info!(changes = plan.changes.len(), warnings = plan.warnings.len(), "planned");
 
@@ -105,5 +110,8 @@ pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
     }
     let options = render::Options { full_documents: args.diff, color: ctx.color_stdout && args.format == Format::Text };
     ctx.print(&render::render(&plan, args.format, options))?;
-    Ok(if args.detailed_exitcode && !plan.changes.is_empty() { exit::CHANGES } else { exit::SUCCESS })
+    let code = if args.detailed_exitcode && !plan.changes.is_empty() { exit::CHANGES } else { exit::SUCCESS };
+    super::leak_at_exit((wanted, plan, observed));
+    super::leak_at_exit(desired);
+    Ok(code)
 }

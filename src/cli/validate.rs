@@ -36,5 +36,6 @@ pub fn run(_ctx: &Ctx, args: ValidateArgs) -> Result<u8, CliError> {
             desired.stack.name,
         );
     }
+    super::leak_at_exit(desired);
     Ok(exit::SUCCESS)
 }

@@ -46,6 +46,30 @@ const DESCRIPTION_MAX: usize = 1000;
 /// IAM keeps at most five thumbprints per OIDC provider.
 const THUMBPRINTS_MAX: usize = 5;
 
+/// The names of the file's policies or roles: a set to check references
+/// against (once per reference, so a list scan was quadratic), and the list
+/// in file order for "did you mean" (whose ties go to the first written).
+struct Known {
+    in_order: Vec<String>,
+    set: HashSet<String>,
+}
+
+impl Known {
+    fn new(names: impl Iterator<Item = String>) -> Self {
+        let in_order: Vec<String> = names.collect();
+        let set = in_order.iter().cloned().collect();
+        Known { in_order, set }
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.set.contains(name)
+    }
+
+    fn in_order(&self) -> impl Iterator<Item = &str> {
+        self.in_order.iter().map(String::as_str)
+    }
+}
+
 struct Loader<'a> {
     r: Reporter,
     dir: &'a Path,
@@ -288,14 +312,14 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
             );
         }
     }
-    let policy_names: Vec<String> =
-        root.named_tables(&mut Reporter::new(l.r.source.clone()), "policies").into_iter().map(|(n, _)| n.v).collect();
+    let policy_names =
+        Known::new(root.named_tables(&mut Reporter::new(l.r.source.clone()), "policies").into_iter().map(|(n, _)| n.v));
 
     // Roles.
     let mut roles = BTreeMap::new();
     let mut folded: HashMap<String, Span> = HashMap::new();
     let role_tables = root.named_tables(&mut l.r, "roles");
-    let role_keys: Vec<String> = role_tables.iter().map(|(n, _)| n.v.clone()).collect();
+    let role_keys = Known::new(role_tables.iter().map(|(n, _)| n.v.clone()));
     for (key, t) in role_tables {
         let t = Table::new(t, format!("[roles.{}]", key.v), key.span.clone(), ROLE_KEYS, &mut l.r);
         if let Some(arn) = t.string(&mut l.r, "arn", "\"arn:aws:iam::123456789012:role/name\"") {
@@ -358,6 +382,7 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
         policies,
         roles,
         bindings,
+        bindings_by_role: Default::default(),
     };
     let issuer = desired.cluster.oidc_issuer.clone();
     for v in quotas::check(&desired, &Quotas::default(), issuer.as_deref()) {
@@ -518,7 +543,7 @@ fn load_owned_role(
     l: &mut Loader<'_>,
     t: &Table<'_, '_>,
     key: Sp<String>,
-    policy_names: &[String],
+    policy_names: &Known,
     default_path: &str,
     default_boundary: &Option<String>,
     default_tags: &BTreeMap<String, String>,
@@ -566,7 +591,7 @@ fn load_owned_role(
         } else if policy_names.contains(&p.v) {
             PolicyRef::Stack(p.v.clone())
         } else {
-            let help = match closest(&p.v, policy_names.iter().map(String::as_str)) {
+            let help = match closest(&p.v, policy_names.in_order()) {
                 Some(c) => format!("did you mean `{c}`? Define [policies.{}], or use a policy ARN", p.v),
                 None => {
                     format!("define [policies.{}] in this file, or use the policy's ARN (arn:aws:iam::…:policy/…)", p.v)
@@ -621,7 +646,7 @@ fn load_owned_role(
 fn load_binding(
     l: &mut Loader<'_>,
     t: &Table<'_, '_>,
-    role_keys: &[String],
+    role_keys: &Known,
     bound: &mut HashMap<(String, String), Span>,
     workloads: &mut HashMap<(String, String), Span>,
 ) -> Option<Binding> {
@@ -638,7 +663,7 @@ fn load_binding(
         if role_keys.contains(&r.v) {
             return true;
         }
-        let help = match closest(&r.v, role_keys.iter().map(String::as_str)) {
+        let help = match closest(&r.v, role_keys.in_order()) {
             Some(c) => format!("did you mean `{c}`? Or define [roles.{}]", r.v),
             None => format!("define [roles.{}] in this file", r.v),
         };

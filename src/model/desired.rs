@@ -4,10 +4,10 @@
 //! the naming, reference and quota rules. Spans point back into the stack file
 //! so that problems found later (at plan time) can still show where they come from.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::policy_doc::PolicyDocument;
 
@@ -51,6 +51,32 @@ pub struct Desired {
     pub policies: BTreeMap<String, Policy>,
     pub roles: BTreeMap<String, Role>,
     pub bindings: Vec<Binding>,
+    /// [`Desired::bindings_of`]'s index, built on first use.
+    pub bindings_by_role: BindingIndex,
+}
+
+/// The positions in [`Desired::bindings`] of each role's bindings, in file
+/// order, built once on first use: the planner and the quota check ask for
+/// every role's bindings, and filtering all bindings per role was quadratic.
+///
+/// Built from the bindings as they are when first asked; a `Desired` whose
+/// bindings change afterwards (nothing does that: the loader builds it whole)
+/// falls back to filtering, see [`Desired::bindings_of`].
+#[derive(Debug, Clone, Default)]
+pub struct BindingIndex {
+    cell: OnceLock<(usize, HashMap<String, Vec<usize>>)>,
+}
+
+impl BindingIndex {
+    fn get(&self, bindings: &[Binding]) -> &(usize, HashMap<String, Vec<usize>>) {
+        self.cell.get_or_init(|| {
+            let mut by_role: HashMap<String, Vec<usize>> = HashMap::new();
+            for (i, b) in bindings.iter().enumerate() {
+                by_role.entry(b.role.clone()).or_default().push(i);
+            }
+            (bindings.len(), by_role)
+        })
+    }
 }
 
 /// Who a stack is. Several stack files (one per team) may manage one
@@ -214,7 +240,15 @@ impl Desired {
 
     /// The bindings that use a role, in file order.
     pub fn bindings_of<'a>(&'a self, role: &'a str) -> impl Iterator<Item = &'a Binding> + 'a {
-        self.bindings.iter().filter(move |b| b.role == role)
+        let (len, by_role) = self.bindings_by_role.get(&self.bindings);
+        // A stale index (bindings pushed after the first call) is not
+        // trusted: filter as before, slowly but correctly.
+        let (indexed, scanned) = if *len == self.bindings.len() {
+            (Some(by_role.get(role).map_or(&[][..], Vec::as_slice).iter().map(|i| &self.bindings[*i])), None)
+        } else {
+            (None, Some(self.bindings.iter().filter(move |b| b.role == role)))
+        };
+        indexed.into_iter().flatten().chain(scanned.into_iter().flatten())
     }
 
     /// irsa's two ownership tags for this stack.
@@ -284,6 +318,7 @@ impl Desired {
                 .map(|(k, r)| (k.clone(), r.clone()))
                 .collect(),
             bindings: Vec::new(),
+            bindings_by_role: BindingIndex::default(),
         }
     }
 }
@@ -292,5 +327,46 @@ impl Binding {
     /// The web identity subject the pods of this service account present.
     pub fn subject(&self) -> String {
         format!("system:serviceaccount:{}:{}", self.namespace, self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn bindings_of_lists_a_roles_bindings_in_file_order() {
+        let text = r#"version = 1
+[cluster]
+name = "c"
+region = "us-east-1"
+account_id = "123456789012"
+[roles.a]
+[roles.b]
+[[service_accounts]]
+namespace = "ns"
+name = "z"
+role = "a"
+[[service_accounts]]
+namespace = "ns"
+name = "y"
+role = "b"
+[[service_accounts]]
+namespace = "ns"
+name = "x"
+role = "a"
+"#;
+        let mut d = crate::config::parse(Path::new("s.toml"), text.into()).unwrap();
+        let names = |d: &Desired, role: &str| d.bindings_of(role).map(|b| b.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&d, "a"), ["z", "x"]);
+        assert_eq!(names(&d, "b"), ["y"]);
+        assert!(names(&d, "nobody").is_empty());
+        // A binding added after the index was built is still found.
+        let mut extra = d.bindings[1].clone();
+        extra.name = "w".into();
+        d.bindings.push(extra);
+        assert_eq!(names(&d, "b"), ["y", "w"]);
     }
 }

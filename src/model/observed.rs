@@ -5,7 +5,8 @@
 //! `docs/snapshot.md`. Everything the planner needs to decide must be here, so
 //! that a plan from a snapshot equals a plan from a live refresh.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Deref;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -307,5 +308,224 @@ impl Observed {
     }
     pub fn has_namespace(&self, namespace: &str) -> bool {
         self.cluster.namespaces.iter().any(|n| n == namespace)
+    }
+
+    /// The same lookups by index, for a caller that makes one per resource
+    /// (the planner): built in one pass, then each lookup is a hash probe.
+    pub fn index(&self) -> ObservedIndex<'_> {
+        ObservedIndex::new(self)
+    }
+}
+
+/// An [`Observed`] with maps over its lists, borrowed for as long as one
+/// plan is made. The lookups have the names, signatures and answers of
+/// [`Observed`]'s own (which scan a list per call: the planner made one per
+/// role, policy, ServiceAccount and Deployment, so planning was quadratic);
+/// everything else is reached through `Deref`. A map keeps the first entry
+/// of a key, as the scans find the first.
+///
+/// Holding a borrow, the index cannot outlive a change of what it indexes.
+pub struct ObservedIndex<'a> {
+    o: &'a Observed,
+    /// Lower-cased role name (IAM names are unique ignoring case).
+    roles: HashMap<String, usize>,
+    roles_by_arn: HashMap<&'a str, usize>,
+    /// Lower-cased policy name.
+    policies: HashMap<String, usize>,
+    service_accounts: HashMap<(&'a str, &'a str), usize>,
+    deployments: HashMap<(&'a str, &'a str), usize>,
+    namespaces: HashSet<&'a str>,
+    /// Positions of the Deployments running as (namespace, ServiceAccount), in list order.
+    deployments_by_service_account: HashMap<(&'a str, &'a str), Vec<usize>>,
+    /// Positions of the roles that attach a policy ARN, in list order, each role once.
+    roles_attaching: HashMap<&'a str, Vec<usize>>,
+    /// Positions of the policies with an ARN, in list order.
+    policies_by_arn: HashMap<&'a str, Vec<usize>>,
+}
+
+impl Deref for ObservedIndex<'_> {
+    type Target = Observed;
+    fn deref(&self) -> &Observed {
+        self.o
+    }
+}
+
+/// Insert `key` unless present: the first of equal keys wins.
+fn first<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: K, i: usize) {
+    map.entry(key).or_insert(i);
+}
+
+impl<'a> ObservedIndex<'a> {
+    pub fn new(o: &'a Observed) -> Self {
+        let mut ix = ObservedIndex {
+            o,
+            roles: HashMap::with_capacity(o.iam.roles.len()),
+            roles_by_arn: HashMap::with_capacity(o.iam.roles.len()),
+            policies: HashMap::with_capacity(o.iam.policies.len()),
+            service_accounts: HashMap::with_capacity(o.cluster.service_accounts.len()),
+            deployments: HashMap::with_capacity(o.cluster.deployments.len()),
+            namespaces: o.cluster.namespaces.iter().map(String::as_str).collect(),
+            deployments_by_service_account: HashMap::new(),
+            roles_attaching: HashMap::new(),
+            policies_by_arn: HashMap::new(),
+        };
+        for (i, r) in o.iam.roles.iter().enumerate() {
+            first(&mut ix.roles, r.name.to_ascii_lowercase(), i);
+            first(&mut ix.roles_by_arn, r.arn.as_str(), i);
+            for arn in &r.attached_policies {
+                let roles = ix.roles_attaching.entry(arn.as_str()).or_default();
+                if roles.last() != Some(&i) {
+                    roles.push(i);
+                }
+            }
+        }
+        for (i, p) in o.iam.policies.iter().enumerate() {
+            first(&mut ix.policies, p.name.to_ascii_lowercase(), i);
+            ix.policies_by_arn.entry(p.arn.as_str()).or_default().push(i);
+        }
+        for (i, s) in o.cluster.service_accounts.iter().enumerate() {
+            first(&mut ix.service_accounts, (s.namespace.as_str(), s.name.as_str()), i);
+        }
+        for (i, d) in o.cluster.deployments.iter().enumerate() {
+            first(&mut ix.deployments, (d.namespace.as_str(), d.name.as_str()), i);
+            let key = (d.namespace.as_str(), d.effective_service_account());
+            ix.deployments_by_service_account.entry(key).or_default().push(i);
+        }
+        ix
+    }
+
+    pub fn role(&self, name: &str) -> Option<&'a ObservedRole> {
+        self.roles.get(&name.to_ascii_lowercase()).map(|i| &self.o.iam.roles[*i])
+    }
+    pub fn role_by_arn(&self, arn: &str) -> Option<&'a ObservedRole> {
+        self.roles_by_arn.get(arn).map(|i| &self.o.iam.roles[*i])
+    }
+    pub fn policy(&self, name: &str) -> Option<&'a ObservedPolicy> {
+        self.policies.get(&name.to_ascii_lowercase()).map(|i| &self.o.iam.policies[*i])
+    }
+    pub fn service_account(&self, namespace: &str, name: &str) -> Option<&'a ObservedServiceAccount> {
+        self.service_accounts.get(&(namespace, name)).map(|i| &self.o.cluster.service_accounts[*i])
+    }
+    pub fn deployment(&self, namespace: &str, name: &str) -> Option<&'a ObservedDeployment> {
+        self.deployments.get(&(namespace, name)).map(|i| &self.o.cluster.deployments[*i])
+    }
+    pub fn has_namespace(&self, namespace: &str) -> bool {
+        self.namespaces.contains(namespace)
+    }
+
+    /// The Deployments of `namespace` whose pods run as `service_account`, in list order.
+    pub fn deployments_running_as(&self, namespace: &str, service_account: &str) -> Vec<&'a ObservedDeployment> {
+        let ids = self.deployments_by_service_account.get(&(namespace, service_account));
+        ids.into_iter().flatten().map(|i| &self.o.cluster.deployments[*i]).collect()
+    }
+
+    /// The roles that have the policy `arn` attached, in list order.
+    pub fn roles_attaching(&self, arn: &str) -> Vec<&'a ObservedRole> {
+        self.roles_attaching.get(arn).into_iter().flatten().map(|i| &self.o.iam.roles[*i]).collect()
+    }
+
+    /// The policies whose ARN is `arn`, in list order.
+    pub fn policies_with_arn(&self, arn: &str) -> Vec<&'a ObservedPolicy> {
+        self.policies_by_arn.get(arn).into_iter().flatten().map(|i| &self.o.iam.policies[*i]).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(name: &str, arn: &str, attached: &[&str]) -> ObservedRole {
+        ObservedRole {
+            name: name.into(),
+            path: "/".into(),
+            arn: arn.into(),
+            description: None,
+            max_session_duration: 3600,
+            permissions_boundary: None,
+            trust_policy: PolicyDocument::from_value(serde_json::json!({"Version": "2012-10-17", "Statement": []})),
+            tags: BTreeMap::new(),
+            attached_policies: attached.iter().map(|a| (*a).to_owned()).collect(),
+            inline_policies: BTreeMap::new(),
+        }
+    }
+
+    fn deployment(namespace: &str, name: &str, sa: Option<&str>) -> ObservedDeployment {
+        ObservedDeployment {
+            namespace: namespace.into(),
+            name: name.into(),
+            resource_version: String::new(),
+            service_account_name: sa.map(str::to_owned),
+            restarted_at: None,
+            rollout: Rollout::default(),
+            pods: vec![],
+        }
+    }
+
+    #[test]
+    fn the_index_answers_as_the_scans_do() {
+        let mut o = Observed { format_version: 1, ..Default::default() };
+        // Two roles equal ignoring case, and an ARN twice: the first wins, as with a scan.
+        o.iam.roles = vec![
+            role("App", "arn:r/App", &["arn:p/a", "arn:p/a", "arn:p/b"]),
+            role("app", "arn:r/app", &["arn:p/a"]),
+            role("Other", "arn:r/App", &[]),
+        ];
+        for (name, arn) in [("Read", "arn:p/a"), ("read", "arn:p/b"), ("Write", "arn:p/a")] {
+            o.iam.policies.push(ObservedPolicy {
+                name: name.into(),
+                path: "/".into(),
+                arn: arn.into(),
+                description: None,
+                document: PolicyDocument::from_value(serde_json::json!({"Version": "2012-10-17", "Statement": []})),
+                default_version_id: "v1".into(),
+                version_count: 1,
+                tags: BTreeMap::new(),
+            });
+        }
+        o.cluster.namespaces = vec!["ns".into(), "other".into()];
+        for (ns, name, rv) in [("ns", "a", "1"), ("ns", "a", "2"), ("other", "a", "3")] {
+            o.cluster.service_accounts.push(ObservedServiceAccount {
+                namespace: ns.into(),
+                name: name.into(),
+                resource_version: rv.into(),
+                annotations: BTreeMap::new(),
+                labels: BTreeMap::new(),
+                role_arn_set_at: None,
+                irsa_annotations: vec![],
+            });
+        }
+        o.cluster.deployments = vec![
+            deployment("ns", "web", Some("a")),
+            deployment("ns", "jobs", None),
+            deployment("ns", "web", Some("b")),
+            deployment("ns", "api", Some("a")),
+        ];
+        let ix = o.index();
+        for name in ["App", "APP", "app", "other", "none"] {
+            assert_eq!(ix.role(name), o.role(name), "{name}");
+            assert_eq!(ix.policy(name), o.policy(name), "{name}");
+        }
+        for name in ["read", "READ", "write"] {
+            assert_eq!(ix.policy(name), o.policy(name), "{name}");
+        }
+        for arn in ["arn:r/App", "arn:r/app", "arn:r/none"] {
+            assert_eq!(ix.role_by_arn(arn), o.role_by_arn(arn), "{arn}");
+        }
+        for (ns, name) in [("ns", "a"), ("other", "a"), ("ns", "b"), ("ns", "web"), ("ns", "jobs")] {
+            assert_eq!(ix.service_account(ns, name), o.service_account(ns, name), "{ns}/{name}");
+            assert_eq!(ix.deployment(ns, name), o.deployment(ns, name), "{ns}/{name}");
+        }
+        for ns in ["ns", "other", "none"] {
+            assert_eq!(ix.has_namespace(ns), o.has_namespace(ns), "{ns}");
+        }
+        let names = |ds: Vec<&ObservedDeployment>| ds.iter().map(|d| d.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(ix.deployments_running_as("ns", "a")), ["web", "api"]);
+        assert_eq!(names(ix.deployments_running_as("ns", "default")), ["jobs"]);
+        let roles = |rs: Vec<&ObservedRole>| rs.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+        assert_eq!(roles(ix.roles_attaching("arn:p/a")), ["App", "app"], "each role once");
+        let policies = |ps: Vec<&ObservedPolicy>| ps.iter().map(|p| p.name.clone()).collect::<Vec<_>>();
+        assert_eq!(policies(ix.policies_with_arn("arn:p/a")), ["Read", "Write"]);
+        // Everything else is the observed state itself.
+        assert_eq!(ix.iam.roles.len(), 3);
     }
 }

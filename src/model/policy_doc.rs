@@ -17,9 +17,18 @@ use serde_json::{Map, Value};
 use super::json_span::{self, Member, Node, Spanned, SyntaxError};
 
 /// A policy document in canonical form; `==` is semantic equality.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PolicyDocument {
     canonical: Value,
+    /// [`PolicyDocument::size`], counted once: the quotas are checked at
+    /// load and again at plan time.
+    size: std::sync::OnceLock<usize>,
+}
+
+impl std::fmt::Debug for PolicyDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyDocument").field("canonical", &self.canonical).finish()
+    }
 }
 
 /// One problem found in a document, located by byte offsets into the text checked.
@@ -71,7 +80,7 @@ impl PolicyDocument {
     /// Canonicalizes an already-parsed document. Elements irsa does not
     /// understand are kept as they are.
     pub fn from_value(value: Value) -> Self {
-        PolicyDocument { canonical: canonical_document(value) }
+        PolicyDocument { canonical: canonical_document(value), size: std::sync::OnceLock::new() }
     }
 
     /// The canonical form: statements and lists sorted, singletons as lists.
@@ -92,7 +101,30 @@ impl PolicyDocument {
     /// The size IAM checks against its quotas: characters of the compact
     /// form, not counting whitespace.
     pub fn size(&self) -> usize {
-        self.to_compact().chars().filter(|c| !c.is_whitespace()).count()
+        *self.size.get_or_init(|| self.count_size())
+    }
+
+    fn count_size(&self) -> usize {
+        // Counted as serde_json writes, without building the text: every
+        // policy and generated trust policy is measured at load and at plan.
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                // serde_json writes whole characters (it splits strings only
+                // at the ASCII characters it escapes).
+                let text = std::str::from_utf8(buf).map_err(std::io::Error::other)?;
+                self.0 += text.chars().filter(|c| !c.is_whitespace()).count();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut count = Count(0);
+        match serde_json::to_writer(&mut count, &self.canonical) {
+            Ok(()) => count.0,
+            Err(_) => self.to_compact().chars().filter(|c| !c.is_whitespace()).count(),
+        }
     }
 
     /// The canonical statement list (empty if the document has none).
@@ -122,7 +154,9 @@ impl PolicyDocument {
 
 impl PartialEq for PolicyDocument {
     fn eq(&self, other: &Self) -> bool {
-        document_key(&self.canonical) == document_key(&other.canonical)
+        // Equal canonical forms have equal keys; only differing ones need
+        // the keys (copies with actions folded to lower case) to be built.
+        self.canonical == other.canonical || document_key(&self.canonical) == document_key(&other.canonical)
     }
 }
 
@@ -282,11 +316,47 @@ fn canonical_list(value: Value, key: fn(&Value) -> Value) -> Value {
 /// Sorts `items` by `key` (ties broken by the item itself, so the spelling
 /// kept is deterministic) and keeps the first item of each key.
 fn sorted_set(items: Vec<Value>, key: fn(&Value) -> Value) -> Vec<Value> {
+    if items.len() < 2 {
+        return items;
+    }
+    match sorted_string_set(items, key) {
+        Ok(set) => set,
+        Err(items) => sorted_set_by_text(items, key),
+    }
+}
+
+/// [`sorted_set`] of anything: each item and key written as JSON to compare.
+fn sorted_set_by_text(items: Vec<Value>, key: fn(&Value) -> Value) -> Vec<Value> {
     let mut keyed: Vec<(String, String, Value)> =
         items.into_iter().map(|item| (key(&item).to_string(), item.to_string(), item)).collect();
     keyed.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     keyed.dedup_by(|later, earlier| later.0 == earlier.0);
     keyed.into_iter().map(|(_, _, item)| item).collect()
+}
+
+/// [`sorted_set`] of strings that JSON writes without escapes (the usual
+/// actions, resources, ARNs and condition values), without writing them:
+/// such a string is written as its text between quotes, so comparing the
+/// text followed by the closing quote orders as the written JSON does.
+/// Gives the items back when one of them or of their keys is not such a string.
+fn sorted_string_set(items: Vec<Value>, key: fn(&Value) -> Value) -> Result<Vec<Value>, Vec<Value>> {
+    fn plain(v: &Value) -> bool {
+        v.as_str().is_some_and(|s| !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\'))
+    }
+    fn written(v: &Value) -> impl Iterator<Item = u8> + '_ {
+        v.as_str().unwrap_or_default().bytes().chain(std::iter::once(b'"'))
+    }
+    if !items.iter().all(plain) {
+        return Err(items);
+    }
+    let keys: Vec<Value> = items.iter().map(key).collect();
+    if !keys.iter().all(plain) {
+        return Err(items);
+    }
+    let mut keyed: Vec<(Value, Value)> = keys.into_iter().zip(items).collect();
+    keyed.sort_by(|a, b| written(&a.0).cmp(written(&b.0)).then_with(|| written(&a.1).cmp(written(&b.1))));
+    keyed.dedup_by(|later, earlier| later.0 == earlier.0);
+    Ok(keyed.into_iter().map(|(_, item)| item).collect())
 }
 
 /// Action names are case-insensitive in IAM (`s3:GetObject` is
@@ -1090,6 +1160,31 @@ mod tests {
         assert_eq!(d.canonical(), &json!({"Statement": "odd"}));
         assert!(d.statements().is_empty());
         assert_eq!(doc(json!([1])).canonical(), &json!([1]));
+    }
+
+    #[test]
+    fn string_sets_sort_as_their_json_text_does() {
+        // A string that continues with a character below `"` (space, `!`)
+        // sorts after its own prefix as JSON text, before it as text.
+        let cases: &[&[&str]] = &[
+            &["ab", "ab!", "ab ", "abc", "a", "AB", "Ab!"],
+            &["s3:GetObject", "s3:getobject", "S3:GETOBJECT", "s3:PutObject", "s3:Get*", "s3:*"],
+            &["arn:aws:s3:::b/*", "arn:aws:s3:::b", "arn:aws:s3:::b/", "arn:aws:s3:::b-2", "arn:aws:s3:::b#"],
+            &["é", "e", "E", "z", "ǅ", "ǆ", "ÿ", "~", "}"],
+            &["x", "x"],
+        ];
+        for items in cases {
+            let values: Vec<Value> = items.iter().map(|s| json!(s)).collect();
+            for key in [action_key as fn(&Value) -> Value, Value::clone] {
+                let fast = sorted_string_set(values.clone(), key).expect("plain strings");
+                assert_eq!(fast, sorted_set_by_text(values.clone(), key), "{items:?}");
+            }
+        }
+        // Strings JSON escapes, and anything not a string, take the written way.
+        for items in [vec![json!("a\"b"), json!("a")], vec![json!("a\\"), json!("a")], vec![json!(1), json!("a")]] {
+            assert!(sorted_string_set(items.clone(), Value::clone).is_err());
+            assert_eq!(sorted_set(items.clone(), Value::clone), sorted_set_by_text(items, Value::clone));
+        }
     }
 
     #[test]

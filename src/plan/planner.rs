@@ -6,7 +6,8 @@
 //! this stack's markers is ever updated or deleted, and anything else with a
 //! desired name is an error unless adopted.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
@@ -14,7 +15,7 @@ use super::{Action, Change, FORMAT_VERSION, Plan, RefreshInfo, Summary, Warning,
 use crate::graph::Graph;
 use crate::model::Address;
 use crate::model::desired::{Binding, Desired, OwnedRole, Policy, PolicyRef, ReferencedRole, Role, Span, markers};
-use crate::model::observed::{Observed, ObservedPod, ObservedRole, ObservedServiceAccount};
+use crate::model::observed::{Observed, ObservedIndex, ObservedPod, ObservedRole, ObservedServiceAccount};
 use crate::model::policy_doc::{self, PolicyDocument};
 use crate::model::quotas;
 use crate::model::trust;
@@ -114,7 +115,11 @@ enum Claim {
 
 struct Planner<'a> {
     d: &'a Desired,
-    o: &'a Observed,
+    /// The observed state with maps over its lists: every lookup of an
+    /// existing resource is a hash probe, not a scan (see [`ObservedIndex`]).
+    /// (A shared reference, as `&Observed` was: a loop over `self.o`'s lists
+    /// may call `&mut self` methods.)
+    o: &'a ObservedIndex<'a>,
     opts: &'a PlanOptions,
     issuer: String,
     changes: BTreeMap<Address, Change>,
@@ -124,6 +129,11 @@ struct Planner<'a> {
     replaced_policies: HashSet<String>,
     /// Service accounts whose role ARN annotation changes in this plan.
     role_arn_changes: BTreeMap<(String, String), (Option<String>, String)>,
+    /// The ARNs of the roles referenced by `arn =`.
+    referenced_arns: HashSet<&'a str>,
+    /// [`Planner::attachment_name`]'s map of ARN to stack policy name, built
+    /// when first needed (only attachments to delete ask).
+    stack_policy_names: OnceCell<HashMap<String, String>>,
 }
 
 /// Plan `desired` against `observed`.
@@ -152,9 +162,10 @@ pub fn plan_despite_errors(
             .map(|v| PlanError { address: None, span: Some(v.span), message: v.message, help: v.help })
             .collect());
     }
+    let index = observed.index();
     let mut p = Planner {
         d: desired,
-        o: observed,
+        o: &index,
         opts,
         issuer,
         changes: BTreeMap::new(),
@@ -162,6 +173,15 @@ pub fn plan_despite_errors(
         warnings: Vec::new(),
         replaced_policies: HashSet::new(),
         role_arn_changes: BTreeMap::new(),
+        referenced_arns: desired
+            .roles
+            .values()
+            .filter_map(|r| match r {
+                Role::Referenced(r) => Some(r.arn.as_str()),
+                Role::Owned(_) => None,
+            })
+            .collect(),
+        stack_policy_names: OnceCell::new(),
     };
     p.oidc_provider();
     for policy in desired.policies.values() {
@@ -222,11 +242,13 @@ pub(crate) fn changed_keys(before: Option<&Map<String, Value>>, after: Option<&M
     let mut keys: Vec<String> = Vec::new();
     for (k, av) in a {
         let bv = b.get(k).unwrap_or(&Value::Null);
-        let same = if super::DOCUMENT_ATTRIBUTES.contains(&k.as_str()) && av.is_object() && bv.is_object() {
-            PolicyDocument::from_value(av.clone()) == PolicyDocument::from_value(bv.clone())
-        } else {
-            av == bv
-        };
+        // Equal values are equal documents too: only differing documents are
+        // brought to canonical form (twice per document, the costly part).
+        let same = av == bv
+            || (super::DOCUMENT_ATTRIBUTES.contains(&k.as_str())
+                && av.is_object()
+                && bv.is_object()
+                && PolicyDocument::from_value(av.clone()) == PolicyDocument::from_value(bv.clone()));
         if !same {
             keys.push(k.clone());
         }
@@ -570,16 +592,26 @@ impl Planner<'_> {
     /// The address name of an attached ARN: a stack policy's name when the
     /// ARN is (or was) one of the stack's policies, else the ARN itself.
     fn attachment_name(&self, arn: &str) -> String {
-        for p in self.d.policies.values() {
-            if self.d.policy_arn(p) == arn || self.current_policy_arn(&p.name).as_deref() == Some(arn) {
-                return p.name.clone();
+        // The first stack policy, in name order, whose ARN (desired or
+        // current) is `arn`: one map, built once, instead of a pass over
+        // every stack policy per attachment.
+        let stack_names = self.stack_policy_names.get_or_init(|| {
+            let mut names: HashMap<String, String> = HashMap::new();
+            for p in self.d.policies.values() {
+                names.entry(self.d.policy_arn(p)).or_insert_with(|| p.name.clone());
+                if let Some(current) = self.current_policy_arn(&p.name) {
+                    names.entry(current).or_insert_with(|| p.name.clone());
+                }
             }
+            names
+        });
+        if let Some(name) = stack_names.get(arn) {
+            return name.clone();
         }
         self.o
-            .iam
-            .policies
-            .iter()
-            .find(|p| p.arn == arn && iam_ownership(&p.tags, self.names()).is_mine())
+            .policies_with_arn(arn)
+            .into_iter()
+            .find(|p| iam_ownership(&p.tags, self.names()).is_mine())
             .map_or_else(|| arn.to_owned(), |p| p.name.clone())
     }
 
@@ -748,7 +780,7 @@ impl Planner<'_> {
             .iter()
             .filter(|name| match self.o.role(name) {
                 Some(r) if iam_ownership(&r.tags, names).is_mine() => false,
-                Some(r) if self.d.roles.values().any(|d| matches!(d, Role::Referenced(d) if d.arn == r.arn)) => r
+                Some(r) if self.referenced_arns.contains(r.arn.as_str()) => r
                     .trust_policy
                     .statements_naming_federated(provider_arn)
                     .any(|st| st.get("Sid").and_then(Value::as_str).is_none_or(|sid| !sids.iter().any(|s| s == sid))),
@@ -846,8 +878,8 @@ impl Planner<'_> {
         }
         // A policy still attached to a role outside the stack cannot be deleted.
         for (name, arn) in deleted_policy_arns {
-            for r in &self.o.iam.roles {
-                if r.attached_policies.contains(&arn) && !iam_ownership(&r.tags, names).is_mine() {
+            for r in self.o.roles_attaching(&arn) {
+                if !iam_ownership(&r.tags, names).is_mine() {
                     self.warn(
                         Some(Address::policy(&name)),
                         format!("policy/{name} is still attached to role {}, which this stack does not own: IAM refuses to delete it until it is detached", r.name),
@@ -986,13 +1018,11 @@ impl Planner<'_> {
             // stack's, irsa's own: the delete goes ahead while they hold.
             let (stack_key, label_key) = (markers::ANNOTATION_STACK.to_owned(), markers::LABEL_MANAGED_BY.to_owned());
             self.guard(&address, sa_guard(sa, [&stack_key].into_iter(), [&label_key].into_iter()));
-            for dep in &self.o.cluster.deployments {
-                if dep.namespace == sa.namespace && dep.effective_service_account() == sa.name {
-                    self.warn(
-                        Some(address.clone()),
-                        format!("deploy/{}/{} still runs as service account {}: its new pods will fail to start until it uses another", dep.namespace, dep.name, sa.name),
-                    );
-                }
+            for dep in self.o.deployments_running_as(&sa.namespace, &sa.name) {
+                self.warn(
+                    Some(address.clone()),
+                    format!("deploy/{}/{} still runs as service account {}: its new pods will fail to start until it uses another", dep.namespace, dep.name, sa.name),
+                );
             }
         }
     }

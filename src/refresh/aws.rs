@@ -191,11 +191,16 @@ pub struct Scope {
     pub policy_names: Vec<String>,
     /// The ARN each stack policy has when it exists as the file says.
     pub policy_arns: Vec<String>,
+    /// `role_names` and `policy_names` lower-cased, to check each role and
+    /// policy of the account against (a scan of the lists per item was
+    /// quadratic in a bulk read).
+    role_names_folded: HashSet<String>,
+    policy_names_folded: HashSet<String>,
 }
 
 impl Scope {
     pub fn of(desired: &Desired, issuer: Option<&str>) -> Scope {
-        let role_names = desired
+        let role_names: Vec<String> = desired
             .roles
             .values()
             .map(|r| match r {
@@ -203,18 +208,22 @@ impl Scope {
                 Role::Referenced(r) => r.name.clone(),
             })
             .collect();
+        let fold = |names: &[String]| -> HashSet<String> { names.iter().map(|n| n.to_ascii_lowercase()).collect() };
+        let policy_names: Vec<String> = desired.policies.keys().cloned().collect();
         Scope {
+            role_names_folded: fold(&role_names),
+            policy_names_folded: fold(&policy_names),
             stack: desired.stack.name.clone(),
             renamed_from: desired.stack.renamed_from.clone(),
             issuer_host_path: issuer.map(|i| Desired::issuer_host_path(i).trim_end_matches('/').to_owned()),
             role_names,
-            policy_names: desired.policies.keys().cloned().collect(),
+            policy_names,
             policy_arns: desired.policies.values().map(|p| desired.policy_arn(p)).collect(),
         }
     }
 
     fn wants_role(&self, name: &str, tags: &BTreeMap<String, String>) -> bool {
-        self.role_names.iter().any(|n| n.eq_ignore_ascii_case(name)) || self.owns(tags)
+        self.role_names_folded.contains(&name.to_ascii_lowercase()) || self.owns(tags)
     }
 
     /// Whether `tags` are this stack's markers, under its name or its old one.
@@ -223,7 +232,7 @@ impl Scope {
     }
 
     fn wants_policy(&self, name: &str) -> bool {
-        self.policy_names.iter().any(|n| n.eq_ignore_ascii_case(name))
+        self.policy_names_folded.contains(&name.to_ascii_lowercase())
     }
 }
 
@@ -537,5 +546,49 @@ impl Iam {
             });
         }
         Ok(normalized(roles, policies))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn the_scope_matches_names_ignoring_case() {
+        let text = r#"version = 1
+[cluster]
+name = "c"
+region = "us-east-1"
+account_id = "123456789012"
+[policies.Read]
+document = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}'
+[roles.App]
+policies = ["Read"]
+[roles.legacy]
+arn = "arn:aws:iam::123456789012:role/team/Legacy"
+[[service_accounts]]
+namespace = "ns"
+name = "a"
+role = "App"
+[[service_accounts]]
+namespace = "ns"
+name = "b"
+role = "legacy"
+"#;
+        let d = crate::config::parse(Path::new("s.toml"), text.into()).unwrap();
+        let scope = Scope::of(&d, None);
+        let none = BTreeMap::new();
+        for name in ["App", "app", "APP", "Legacy", "legacy"] {
+            assert!(scope.wants_role(name, &none), "{name}");
+        }
+        assert!(!scope.wants_role("Other", &none));
+        let ours = BTreeMap::from([
+            (markers::TAG_STACK.to_owned(), "c".to_owned()),
+            (markers::TAG_MANAGED_BY.to_owned(), markers::MANAGED_BY.to_owned()),
+        ]);
+        assert!(scope.wants_role("Other", &ours), "a role carrying the stack's tag is read too");
+        assert!(scope.wants_policy("read") && scope.wants_policy("Read") && !scope.wants_policy("write"));
     }
 }
