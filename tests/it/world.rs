@@ -215,7 +215,7 @@ impl Cluster {
     }
 
     /// The arguments of an irsa run against this cluster: its kubeconfig and
-    /// context; an apply keeps its lock in the scenario's namespace and, unless
+    /// context; an apply or destroy keeps its lock in the scenario's namespace and, unless
     /// told, does not wait for IAM to settle.
     pub fn args(&self, args: &[&str]) -> Vec<String> {
         let mut all: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
@@ -225,7 +225,7 @@ impl Cluster {
         {
             all.extend(["--context".into(), context.clone()]);
         }
-        if args[0] == "apply" {
+        if args[0] == "apply" || args[0] == "destroy" {
             all.extend(["--lock-namespace".into(), self.namespace.clone()]);
             if !args.contains(&"--iam-settle-seconds") {
                 all.extend(["--iam-settle-seconds".into(), "0".into()]);
