@@ -2,6 +2,7 @@
 //! where errors become messages and exit codes.
 
 mod apply;
+mod completions;
 mod error;
 mod graph;
 mod live;
@@ -50,6 +51,7 @@ enum Command {
     Refresh(refresh::RefreshArgs),
     Show(show::ShowArgs),
     Graph(graph::GraphArgs),
+    Completions(completions::CompletionsArgs),
 }
 
 /// Load a stack file; with `--rename-from OLD`, as the stack that was
@@ -130,6 +132,7 @@ pub fn run() -> ExitCode {
         Command::Refresh(args) => refresh::run(&ctx, args),
         Command::Show(args) => show::run(&ctx, args),
         Command::Graph(args) => graph::run(&ctx, args),
+        Command::Completions(args) => completions::run(&ctx, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -137,3 +137,29 @@ fn each_problem_is_reported_once_in_the_form_its_reader_needs() {
     assert!(screen.contains(&format!("[{stack}:5:14]")), "{screen}");
     assert!(!screen.contains(&format!("error: {stack}:5:14")), "no one-line form on a terminal: {screen}");
 }
+
+/// Completion scripts name every command and its flags, for each shell.
+#[test]
+fn completions_cover_the_commands_for_each_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let (code, script, stderr) = irsa(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {stderr}");
+        for word in [
+            "validate",
+            "plan",
+            "apply",
+            "destroy",
+            "refresh",
+            "show",
+            "graph",
+            "rename-from",
+            "target",
+            "lock-namespace",
+        ] {
+            assert!(script.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    let (code, _, stderr) = irsa(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "clap refuses an unknown shell: {stderr}");
+    assert!(stderr.contains("invalid value 'tcsh'"), "{stderr}");
+}
