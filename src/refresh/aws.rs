@@ -28,7 +28,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 
 use crate::model::desired::{Desired, Role, markers};
 use crate::model::observed::{ObservedIam, ObservedPolicy, ObservedRole, OidcProvider};
-use crate::model::policy_doc::PolicyDocument;
+use crate::model::policy_doc::{self, PolicyDocument};
 use crate::model::quotas::Quotas;
 
 /// How `refresh` reads IAM.
@@ -257,15 +257,26 @@ fn description(d: Option<&str>) -> Option<String> {
     d.filter(|d| !d.is_empty()).map(str::to_owned)
 }
 
-/// Roles by name with their trust policies.
-type Trusts = Vec<(String, PolicyDocument)>;
+/// Roles by name with their trust policies, as IAM returned them.
+type Trusts = Vec<(String, String)>;
 type RoleListing = (HashMap<String, (Option<String>, u32)>, Trusts);
 
 /// The names of the roles whose trust policy names `provider_arn` as a
-/// federated principal, sorted.
+/// federated principal, sorted. Only documents that mention an OIDC
+/// provider at all are parsed (the account's other roles are none of the
+/// stack's business); one that mentions one and cannot be read counts as
+/// trusting it, so that a provider in use is never deleted for want of
+/// reading a document.
 fn trusting(trusts: &Trusts, provider_arn: &str) -> Vec<String> {
-    let mut names: Vec<String> =
-        trusts.iter().filter(|(_, doc)| doc.names_federated(provider_arn)).map(|(n, _)| n.clone()).collect();
+    let mut names: Vec<String> = trusts
+        .iter()
+        .filter(|(_, text)| {
+            let text = policy_doc::decode(text);
+            text.contains(":oidc-provider")
+                && PolicyDocument::parse(&text).map_or(true, |doc| doc.names_federated(provider_arn))
+        })
+        .map(|(n, _)| n.clone())
+        .collect();
     names.sort();
     names
 }
@@ -367,7 +378,7 @@ impl Iam {
                 let max = r.max_session_duration().and_then(|m| u32::try_from(m).ok()).unwrap_or(3600);
                 extras.insert(r.role_name().to_owned(), (description(r.description()), max));
                 if let Some(text) = r.assume_role_policy_document() {
-                    trusts.push((r.role_name().to_owned(), document("ListRoles", Some(text))?));
+                    trusts.push((r.role_name().to_owned(), text.to_owned()));
                 }
             }
         }
@@ -590,5 +601,29 @@ role = "legacy"
         ]);
         assert!(scope.wants_role("Other", &ours), "a role carrying the stack's tag is read too");
         assert!(scope.wants_policy("read") && scope.wants_policy("Read") && !scope.wants_policy("write"));
+    }
+
+    #[test]
+    fn trusting_roles_are_found_in_either_encoding_and_unreadable_ones_are_kept() {
+        let arn = "arn:aws:iam::123456789012:oidc-provider/oidc.example/id/A";
+        let trust = |provider: &str| {
+            serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Federated": provider}, "Action": "sts:AssumeRoleWithWebIdentity"}]})
+            .to_string()
+        };
+        let encoded =
+            percent_encoding::utf8_percent_encode(&trust(arn), percent_encoding::NON_ALPHANUMERIC).to_string();
+        let trusts: Trusts = vec![
+            ("plain".into(), trust(arn)),
+            ("encoded".into(), encoded),
+            ("other-provider".into(), trust("arn:aws:iam::123456789012:oidc-provider/other")),
+            (
+                "ec2".into(),
+                r#"{"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}}]}"#.into(),
+            ),
+            ("unreadable".into(), format!("{{\"oops\": \"{arn}\"")),
+            ("unreadable-unrelated".into(), "{not json".into()),
+        ];
+        assert_eq!(trusting(&trusts, arn), ["encoded", "plain", "unreadable"]);
     }
 }
