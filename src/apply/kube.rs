@@ -269,7 +269,7 @@ impl KubeApplier<'_> {
                 // then is only "the server rejected our request due to an
                 // error in our request", so read again to learn which field
                 // moved, if any.
-                Err(e @ kube::Error::Api(_)) if matches!(&e, kube::Error::Api(s) if s.code == 422) => last = Some(e),
+                Err(kube::Error::Api(status)) if status.code == 422 => last = Some(kube::Error::Api(status)),
                 // The answer was lost: look whether the write landed.
                 Err(e) if lost_on_the_way(&e) => {
                     return match read_again(|| api.get(name)).await {

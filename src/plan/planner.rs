@@ -7,6 +7,7 @@
 //! desired name is an error unless adopted.
 
 use std::cell::OnceCell;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
@@ -279,6 +280,8 @@ impl Planner<'_> {
         &self.d.stack.name
     }
 
+    /// Record a change; the caller may fill in more of it (a cluster
+    /// change's guard) through the reference returned.
     fn add(
         &mut self,
         address: Address,
@@ -286,23 +289,27 @@ impl Planner<'_> {
         reasons: Vec<String>,
         before: Option<Map<String, Value>>,
         after: Option<Map<String, Value>>,
-    ) {
+    ) -> &mut Change {
         let changed = changed_keys(before.as_ref(), after.as_ref());
         let kind = address.kind();
-        self.changes.insert(
-            address.clone(),
-            Change {
-                address,
-                kind,
-                actions,
-                reasons,
-                before,
-                after,
-                changed,
-                depends_on: Vec::new(),
-                guard: Map::new(),
-            },
-        );
+        let change = Change {
+            address: address.clone(),
+            kind,
+            actions,
+            reasons,
+            before,
+            after,
+            changed,
+            depends_on: Vec::new(),
+            guard: Map::new(),
+        };
+        match self.changes.entry(address) {
+            Entry::Vacant(slot) => slot.insert(change),
+            Entry::Occupied(mut slot) => {
+                slot.insert(change);
+                slot.into_mut()
+            }
+        }
     }
 
     fn error(&mut self, address: Address, span: Option<Span>, message: String, help: String) {
@@ -526,7 +533,9 @@ impl Planner<'_> {
         // `None`: the role is created (or replaced) and so is everything on it.
         let mut existing: Option<&ObservedRole> = None;
         match obs {
-            None => self.add(address, vec![Action::Create], vec!["not present".into()], None, Some(after)),
+            None => {
+                self.add(address, vec![Action::Create], vec!["not present".into()], None, Some(after));
+            }
             Some(obs) => {
                 let entry = format!("[roles.{}]", role.name);
                 let claim =
@@ -643,7 +652,9 @@ impl Planner<'_> {
                     self.add(address, vec![Action::Delete, Action::Create], vec![reason], before, after);
                 }
                 (Some(_), false) => {}
-                (None, _) => self.add(address, vec![Action::Create], vec!["not attached".into()], None, after),
+                (None, _) => {
+                    self.add(address, vec![Action::Create], vec!["not attached".into()], None, after);
+                }
             }
         }
         let Some(obs) = existing else { return };
@@ -664,8 +675,12 @@ impl Planner<'_> {
             let address = Address::inline(&role.name, name);
             let after = Some(obj(json!({ "role": role.name, "name": name, "document": doc })));
             match existing.map(|o| o.inline_policies.get(name)) {
-                None => self.add(address, vec![Action::Create], vec![role_reason.into()], None, after),
-                Some(None) => self.add(address, vec![Action::Create], vec!["not present".into()], None, after),
+                None => {
+                    self.add(address, vec![Action::Create], vec![role_reason.into()], None, after);
+                }
+                Some(None) => {
+                    self.add(address, vec![Action::Create], vec!["not present".into()], None, after);
+                }
                 Some(Some(current)) if current == doc => {}
                 Some(Some(current)) => {
                     let before = Some(obj(json!({ "role": role.name, "name": name, "document": current })));
@@ -722,12 +737,13 @@ impl Planner<'_> {
             let has_bindings = self.d.bindings_of(&role.key).next().is_some();
             // irsa's statement under the stack's old name goes when it is renamed.
             let old_sid = self.d.stack.renamed_from.as_deref().map(trust::irsa_sid);
-            let without = |sids: &[Option<&str>]| {
+            let old: Vec<&str> = old_sid.as_deref().into_iter().collect();
+            let without = |sids: &[&str]| {
                 let kept: Vec<Value> = obs
                     .trust_policy
                     .statements()
                     .iter()
-                    .filter(|s| s.get("Sid").and_then(Value::as_str).is_none_or(|sid| !sids.contains(&Some(sid))))
+                    .filter(|s| s.get("Sid").and_then(Value::as_str).is_none_or(|sid| !sids.contains(&sid)))
                     .cloned()
                     .collect();
                 let mut doc = obs.trust_policy.canonical().clone();
@@ -735,11 +751,11 @@ impl Planner<'_> {
                 PolicyDocument::from_value(doc)
             };
             let wanted = if has_bindings {
-                let base = without(&[old_sid.as_deref()]);
+                let base = without(&old);
                 trust::merged_trust_policy(&base, &sid, self.role_trust(&role.key, &account, &sid))
             } else {
                 // No binding left: only take irsa's own statement out.
-                without(&[Some(&sid), old_sid.as_deref()])
+                without(&[&[sid.as_str()], old.as_slice()].concat())
             };
             if wanted != obs.trust_policy {
                 let before = obj(json!({ "arn": obs.arn, "trust_policy": obs.trust_policy }));
@@ -968,14 +984,7 @@ impl Planner<'_> {
         } else if !changed.is_empty() && reasons.is_empty() {
             reasons.push("annotations or labels differ from the stack file".into());
         }
-        self.add(address.clone(), actions, reasons, Some(before), Some(after));
-        self.guard(&address, guard);
-    }
-
-    fn guard(&mut self, address: &Address, guard: Map<String, Value>) {
-        if let Some(change) = self.changes.get_mut(address) {
-            change.guard = guard;
-        }
+        self.add(address, actions, reasons, Some(before), Some(after)).guard = guard;
     }
 
     fn orphaned_service_accounts(&mut self) {
@@ -1000,24 +1009,23 @@ impl Planner<'_> {
                 let before = obj(json!({ "namespace": sa.namespace, "name": sa.name, "annotations": mine }));
                 let after = obj(json!({ "namespace": sa.namespace, "name": sa.name, "annotations": {} }));
                 let reason = "no longer in the stack file; it was adopted, so only irsa's annotations are removed";
-                self.add(address.clone(), vec![Action::Update], vec![reason.into()], Some(before), Some(after));
-                self.guard(&address, guard);
+                self.add(address, vec![Action::Update], vec![reason.into()], Some(before), Some(after)).guard = guard;
                 continue;
             }
             let before = obj(
                 json!({ "namespace": sa.namespace, "name": sa.name, "annotations": sa.annotations, "labels": sa.labels }),
             );
+            // The delete was decided on the markers that make it this
+            // stack's, irsa's own: the delete goes ahead while they hold.
+            let (stack_key, label_key) = (markers::ANNOTATION_STACK.to_owned(), markers::LABEL_MANAGED_BY.to_owned());
             self.add(
                 address.clone(),
                 vec![Action::Delete],
                 vec!["no longer in the stack file".into()],
                 Some(before),
                 None,
-            );
-            // The delete was decided on the markers that make it this
-            // stack's, irsa's own: the delete goes ahead while they hold.
-            let (stack_key, label_key) = (markers::ANNOTATION_STACK.to_owned(), markers::LABEL_MANAGED_BY.to_owned());
-            self.guard(&address, sa_guard(sa, [&stack_key].into_iter(), [&label_key].into_iter()));
+            )
+            .guard = sa_guard(sa, [&stack_key].into_iter(), [&label_key].into_iter());
             for dep in self.o.deployments_running_as(&sa.namespace, &sa.name) {
                 self.warn(
                     Some(address.clone()),
@@ -1048,8 +1056,7 @@ impl Planner<'_> {
             let before = obj(json!({ "namespace": dep.namespace, "name": dep.name, "service_account_name": current }));
             let after = obj(json!({ "namespace": dep.namespace, "name": dep.name, "service_account_name": b.name }));
             let reason = format!("the Deployment runs as service account {current}, not {}", b.name);
-            self.add(address.clone(), vec![Action::Update], vec![reason], Some(before), Some(after));
-            self.guard(&address, guard);
+            self.add(address, vec![Action::Update], vec![reason], Some(before), Some(after)).guard = guard;
             return;
         }
         let sa_key = (b.namespace.clone(), b.name.clone());
@@ -1186,8 +1193,7 @@ impl Planner<'_> {
             // A restart someone else made since the read is a rollout
             // already under way: this one must not pile on it.
             guard.insert(guard::template_annotation(markers::ANNOTATION_RESTARTED_AT), json!(dep.restarted_at));
-            self.add(address.clone(), vec![Action::Restart], reasons, Some(before), Some(after));
-            self.guard(&address, guard);
+            self.add(address, vec![Action::Restart], reasons, Some(before), Some(after)).guard = guard;
         }
     }
 
