@@ -28,12 +28,16 @@ pub fn run(_ctx: &Ctx, args: ValidateArgs) -> Result<u8, CliError> {
         // Two files for one cluster without names of their own would both
         // be stack <cluster>, and each would take the other's resources for
         // its own orphans.
+        let name = &desired.stack.name;
+        // A cluster name may have capitals or `_`, which a stack name may not.
+        let keep = if crate::model::names::stack_name(name).is_ok() {
+            format!("keeps it by writing name = \"{name}\", or ")
+        } else {
+            String::new()
+        };
         eprintln!(
-            "warning: {} has no [stack] name, so it is stack `{}` (its cluster's name, as before stacks had names of their own); if another stack file manages this cluster too, give each file its own name:\n  [stack]\n  name = \"team-a\"\nA stack already applied under the cluster's name keeps it by writing name = \"{}\", or moves with `irsa apply --rename-from {}`.",
+            "warning: {} has no [stack] name, so it is stack `{name}` (its cluster's name, as before stacks had names of their own); if another stack file manages this cluster too, give each file its own name:\n  [stack]\n  name = \"team-a\"\nA stack already applied under the cluster's name {keep}moves with `irsa apply --rename-from {name}`.",
             args.file.display(),
-            desired.stack.name,
-            desired.stack.name,
-            desired.stack.name,
         );
     }
     super::leak_at_exit(desired);
