@@ -4,7 +4,9 @@
 //! Creates and updates follow it forwards, deletes backwards. Edges come from
 //! one function, [`Graph::build`], so every rule about order lives here.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::HashSet;
 use std::fmt::Write as _;
 
 use petgraph::Direction;

@@ -4,7 +4,9 @@
 //! the naming, reference and quota rules. Spans point back into the stack file
 //! so that problems found later (at plan time) can still show where they come from.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};

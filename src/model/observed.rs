@@ -5,7 +5,9 @@
 //! `docs/snapshot.md`. Everything the planner needs to decide must be here, so
 //! that a plan from a snapshot equals a plan from a live refresh.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::ops::Deref;
 
 use jiff::Timestamp;

@@ -55,6 +55,48 @@ impl DocProblem {
     }
 }
 
+/// Characters of `value` as serde_json writes it compactly, whitespace not
+/// counted (inside strings too, as IAM counts): summed over the tree rather
+/// than by writing the text, since every policy and generated trust policy
+/// is measured at load and again at plan.
+fn compact_size(value: &Value) -> usize {
+    match value {
+        Value::Null => 4,
+        Value::Bool(b) => {
+            if *b {
+                4
+            } else {
+                5
+            }
+        }
+        Value::Number(n) => n.to_string().len(),
+        Value::String(s) => string_size(s),
+        // `[` `]` and the commas between the items.
+        Value::Array(items) => 2 + items.len().saturating_sub(1) + items.iter().map(compact_size).sum::<usize>(),
+        // `{` `}`, a colon per member, the commas between members.
+        Value::Object(members) => {
+            2 + members.len().saturating_sub(1)
+                + members.iter().map(|(k, v)| string_size(k) + 1 + compact_size(v)).sum::<usize>()
+        }
+    }
+}
+
+/// A JSON string as serde_json escapes it: quotes, two-character escapes for
+/// `"`, `\\` and the common controls, `\u00XX` for the other controls; a
+/// character written as itself counts unless it is whitespace.
+fn string_size(s: &str) -> usize {
+    let mut size = 2;
+    for c in s.chars() {
+        size += match c {
+            '"' | '\\' | '\u{8}' | '\u{c}' | '\n' | '\r' | '\t' => 2,
+            c if (c as u32) < 0x20 => 6,
+            c if c.is_whitespace() => 0,
+            _ => 1,
+        };
+    }
+    size
+}
+
 impl From<SyntaxError> for DocProblem {
     fn from(error: SyntaxError) -> Self {
         DocProblem::new(error.span, error.message)
@@ -105,26 +147,7 @@ impl PolicyDocument {
     }
 
     fn count_size(&self) -> usize {
-        // Counted as serde_json writes, without building the text: every
-        // policy and generated trust policy is measured at load and at plan.
-        struct Count(usize);
-        impl std::io::Write for Count {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                // serde_json writes whole characters (it splits strings only
-                // at the ASCII characters it escapes).
-                let text = std::str::from_utf8(buf).map_err(std::io::Error::other)?;
-                self.0 += text.chars().filter(|c| !c.is_whitespace()).count();
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let mut count = Count(0);
-        match serde_json::to_writer(&mut count, &self.canonical) {
-            Ok(()) => count.0,
-            Err(_) => self.to_compact().chars().filter(|c| !c.is_whitespace()).count(),
-        }
+        compact_size(&self.canonical)
     }
 
     /// The canonical statement list (empty if the document has none).
@@ -1184,6 +1207,31 @@ mod tests {
         for items in [vec![json!("a\"b"), json!("a")], vec![json!("a\\"), json!("a")], vec![json!(1), json!("a")]] {
             assert!(sorted_string_set(items.clone(), Value::clone).is_err());
             assert_eq!(sorted_set(items.clone(), Value::clone), sorted_set_by_text(items, Value::clone));
+        }
+    }
+
+    #[test]
+    fn size_summed_over_the_tree_is_the_written_size() {
+        // The counted size must be exactly what writing the compact text and
+        // dropping whitespace gives, escapes and non-ASCII included.
+        let written = |v: &Value| v.to_string().chars().filter(|c| !c.is_whitespace()).count();
+        for v in [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(0),
+            json!(-12.5),
+            json!(1e300),
+            json!(u64::MAX),
+            json!(""),
+            json!("a b\tc\nd\re\u{8}\u{c}\u{1}\u{1f}\u{7f}\"\\/"),
+            json!("\u{a0}\u{85}\u{2028}\u{3000}é😀"),
+            json!([]),
+            json!({}),
+            json!([1, "x", [null, {}], {"k y": "v\"", "": []}]),
+            json!({"Version": "2012-10-17", "Statement": [{"Sid": "a b", "Effect": "Allow", "Action": ["s3:Get*"], "Resource": "*", "Condition": {"StringEquals": {"aws:username": "x\ny"}}}]}),
+        ] {
+            assert_eq!(compact_size(&v), written(&v), "{v}");
         }
     }
 

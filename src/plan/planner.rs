@@ -8,7 +8,9 @@
 
 use std::cell::OnceCell;
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use serde_json::{Map, Value, json};
 
@@ -1198,6 +1200,11 @@ impl Planner<'_> {
     }
 
     fn finish(mut self) -> Result<Plan, Vec<PlanError>> {
+        if self.changes.is_empty() && self.opts.targets.is_empty() {
+            // Nothing to order: the graph of every declared resource (a
+            // tenth of planning an in-sync stack) would only be thrown away.
+            return Ok(self.into_plan(Vec::new(), None));
+        }
         let graph = Graph::build(self.d, self.changes.keys().cloned());
         let order = graph.order().map_err(|e| {
             vec![PlanError {
@@ -1232,7 +1239,7 @@ impl Planner<'_> {
             }
             Some(graph.targeted(&self.opts.targets))
         };
-        let mut changes = self.changes;
+        let mut changes = std::mem::take(&mut self.changes);
         let ordered: Vec<Change> = order
             .into_iter()
             .filter(|a| selected.as_ref().is_none_or(|s| s.contains(a)))
@@ -1242,11 +1249,17 @@ impl Planner<'_> {
                 c
             })
             .collect();
-        let warnings = match &selected {
+        Ok(self.into_plan(ordered, selected.as_ref()))
+    }
+
+    /// The plan of `ordered` changes, with the warnings about what `selected`
+    /// (the targeted addresses, `None`: all) holds.
+    fn into_plan(self, ordered: Vec<Change>, selected: Option<&BTreeSet<Address>>) -> Plan {
+        let warnings = match selected {
             None => self.warnings,
             Some(s) => self.warnings.into_iter().filter(|w| w.address.as_ref().is_none_or(|a| s.contains(a))).collect(),
         };
-        Ok(Plan {
+        Plan {
             format_version: FORMAT_VERSION.into(),
             irsa_version: env!("CARGO_PKG_VERSION").into(),
             stack: self.d.stack.name.clone(),
@@ -1255,7 +1268,7 @@ impl Planner<'_> {
             changes: ordered,
             warnings,
             targets: self.opts.targets.clone(),
-        })
+        }
     }
 }
 
