@@ -9,7 +9,7 @@ use toml::de::DeTable;
 use super::diagnostic::{Problem, Problems, Source};
 use super::raw::{Reporter, Sp, Span, Table};
 use crate::model::desired::{
-    Binding, Cluster, DEFAULT_MAX_SESSION, Desired, OwnedRole, Policy, PolicyRef, ReferencedRole, Role, SourceFile,
+    Binding, Cluster, DEFAULT_MAX_SESSION, DefaultTags, Desired, OwnedRole, Policy, PolicyRef, ReferencedRole, Role, SourceFile,
     Stack, markers,
 };
 use crate::model::names::{self, Invalid, closest};
@@ -291,7 +291,7 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
 
     let stack_name = load_stack(&mut l, &root);
     let cluster = load_cluster(&mut l, &root);
-    let (role_path, boundary, default_tags) = load_defaults(&mut l, &root);
+    let (role_path, boundary, default_tags, default_tags_span) = load_defaults(&mut l, &root);
 
     // Policies.
     let mut policies = BTreeMap::new();
@@ -382,6 +382,7 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
         policies,
         roles,
         bindings,
+        default_tags: DefaultTags { keys: default_tags.into_keys().collect(), span: default_tags_span },
         bindings_by_role: Default::default(),
     };
     let issuer = desired.cluster.oidc_issuer.clone();
@@ -492,9 +493,12 @@ fn load_cluster(l: &mut Loader<'_>, root: &Table<'_, '_>) -> Option<Cluster> {
     })
 }
 
-fn load_defaults(l: &mut Loader<'_>, root: &Table<'_, '_>) -> (String, Option<String>, BTreeMap<String, String>) {
+fn load_defaults(
+    l: &mut Loader<'_>,
+    root: &Table<'_, '_>,
+) -> (String, Option<String>, BTreeMap<String, String>, Option<Span>) {
     let Some((key, t)) = root.table(&mut l.r, "defaults") else {
-        return ("/".into(), None, BTreeMap::new());
+        return ("/".into(), None, BTreeMap::new(), None);
     };
     let t = Table::new(t, "[defaults]", key.span, DEFAULTS_KEYS, &mut l.r);
     let path = t
@@ -502,7 +506,7 @@ fn load_defaults(l: &mut Loader<'_>, root: &Table<'_, '_>) -> (String, Option<St
         .and_then(|p| l.check("irsa::config::path", &p, names::iam_path).then_some(p.v));
     let boundary = load_boundary(l, &t);
     let tags = l.tags(&t, &BTreeMap::new());
-    (path.unwrap_or_else(|| "/".into()), boundary, tags)
+    (path.unwrap_or_else(|| "/".into()), boundary, tags, t.key_span("tags"))
 }
 
 fn load_boundary(l: &mut Loader<'_>, t: &Table<'_, '_>) -> Option<String> {

@@ -51,8 +51,22 @@ pub struct Desired {
     pub policies: BTreeMap<String, Policy>,
     pub roles: BTreeMap<String, Role>,
     pub bindings: Vec<Binding>,
+    /// `[defaults] tags`, already merged into every policy's and owned
+    /// role's tags; kept so that a quota they break alone is reported once,
+    /// at the table, where the fix is.
+    pub default_tags: DefaultTags,
     /// [`Desired::bindings_of`]'s index, built on first use.
     pub bindings_by_role: BindingIndex,
+}
+
+/// The tags every policy and owned role gets from `[defaults] tags`.
+#[derive(Debug, Clone, Default)]
+pub struct DefaultTags {
+    /// The tag keys given there (each resource carries every one of them,
+    /// with its own value where it sets the key itself).
+    pub keys: Vec<String>,
+    /// The `tags` key in `[defaults]`, when the file has one.
+    pub span: Option<Span>,
 }
 
 /// The positions in [`Desired::bindings`] of each role's bindings, in file
@@ -318,6 +332,7 @@ impl Desired {
                 .map(|(k, r)| (k.clone(), r.clone()))
                 .collect(),
             bindings: Vec::new(),
+            default_tags: self.default_tags.clone(),
             bindings_by_role: BindingIndex::default(),
         }
     }
