@@ -3,19 +3,24 @@
 
 mod apply;
 mod completions;
+mod diagnostics;
 mod error;
 mod graph;
 mod live;
+mod man;
 mod plan;
 mod refresh;
+mod schema;
 mod show;
 mod validate;
 
+use std::cell::RefCell;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use diagnostics::{Diag, ErrorFormat, Severity};
 pub use error::{CliError, exit};
 
 /// irsa: plan and apply EKS pod permissions (IAM Roles for Service Accounts)
@@ -33,6 +38,13 @@ pub struct Cli {
     /// When to use colours: auto (a terminal, and NO_COLOR unset), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto)]
     color: ColorWhen,
+
+    /// How errors and warnings are written on stderr: human (a picture on a
+    /// terminal, `file:line:col: message` lines otherwise), github (workflow
+    /// commands that annotate the stack file in a pull request), or json (one
+    /// document, see docs/errors.md).
+    #[arg(long, global = true, value_enum, env = "IRSA_ERROR_FORMAT", default_value_t = ErrorFormat::Human)]
+    error_format: ErrorFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -52,6 +64,8 @@ enum Command {
     Show(show::ShowArgs),
     Graph(graph::GraphArgs),
     Completions(completions::CompletionsArgs),
+    Man(man::ManArgs),
+    Schema(schema::SchemaArgs),
 }
 
 /// Load a stack file; with `--rename-from OLD`, as the stack that was
@@ -80,6 +94,10 @@ pub struct Ctx {
     pub color_stdout: bool,
     /// Colours on stderr.
     pub color_stderr: bool,
+    /// How errors and warnings are written.
+    pub error_format: ErrorFormat,
+    /// Warnings held for the JSON document, which is written once, at the end.
+    held: RefCell<Vec<Diag>>,
 }
 
 impl Ctx {
@@ -89,6 +107,34 @@ impl Ctx {
         match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
             Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Output(e)),
             _ => Ok(()),
+        }
+    }
+
+    /// A warning: `human` is its text in the human form (after `warning: `);
+    /// `diag` is the same warning for `--error-format github|json`.
+    pub fn warn(&self, human: &str, diag: Diag) {
+        match self.error_format {
+            ErrorFormat::Human => eprintln!("warning: {human}"),
+            ErrorFormat::Github => eprint!("{}", diagnostics::github_line(&diag)),
+            ErrorFormat::Json => self.held.borrow_mut().push(diag),
+        }
+    }
+
+    /// A warning that the human form already shows elsewhere (in the plan
+    /// itself): written only as a GitHub annotation or in the JSON document.
+    pub fn annotate(&self, diag: Diag) {
+        match self.error_format {
+            ErrorFormat::Human => {}
+            ErrorFormat::Github => eprint!("{}", diagnostics::github_line(&diag)),
+            ErrorFormat::Json => self.held.borrow_mut().push(diag),
+        }
+    }
+
+    /// A line of information on stderr ("is valid", "saved the plan to …"),
+    /// left out of the JSON form so that stderr is the document alone.
+    pub fn say(&self, text: &str) {
+        if self.error_format != ErrorFormat::Json {
+            eprintln!("{text}");
         }
     }
 }
@@ -122,6 +168,8 @@ pub fn run() -> ExitCode {
     let ctx = Ctx {
         color_stdout: color_on(cli.color, &std::io::stdout()),
         color_stderr: color_on(cli.color, &std::io::stderr()),
+        error_format: cli.error_format,
+        held: RefCell::new(Vec::new()),
     };
     init_logging(cli.verbose, ctx.color_stderr);
     let result = match cli.command {
@@ -133,14 +181,24 @@ pub fn run() -> ExitCode {
         Command::Show(args) => show::run(&ctx, args),
         Command::Graph(args) => graph::run(&ctx, args),
         Command::Completions(args) => completions::run(&ctx, args),
+        Command::Man(args) => man::run(&ctx, args),
+        Command::Schema(args) => schema::run(&ctx, args),
     };
+    let held = ctx.held.take();
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => {
+            // The JSON form always ends with its one document, empty or not,
+            // so that a pipeline can parse stderr whatever happened.
+            if ctx.error_format == ErrorFormat::Json {
+                eprint!("{}", diagnostics::json_document(&held));
+            }
+            ExitCode::from(code)
+        }
         Err(e) => {
             // One report per problem: the picture for a person at a
             // terminal, the one-line form for logs and editors.
             let style = error::Style { graphical: std::io::stderr().is_terminal(), color: ctx.color_stderr };
-            error::report(&e, style);
+            error::report_as(&e, style, ctx.error_format, held);
             ExitCode::from(e.exit_code())
         }
     }

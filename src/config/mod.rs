@@ -231,7 +231,8 @@ role = "legacy"
 
     #[test]
     fn defaults_tags_over_the_quota_are_one_problem_at_the_table() {
-        let tags = |prefix: &str, n: usize| (0..n).map(|i| format!("{prefix}{i} = \"v\"")).collect::<Vec<_>>().join(", ");
+        let tags =
+            |prefix: &str, n: usize| (0..n).map(|i| format!("{prefix}{i} = \"v\"")).collect::<Vec<_>>().join(", ");
         let body = |defaults: usize, own: usize| {
             format!(
                 "[defaults]\ntags = {{ {} }}\n[policies.p]\ndocument = '{DOC}'\n[policies.q]\ndocument = '{DOC}'\n[roles.r]\npolicies = [\"p\", \"q\"]\ntags = {{ {} }}\n[[service_accounts]]\nnamespace = \"n\"\nname = \"a\"\nrole = \"r\"",

@@ -9,8 +9,8 @@ use toml::de::DeTable;
 use super::diagnostic::{Problem, Problems, Source};
 use super::raw::{Reporter, Sp, Span, Table};
 use crate::model::desired::{
-    Binding, Cluster, DEFAULT_MAX_SESSION, DefaultTags, Desired, OwnedRole, Policy, PolicyRef, ReferencedRole, Role, SourceFile,
-    Stack, markers,
+    Binding, Cluster, DEFAULT_MAX_SESSION, DefaultTags, Desired, OwnedRole, Policy, PolicyRef, ReferencedRole, Role,
+    SourceFile, Stack, markers,
 };
 use crate::model::names::{self, Invalid, closest};
 use crate::model::policy_doc::{self, PolicyDocument};
@@ -878,6 +878,38 @@ mod tests {
         let got =
             problems("[roles.app]\n[[service_accounts]]\nnamespace = \"Backend\"\nname = \"app\"\nrole = \"app\"\n");
         assert_eq!(got, ["8:13 namespace `Backend` is not a valid DNS-1123 label"]);
+    }
+
+    /// The schema's tables take exactly the keys the loader takes: the
+    /// schema is declared beside the loader, and this keeps them together.
+    #[test]
+    fn the_schema_takes_the_keys_the_loader_takes() {
+        let schema = crate::config::schema::stack_file_schema();
+        let keys = |table: &serde_json::Value| -> Vec<String> {
+            let mut k: Vec<String> = table["properties"].as_object().expect("properties").keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let sorted = |k: &[&str]| {
+            let mut k: Vec<String> = k.iter().map(|s| (*s).to_owned()).collect();
+            k.sort();
+            k
+        };
+        let defs = &schema["definitions"];
+        let tables: &[(&serde_json::Value, &[&str])] = &[
+            (&schema, super::ROOT_KEYS),
+            (&defs["StackTable"], super::STACK_KEYS),
+            (&defs["ClusterTable"], super::CLUSTER_KEYS),
+            (&defs["DefaultsTable"], super::DEFAULTS_KEYS),
+            (&defs["PolicyTable"], super::POLICY_KEYS),
+            (&defs["RoleTable"], super::ROLE_KEYS),
+            (&defs["InlinePolicyTable"], super::INLINE_KEYS),
+            (&defs["ServiceAccountTable"], super::BINDING_KEYS),
+        ];
+        for (table, loader) in tables {
+            assert_eq!(keys(table), sorted(loader), "{table}");
+            assert_eq!(table["additionalProperties"], false, "unknown keys are errors: {table}");
+        }
     }
 
     #[test]

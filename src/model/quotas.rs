@@ -170,7 +170,8 @@ const OWNERSHIP_TAGS: usize = 2;
 /// (`from_defaults` of them), not irsa's.
 fn too_many_tags(span: &Span, what: &str, name: &str, tags: usize, from_defaults: usize, quotas: &Quotas) -> Violation {
     let count = tags + OWNERSHIP_TAGS;
-    let share = if from_defaults > 0 { format!(", {from_defaults} of them from [defaults] tags") } else { String::new() };
+    let share =
+        if from_defaults > 0 { format!(", {from_defaults} of them from [defaults] tags") } else { String::new() };
     Violation {
         span: span.clone(),
         message: format!(
