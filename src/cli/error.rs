@@ -304,3 +304,37 @@ pub fn report(e: &CliError, style: Style) {
     }
     eprint!("{out}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Errors of no file keep their whole story in one diagnostic: what
+    /// moved, what a plan made now says, and the advice.
+    #[test]
+    fn unlocated_errors_are_one_diagnostic_each() {
+        let stale = CliError::Stale {
+            moved: vec!["role/app changed".into(), "sa/ns/app deleted".into()],
+            plan_errors: vec!["x fails".into()],
+        };
+        let (diags, summary) = diagnostics(&stale);
+        assert_eq!(summary, None);
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].code, "irsa::stale");
+        assert_eq!(
+            diags[0].message,
+            "the saved plan is stale; nothing was changed. What moved since it was made: role/app changed; sa/ns/app deleted. A plan made now fails too: x fails"
+        );
+        assert_eq!(diags[0].help.as_deref(), Some("plan again, review the new plan, and apply that one"));
+        assert_eq!((diags[0].file.as_ref(), diags[0].line), (None, None));
+
+        let usage = CliError::Usage { message: "no".into(), help: "yes".into() };
+        let (diags, _) = diagnostics(&usage);
+        assert_eq!((diags[0].code.as_str(), diags[0].message.as_str()), ("irsa::usage", "no"));
+        assert_eq!(diags[0].help.as_deref(), Some("yes"));
+
+        let io = CliError::Write { path: "p".into(), source: std::io::Error::other("disk full") };
+        let (diags, _) = diagnostics(&io);
+        assert_eq!((diags[0].code.as_str(), diags[0].message.as_str()), ("irsa::write", "cannot write p: disk full"));
+    }
+}
