@@ -254,6 +254,29 @@ fn errors_as_one_json_document() {
     assert!(d["file"].is_null() && d["line"].is_null() && d["end"].is_null(), "{d}");
 }
 
+/// A command line clap refuses is in the form asked for too, with clap's
+/// exit code 2; help stays help.
+#[test]
+fn a_bad_command_line_is_in_the_form_asked_for() {
+    let (code, _, stderr) = irsa(&["validate", "--bogus", "--error-format", "json"]);
+    assert_eq!(code, 2);
+    let doc: serde_json::Value = serde_json::from_str(&stderr).expect("stderr is one JSON document");
+    let d = &doc["diagnostics"][0];
+    assert_eq!((&d["code"], &d["message"]), (&"irsa::usage".into(), &"unexpected argument '--bogus' found".into()));
+    assert!(d["help"].as_str().unwrap().contains("Usage: irsa validate [OPTIONS] <FILE>"), "{d}");
+
+    let (code, _, stderr) = irsa_env(&["plna"], &[("IRSA_ERROR_FORMAT", "github")]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.starts_with("::error title=irsa%3A%3Ausage::unrecognized subcommand 'plna'%0Ahelp: tip: a similar subcommand exists: 'plan'%0A"),
+        "{stderr}"
+    );
+
+    let (code, stdout, _) = irsa(&["--error-format=json", "--help"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("Usage: irsa [OPTIONS] <COMMAND>"), "{stdout}");
+}
+
 /// The [defaults] tags quota, in the form GitHub puts on the file: once, at
 /// the table.
 #[test]
