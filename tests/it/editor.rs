@@ -95,13 +95,27 @@ fn the_schema_is_reviewed_when_it_changes() {
 /// `--out` writes them all.
 #[test]
 fn man_pages_cover_every_command() {
-    let commands = ["validate", "plan", "apply", "destroy", "refresh", "show", "graph", "completions", "man", "schema"];
+    // Every command `irsa --help` lists (but clap's `help`), so that a new
+    // command cannot miss its page.
+    let (_, help, _) = irsa(&["--help"]);
+    let commands: Vec<String> = help
+        .lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .filter(|c| c != "help")
+        .collect();
+    for expected in ["validate", "plan", "apply", "destroy", "refresh", "show", "graph", "completions", "man", "schema"]
+    {
+        assert!(commands.iter().any(|c| c == expected), "{expected} in {commands:?}");
+    }
     let (code, page, stderr) = irsa(&["man"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(page.starts_with(".ie \\n(.g .ds Aq"), "roff: {}", &page[..80.min(page.len())]);
     assert!(page.contains(".TH irsa 1"), "{page}");
     assert!(page.contains("\\-\\-error\\-format"), "the global flags are on the top page");
-    for command in commands {
+    for command in &commands {
         assert!(page.contains(&format!("irsa\\-{command}(1)")), "the top page names {command}: {page}");
     }
 
@@ -118,7 +132,7 @@ fn man_pages_cover_every_command() {
         let out = groff.wait_with_output().unwrap();
         let (shown, warnings) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(out.status.success() && warnings.is_empty(), "groff: {warnings}");
-        for command in commands {
+        for command in &commands {
             assert!(shown.contains(&format!("irsa-{command}(1)")), "{shown}");
         }
     }
@@ -143,7 +157,7 @@ fn man_pages_cover_every_command() {
     let (code, stdout, stderr) = irsa(&["man", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.is_empty());
-    for command in commands {
+    for command in &commands {
         let page = std::fs::read_to_string(out.join(format!("irsa-{command}.1")))
             .unwrap_or_else(|e| panic!("irsa-{command}.1: {e}"));
         assert!(page.contains(&format!(".TH irsa-{command} 1")), "{page}");
