@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::config::Problem;
+use std::ops::Range;
+
+use crate::config::{Problem, Source};
 
 /// How errors and warnings are written on stderr.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -72,18 +74,17 @@ impl Diag {
     }
 
     pub fn from_problem(p: &Problem) -> Diag {
-        let (line, column) = p.source.line_col(p.span.start);
-        let (end_line, end_column) = p.source.line_col(p.span.end.max(p.span.start));
-        Diag {
-            severity: Severity::Error,
-            code: p.code.to_owned(),
-            message: p.message.clone(),
-            help: p.help.clone(),
-            file: Some(p.source.name.clone()),
-            line: Some(line),
-            column: Some(column),
-            end: Some(Position { line: end_line, column: end_column }),
-        }
+        Diag::unlocated(Severity::Error, p.code, p.message.clone(), p.help.clone()).at(&p.source, &p.span)
+    }
+
+    /// The same diagnostic, located at `span` of `source`.
+    pub fn at(mut self, source: &Source, span: &Range<usize>) -> Diag {
+        let (line, column) = source.line_col(span.start);
+        let (end_line, end_column) = source.line_col(span.end.max(span.start));
+        self.file = Some(source.name.clone());
+        (self.line, self.column) = (Some(line), Some(column));
+        self.end = Some(Position { line: end_line, column: end_column });
+        self
     }
 }
 
@@ -144,7 +145,6 @@ pub fn json_document(diagnostics: &[Diag]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Source;
 
     #[test]
     fn github_commands_escape_what_would_end_a_value_or_a_line() {

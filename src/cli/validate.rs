@@ -43,19 +43,15 @@ pub fn run(ctx: &Ctx, args: ValidateArgs) -> Result<u8, CliError> {
         let rename = format!(
             "A stack already applied under the cluster's name {keep}moves with `irsa apply --rename-from {name}`."
         );
-        let mut diag = Diag::unlocated(
+        // At the [cluster] header: the stack is named after that table.
+        let source = crate::config::Source::new(file.to_string(), desired.source.text.clone());
+        let diag = Diag::unlocated(
             Severity::Warning,
             "irsa::config::no_stack_name",
             message.clone(),
             Some(format!("{fix}: [stack] name = \"team-a\". {rename}")),
-        );
-        // At the [cluster] header: the stack is named after that table.
-        let source = crate::config::Source::new(file.to_string(), desired.source.text.clone());
-        let (line, column) = source.line_col(desired.cluster.span.start);
-        let (end_line, end_column) = source.line_col(desired.cluster.span.end);
-        diag.file = Some(file.to_string());
-        (diag.line, diag.column) = (Some(line), Some(column));
-        diag.end = Some(super::diagnostics::Position { line: end_line, column: end_column });
+        )
+        .at(&source, &desired.cluster.span);
         ctx.warn(&format!("{message}; {fix}:\n  [stack]\n  name = \"team-a\"\n{rename}"), diag);
     }
     super::leak_at_exit(desired);

@@ -218,6 +218,11 @@ fn plan_warnings_are_annotations_too() {
     let doc: serde_json::Value = serde_json::from_str(&stderr).expect("stderr is one JSON document");
     assert_eq!(doc["diagnostics"][0]["severity"], "warning", "{doc}");
     assert_eq!(doc["diagnostics"][0]["code"], "irsa::plan::warning", "{doc}");
+    // At the binding that lists the Deployment.
+    assert_eq!(
+        (&doc["diagnostics"][0]["file"], &doc["diagnostics"][0]["line"]),
+        (&"plans/in-sync.toml".into(), &46.into())
+    );
 }
 
 /// A plan error at a line of the stack file, annotated there.
