@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::live::{self, AwsArgs, KubeArgs};
-use super::{CliError, Ctx, exit};
+use super::{CliError, Ctx, Diag, Severity, exit};
 use crate::apply::workflow::{self, Frontend, Report, RunError, Settings, Source};
 use crate::apply::{Event, Outcome, Step};
 use crate::lock::LockOptions;
@@ -207,7 +207,7 @@ impl Frontend for Terminal<'_> {
     }
 
     fn warn(&mut self, message: &str) {
-        eprintln!("warning: {message}");
+        self.ctx.warn(message, Diag::unlocated(Severity::Warning, "irsa::apply::warning", message, None));
     }
 }
 

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme};
 
+use super::diagnostics::{self, Diag, ErrorFormat, Severity};
 use crate::config::{LoadError, Problem, Problems, Source};
 use crate::model::desired::Desired;
 use crate::plan::PlanError;
@@ -84,6 +85,28 @@ impl From<crate::lock::LockError> for CliError {
 }
 
 impl CliError {
+    /// A stable identifier of the kind of error, for `--error-format
+    /// github|json` (problems in files carry their own).
+    pub fn code(&self) -> &'static str {
+        match self {
+            CliError::Load(LoadError::Read { .. }) => "irsa::read_stack",
+            CliError::Load(LoadError::Invalid(_)) => "irsa::config",
+            CliError::Snapshot(_) => "irsa::snapshot",
+            CliError::Plan { .. } => "irsa::plan",
+            CliError::Usage { .. } => "irsa::usage",
+            CliError::ReadPlan { .. } | CliError::BadPlanFile { .. } => "irsa::saved_plan",
+            CliError::Write { .. } => "irsa::write",
+            CliError::Output(_) => "irsa::output",
+            CliError::Runtime(_) => "irsa::runtime",
+            CliError::Aws(_) => "irsa::aws",
+            CliError::Kube(_) => "irsa::kube",
+            CliError::Lock(_) => "irsa::lock",
+            CliError::Stale { .. } => "irsa::stale",
+            CliError::Store(_) => "irsa::store",
+            CliError::ApplyFailed { .. } => "irsa::apply_failed",
+        }
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Stale { .. } => exit::STALE,
@@ -170,6 +193,68 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// The error as diagnostics, each problem once, and the closing sentence
+/// that the human form ends with (when there is one besides the problems).
+pub fn diagnostics(e: &CliError) -> (Vec<Diag>, Option<String>) {
+    let unlocated = |message: String, help: Option<String>| Diag::unlocated(Severity::Error, e.code(), message, help);
+    match e {
+        CliError::Load(LoadError::Invalid(Problems { path, problems })) => {
+            let n = problems.len();
+            (
+                problems.iter().map(Diag::from_problem).collect(),
+                Some(format!(
+                    "{} has {n} problem{}; nothing was changed",
+                    path.display(),
+                    if n == 1 { "" } else { "s" }
+                )),
+            )
+        }
+        CliError::Snapshot(SnapshotError::Invalid(p)) => (vec![Diag::from_problem(p)], None),
+        CliError::Plan { problems, unlocated: rest } => {
+            let mut out: Vec<Diag> = problems.iter().map(Diag::from_problem).collect();
+            for u in rest {
+                let at = u.address.as_ref().map(|a| format!("{a}: ")).unwrap_or_default();
+                out.push(unlocated(format!("{at}{}", u.message), Some(u.help.clone())));
+            }
+            (out, Some("the stack cannot be planned; nothing was changed".into()))
+        }
+        CliError::Stale { moved, plan_errors } => {
+            let mut message = format!(
+                "the saved plan is stale; nothing was changed. What moved since it was made: {}",
+                moved.join("; ")
+            );
+            if !plan_errors.is_empty() {
+                let _ = write!(message, ". A plan made now fails too: {}", plan_errors.join("; "));
+            }
+            (vec![unlocated(message, Some("plan again, review the new plan, and apply that one".into()))], None)
+        }
+        CliError::Usage { message, help } => (vec![unlocated(message.clone(), Some(help.clone()))], None),
+        other => (vec![unlocated(chain(other), None)], None),
+    }
+}
+
+/// Write an error to stderr, in full, once, in the form asked for. In the
+/// JSON form, `earlier` are the warnings the command collected: the
+/// document holds them all.
+pub fn report_as(e: &CliError, style: Style, format: ErrorFormat, earlier: Vec<Diag>) {
+    match format {
+        ErrorFormat::Human => report(e, style),
+        ErrorFormat::Github => {
+            let (diags, summary) = diagnostics(e);
+            let mut out: String = diags.iter().map(diagnostics::github_line).collect();
+            if let Some(summary) = summary {
+                let _ = writeln!(out, "error: {summary}");
+            }
+            eprint!("{out}");
+        }
+        ErrorFormat::Json => {
+            let mut all = earlier;
+            all.extend(diagnostics(e).0);
+            eprint!("{}", diagnostics::json_document(&all));
+        }
+    }
+}
+
 /// Write an error to stderr, in full, once.
 pub fn report(e: &CliError, style: Style) {
     let mut out = String::new();
@@ -218,4 +303,38 @@ pub fn report(e: &CliError, style: Style) {
         }
     }
     eprint!("{out}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Errors of no file keep their whole story in one diagnostic: what
+    /// moved, what a plan made now says, and the advice.
+    #[test]
+    fn unlocated_errors_are_one_diagnostic_each() {
+        let stale = CliError::Stale {
+            moved: vec!["role/app changed".into(), "sa/ns/app deleted".into()],
+            plan_errors: vec!["x fails".into()],
+        };
+        let (diags, summary) = diagnostics(&stale);
+        assert_eq!(summary, None);
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].code, "irsa::stale");
+        assert_eq!(
+            diags[0].message,
+            "the saved plan is stale; nothing was changed. What moved since it was made: role/app changed; sa/ns/app deleted. A plan made now fails too: x fails"
+        );
+        assert_eq!(diags[0].help.as_deref(), Some("plan again, review the new plan, and apply that one"));
+        assert_eq!((diags[0].file.as_ref(), diags[0].line), (None, None));
+
+        let usage = CliError::Usage { message: "no".into(), help: "yes".into() };
+        let (diags, _) = diagnostics(&usage);
+        assert_eq!((diags[0].code.as_str(), diags[0].message.as_str()), ("irsa::usage", "no"));
+        assert_eq!(diags[0].help.as_deref(), Some("yes"));
+
+        let io = CliError::Write { path: "p".into(), source: std::io::Error::other("disk full") };
+        let (diags, _) = diagnostics(&io);
+        assert_eq!((diags[0].code.as_str(), diags[0].message.as_str()), ("irsa::write", "cannot write p: disk full"));
+    }
 }

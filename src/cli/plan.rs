@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use super::live::{self, AwsArgs, KubeArgs};
-use super::{CliError, Ctx, exit};
+use super::{CliError, Ctx, Diag, Severity, exit};
 use crate::plan::saved::SavedPlan;
 use crate::plan::{PlanOptions, RefreshInfo};
 use crate::refresh::snapshot;
@@ -106,7 +106,21 @@ pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
         let saved = SavedPlan::new(plan.clone(), &args.file.display().to_string(), &desired, args.adopt, args.destroy);
         let json = serde_json::to_string_pretty(&saved).expect("a plan serialises to JSON") + "\n";
         std::fs::write(out, json).map_err(|source| CliError::Write { path: out.display().to_string(), source })?;
-        eprintln!("Saved the plan to {}: `irsa show {}` renders it.", out.display(), out.display());
+        ctx.say(&format!("Saved the plan to {}: `irsa show {}` renders it.", out.display(), out.display()));
+    }
+    // The plan shows its warnings; a pipeline's annotations and JSON get them
+    // too, at the entry of the stack file they are about.
+    if ctx.error_format != super::ErrorFormat::Human && !plan.warnings.is_empty() {
+        let source = crate::config::Source::new(args.file.display().to_string(), desired.source.text.clone());
+        let locator = crate::model::desired::Locator::new(&desired);
+        for w in &plan.warnings {
+            let at = w.address.as_ref().map(|a| format!("{a}: ")).unwrap_or_default();
+            let diag = Diag::unlocated(Severity::Warning, "irsa::plan::warning", format!("{at}{}", w.message), None);
+            ctx.annotate(match w.address.as_ref().and_then(|a| locator.span_of(a)) {
+                Some(span) => diag.at(&source, span),
+                None => diag,
+            });
+        }
     }
     let options = render::Options { full_documents: args.diff, color: ctx.color_stdout && args.format == Format::Text };
     ctx.print(&render::render(&plan, args.format, options))?;

@@ -29,11 +29,11 @@ pub struct RefreshArgs {
     kube: KubeArgs,
 }
 
-pub fn run(_ctx: &Ctx, args: RefreshArgs) -> Result<u8, CliError> {
+pub fn run(ctx: &Ctx, args: RefreshArgs) -> Result<u8, CliError> {
     let desired = crate::config::load(&args.file)?;
     let (observed, refresh) =
         live::runtime()?.block_on(live::observe(&desired, &args.aws, &args.kube, &args.target))?;
-    eprintln!(
+    ctx.say(&format!(
         "Read {} OIDC provider{}, {} role{} and {} polic{} with {} IAM calls ({}), and {} service account{} and {} deployment{} with {} Kubernetes requests.",
         observed.iam.oidc_providers.len(),
         if observed.iam.oidc_providers.len() == 1 { "" } else { "s" },
@@ -48,11 +48,11 @@ pub fn run(_ctx: &Ctx, args: RefreshArgs) -> Result<u8, CliError> {
         observed.cluster.deployments.len(),
         if observed.cluster.deployments.len() == 1 { "" } else { "s" },
         refresh.kube_requests,
-    );
+    ));
     if let Some(path) = &args.export {
         let json = serde_json::to_string_pretty(&observed).expect("the observed model serialises to JSON") + "\n";
         std::fs::write(path, json).map_err(|source| CliError::Write { path: path.display().to_string(), source })?;
-        eprintln!("Wrote the snapshot to {}.", path.display());
+        ctx.say(&format!("Wrote the snapshot to {}.", path.display()));
     }
     Ok(exit::SUCCESS)
 }

@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use super::{CliError, Ctx, exit};
+use super::{CliError, Ctx, Diag, Severity, exit};
 
 /// Check a stack file without contacting AWS or the cluster.
 ///
@@ -12,9 +12,9 @@ pub struct ValidateArgs {
     file: PathBuf,
 }
 
-pub fn run(_ctx: &Ctx, args: ValidateArgs) -> Result<u8, CliError> {
+pub fn run(ctx: &Ctx, args: ValidateArgs) -> Result<u8, CliError> {
     let desired = crate::config::load(&args.file)?;
-    eprintln!(
+    ctx.say(&format!(
         "{} is valid: {} polic{}, {} role{}, {} service account{}",
         args.file.display(),
         desired.policies.len(),
@@ -23,7 +23,7 @@ pub fn run(_ctx: &Ctx, args: ValidateArgs) -> Result<u8, CliError> {
         if desired.roles.len() == 1 { "" } else { "s" },
         desired.bindings.len(),
         if desired.bindings.len() == 1 { "" } else { "s" },
-    );
+    ));
     if !desired.stack.explicit {
         // Two files for one cluster without names of their own would both
         // be stack <cluster>, and each would take the other's resources for
@@ -35,10 +35,24 @@ pub fn run(_ctx: &Ctx, args: ValidateArgs) -> Result<u8, CliError> {
         } else {
             String::new()
         };
-        eprintln!(
-            "warning: {} has no [stack] name, so it is stack `{name}` (its cluster's name, as before stacks had names of their own); if another stack file manages this cluster too, give each file its own name:\n  [stack]\n  name = \"team-a\"\nA stack already applied under the cluster's name {keep}moves with `irsa apply --rename-from {name}`.",
-            args.file.display(),
+        let file = args.file.display();
+        let message = format!(
+            "{file} has no [stack] name, so it is stack `{name}` (its cluster's name, as before stacks had names of their own)"
         );
+        let fix = "if another stack file manages this cluster too, give each file its own name";
+        let rename = format!(
+            "A stack already applied under the cluster's name {keep}moves with `irsa apply --rename-from {name}`."
+        );
+        // At the [cluster] header: the stack is named after that table.
+        let source = crate::config::Source::new(file.to_string(), desired.source.text.clone());
+        let diag = Diag::unlocated(
+            Severity::Warning,
+            "irsa::config::no_stack_name",
+            message.clone(),
+            Some(format!("{fix}: [stack] name = \"team-a\". {rename}")),
+        )
+        .at(&source, &desired.cluster.span);
+        ctx.warn(&format!("{message}; {fix}:\n  [stack]\n  name = \"team-a\"\n{rename}"), diag);
     }
     super::leak_at_exit(desired);
     Ok(exit::SUCCESS)

@@ -6,6 +6,7 @@
 
 pub mod diagnostic;
 pub mod raw;
+pub mod schema;
 mod validate;
 
 use std::path::Path;
@@ -226,5 +227,33 @@ role = "legacy"
         let got = problems(with_cluster(&body));
         assert_eq!(got.len(), 1, "{got:#?}");
         assert!(got[0].2.contains("has 11 managed policies; IAM allows 10 per role"), "{got:#?}");
+    }
+
+    #[test]
+    fn defaults_tags_over_the_quota_are_one_problem_at_the_table() {
+        let tags =
+            |prefix: &str, n: usize| (0..n).map(|i| format!("{prefix}{i} = \"v\"")).collect::<Vec<_>>().join(", ");
+        let body = |defaults: usize, own: usize| {
+            format!(
+                "[defaults]\ntags = {{ {} }}\n[policies.p]\ndocument = '{DOC}'\n[policies.q]\ndocument = '{DOC}'\n[roles.r]\npolicies = [\"p\", \"q\"]\ntags = {{ {} }}\n[[service_accounts]]\nnamespace = \"n\"\nname = \"a\"\nrole = \"r\"",
+                tags("d", defaults),
+                tags("o", own)
+            )
+        };
+        assert!(load_text(with_cluster(&body(48, 0))).is_ok(), "48 of the defaults' and irsa's 2 fit");
+        let got = problems(with_cluster(&body(49, 0)));
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert_eq!((got[0].0, got[0].1), (7, 1));
+        assert!(got[0].2.starts_with("[defaults] tags has 49 tags"), "{got:#?}");
+        // The role's own tags break the quota by themselves too: that is a
+        // second problem, at the role.
+        let got = problems(with_cluster(&body(49, 49)));
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert!(got[1].2.contains("role `r` would carry 100 tags"), "{got:#?}");
+        assert!(got[1].2.contains("49 of them from [defaults] tags"), "{got:#?}");
+        // The defaults fit; with the role's own they do not: at the role.
+        let got = problems(with_cluster(&body(40, 9)));
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert!(got[0].2.contains("role `r` would carry 51 tags"), "{got:#?}");
     }
 }

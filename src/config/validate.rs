@@ -11,8 +11,8 @@ use toml::de::DeTable;
 use super::diagnostic::{Problem, Problems, Source};
 use super::raw::{Reporter, Sp, Span, Table};
 use crate::model::desired::{
-    Binding, Cluster, DEFAULT_MAX_SESSION, Desired, OwnedRole, Policy, PolicyRef, ReferencedRole, Role, SourceFile,
-    Stack, markers,
+    Binding, Cluster, DEFAULT_MAX_SESSION, DefaultTags, Desired, OwnedRole, Policy, PolicyRef, ReferencedRole, Role,
+    SourceFile, Stack, markers,
 };
 use crate::model::names::{self, Invalid, closest};
 use crate::model::policy_doc::{self, PolicyDocument};
@@ -293,7 +293,7 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
 
     let stack_name = load_stack(&mut l, &root);
     let cluster = load_cluster(&mut l, &root);
-    let (role_path, boundary, default_tags) = load_defaults(&mut l, &root);
+    let (role_path, boundary, default_tags, default_tags_span) = load_defaults(&mut l, &root);
 
     // Policies.
     let mut policies = BTreeMap::new();
@@ -384,6 +384,7 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
         policies,
         roles,
         bindings,
+        default_tags: DefaultTags { keys: default_tags.into_keys().collect(), span: default_tags_span },
         bindings_by_role: Default::default(),
     };
     let issuer = desired.cluster.oidc_issuer.clone();
@@ -494,9 +495,12 @@ fn load_cluster(l: &mut Loader<'_>, root: &Table<'_, '_>) -> Option<Cluster> {
     })
 }
 
-fn load_defaults(l: &mut Loader<'_>, root: &Table<'_, '_>) -> (String, Option<String>, BTreeMap<String, String>) {
+fn load_defaults(
+    l: &mut Loader<'_>,
+    root: &Table<'_, '_>,
+) -> (String, Option<String>, BTreeMap<String, String>, Option<Span>) {
     let Some((key, t)) = root.table(&mut l.r, "defaults") else {
-        return ("/".into(), None, BTreeMap::new());
+        return ("/".into(), None, BTreeMap::new(), None);
     };
     let t = Table::new(t, "[defaults]", key.span, DEFAULTS_KEYS, &mut l.r);
     let path = t
@@ -504,7 +508,7 @@ fn load_defaults(l: &mut Loader<'_>, root: &Table<'_, '_>) -> (String, Option<St
         .and_then(|p| l.check("irsa::config::path", &p, names::iam_path).then_some(p.v));
     let boundary = load_boundary(l, &t);
     let tags = l.tags(&t, &BTreeMap::new());
-    (path.unwrap_or_else(|| "/".into()), boundary, tags)
+    (path.unwrap_or_else(|| "/".into()), boundary, tags, t.key_span("tags"))
 }
 
 fn load_boundary(l: &mut Loader<'_>, t: &Table<'_, '_>) -> Option<String> {
@@ -876,6 +880,38 @@ mod tests {
         let got =
             problems("[roles.app]\n[[service_accounts]]\nnamespace = \"Backend\"\nname = \"app\"\nrole = \"app\"\n");
         assert_eq!(got, ["8:13 namespace `Backend` is not a valid DNS-1123 label"]);
+    }
+
+    /// The schema's tables take exactly the keys the loader takes: the
+    /// schema is declared beside the loader, and this keeps them together.
+    #[test]
+    fn the_schema_takes_the_keys_the_loader_takes() {
+        let schema = crate::config::schema::stack_file_schema();
+        let keys = |table: &serde_json::Value| -> Vec<String> {
+            let mut k: Vec<String> = table["properties"].as_object().expect("properties").keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let sorted = |k: &[&str]| {
+            let mut k: Vec<String> = k.iter().map(|s| (*s).to_owned()).collect();
+            k.sort();
+            k
+        };
+        let defs = &schema["definitions"];
+        let tables: &[(&serde_json::Value, &[&str])] = &[
+            (&schema, super::ROOT_KEYS),
+            (&defs["StackTable"], super::STACK_KEYS),
+            (&defs["ClusterTable"], super::CLUSTER_KEYS),
+            (&defs["DefaultsTable"], super::DEFAULTS_KEYS),
+            (&defs["PolicyTable"], super::POLICY_KEYS),
+            (&defs["RoleTable"], super::ROLE_KEYS),
+            (&defs["InlinePolicyTable"], super::INLINE_KEYS),
+            (&defs["ServiceAccountTable"], super::BINDING_KEYS),
+        ];
+        for (table, loader) in tables {
+            assert_eq!(keys(table), sorted(loader), "{table}");
+            assert_eq!(table["additionalProperties"], false, "unknown keys are errors: {table}");
+        }
     }
 
     #[test]

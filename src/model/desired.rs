@@ -53,8 +53,22 @@ pub struct Desired {
     pub policies: BTreeMap<String, Policy>,
     pub roles: BTreeMap<String, Role>,
     pub bindings: Vec<Binding>,
+    /// `[defaults] tags`, already merged into every policy's and owned
+    /// role's tags; kept so that a quota they break alone is reported once,
+    /// at the table, where the fix is.
+    pub default_tags: DefaultTags,
     /// [`Desired::bindings_of`]'s index, built on first use.
     pub bindings_by_role: BindingIndex,
+}
+
+/// The tags every policy and owned role gets from `[defaults] tags`.
+#[derive(Debug, Clone, Default)]
+pub struct DefaultTags {
+    /// The tag keys given there (each resource carries every one of them,
+    /// with its own value where it sets the key itself).
+    pub keys: Vec<String>,
+    /// The `tags` key in `[defaults]`, when the file has one.
+    pub span: Option<Span>,
 }
 
 /// The positions in [`Desired::bindings`] of each role's bindings, in file
@@ -320,7 +334,49 @@ impl Desired {
                 .map(|(k, r)| (k.clone(), r.clone()))
                 .collect(),
             bindings: Vec::new(),
+            default_tags: self.default_tags.clone(),
             bindings_by_role: BindingIndex::default(),
+        }
+    }
+}
+
+/// Where the stack file declares what an address is about, for messages
+/// found at plan time (warnings carry only an address): the policy, the role
+/// (also for its attachments and inline policies), the binding (also for the
+/// Deployments it lists), the `[cluster]` table for the OIDC provider.
+/// Indexed once: a plan against an empty cluster warns about every
+/// Deployment, and a scan of all bindings per warning was quadratic.
+pub struct Locator<'d> {
+    desired: &'d Desired,
+    bindings: HashMap<(&'d str, &'d str), &'d Span>,
+    deployments: HashMap<(&'d str, &'d str), &'d Span>,
+}
+
+impl<'d> Locator<'d> {
+    pub fn new(desired: &'d Desired) -> Self {
+        let mut bindings = HashMap::new();
+        let mut deployments = HashMap::new();
+        for b in &desired.bindings {
+            bindings.insert((b.namespace.as_str(), b.name.as_str()), &b.span);
+            for d in &b.deployments {
+                deployments.insert((b.namespace.as_str(), d.as_str()), &b.span);
+            }
+        }
+        Locator { desired, bindings, deployments }
+    }
+
+    /// `None` for what the file does not declare (an orphan, say).
+    pub fn span_of(&self, address: &super::address::Address) -> Option<&'d Span> {
+        use super::address::Address as A;
+        let d = self.desired;
+        match address {
+            A::Oidc { .. } => Some(&d.cluster.span),
+            A::Policy { name } => d.policies.get(name).map(|p| &p.span),
+            A::Role { name } | A::Attach { role: name, .. } | A::Inline { role: name, .. } => {
+                d.roles.get(name).map(Role::span)
+            }
+            A::ServiceAccount { namespace, name } => self.bindings.get(&(namespace.as_str(), name.as_str())).copied(),
+            A::Deployment { namespace, name } => self.deployments.get(&(namespace.as_str(), name.as_str())).copied(),
         }
     }
 }
@@ -370,5 +426,33 @@ role = "a"
         extra.name = "w".into();
         d.bindings.push(extra);
         assert_eq!(names(&d, "b"), ["y", "w"]);
+    }
+
+    #[test]
+    fn the_locator_finds_where_the_file_declares_an_address() {
+        use crate::model::address::Address;
+        let text = r#"version = 1
+[cluster]
+name = "c"
+region = "us-east-1"
+account_id = "123456789012"
+[roles.a]
+policies = ["arn:aws:iam::aws:policy/ReadOnlyAccess"]
+[[service_accounts]]
+namespace = "ns"
+name = "z"
+role = "a"
+workloads = ["deployment/web"]
+"#;
+        let d = crate::config::parse(Path::new("s.toml"), text.into()).unwrap();
+        let locator = Locator::new(&d);
+        let at = |a: Address| locator.span_of(&a).map(|s| &text[s.clone()]);
+        assert_eq!(at(Address::role("a")), Some("a"));
+        assert_eq!(at(Address::attach("a", "arn:aws:iam::aws:policy/ReadOnlyAccess")), Some("a"));
+        assert_eq!(at(Address::ServiceAccount { namespace: "ns".into(), name: "z".into() }), Some("\"z\""));
+        assert_eq!(at(Address::Deployment { namespace: "ns".into(), name: "web".into() }), Some("\"z\""));
+        assert_eq!(at(Address::Oidc { cluster: "c".into() }), Some("cluster"));
+        assert_eq!(at(Address::Deployment { namespace: "other".into(), name: "web".into() }), None);
+        assert_eq!(at(Address::Policy { name: "gone".into() }), None);
     }
 }

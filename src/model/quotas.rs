@@ -66,6 +66,32 @@ pub fn check(desired: &Desired, quotas: &Quotas, issuer: Option<&str>) -> Vec<Vi
             "stay within the quota, or raise {key} for the account in Service Quotas (irsa reads the live value when it can reach the account)"
         )
     };
+    // Tags from [defaults] are on every policy and owned role: when they
+    // break the quota alone, that is one problem, at the table.
+    let from_defaults = desired.default_tags.keys.len();
+    let defaults_too_many =
+        from_defaults + OWNERSHIP_TAGS > quotas.tags_per_resource && desired.default_tags.span.is_some();
+    if defaults_too_many && let Some(span) = &desired.default_tags.span {
+        out.push(Violation {
+            span: span.clone(),
+            message: format!(
+                "[defaults] tags has {from_defaults} tags, so every policy and role would carry {} (irsa's {OWNERSHIP_TAGS} ownership tags included); IAM allows {}",
+                from_defaults + OWNERSHIP_TAGS,
+                quotas.tags_per_resource
+            ),
+            help: format!(
+                "keep at most {} tags in [defaults] tags, and set the others on the resources that need them",
+                quotas.tags_per_resource - OWNERSHIP_TAGS
+            ),
+        });
+    }
+    // A resource's tags are too many by its own fault when they are even
+    // without the defaults' share, or when the defaults alone fit.
+    let too_many = |tags: usize| {
+        let own = tags - from_defaults.min(tags);
+        tags + OWNERSHIP_TAGS > quotas.tags_per_resource
+            && (!defaults_too_many || own + OWNERSHIP_TAGS > quotas.tags_per_resource)
+    };
     for policy in desired.policies.values() {
         let size = policy.document.size();
         if size > quotas.managed_policy_size {
@@ -78,9 +104,8 @@ pub fn check(desired: &Desired, quotas: &Quotas, issuer: Option<&str>) -> Vec<Vi
                 help: format!("split it into several policies, or use wildcards; {}", raise(Quotas::POLICY_SIZE_KEY)),
             });
         }
-        let tags = policy.tags.len() + 2;
-        if tags > quotas.tags_per_resource {
-            out.push(too_many_tags(&policy.span, "policy", &policy.name, tags, quotas));
+        if too_many(policy.tags.len()) {
+            out.push(too_many_tags(&policy.span, "policy", &policy.name, policy.tags.len(), from_defaults, quotas));
         }
     }
     for role in desired.roles.values() {
@@ -111,9 +136,8 @@ pub fn check(desired: &Desired, quotas: &Quotas, issuer: Option<&str>) -> Vec<Vi
                 help: format!("move statements into managed policies; {}", raise(Quotas::INLINE_SIZE_KEY)),
             });
         }
-        let tags = role.tags.len() + 2;
-        if tags > quotas.tags_per_resource {
-            out.push(too_many_tags(&role.span, "role", &role.name, tags, quotas));
+        if too_many(role.tags.len()) {
+            out.push(too_many_tags(&role.span, "role", &role.name, role.tags.len(), from_defaults, quotas));
         }
         if let Some(issuer) = issuer {
             let subjects: Vec<String> = desired.bindings_of(&role.name).map(|b| b.subject()).collect();
@@ -139,13 +163,24 @@ pub fn check(desired: &Desired, quotas: &Quotas, issuer: Option<&str>) -> Vec<Vi
     out
 }
 
-fn too_many_tags(span: &Span, what: &str, name: &str, count: usize, quotas: &Quotas) -> Violation {
+/// irsa's `irsa:managed-by` and `irsa:stack` tags, on every resource it owns.
+const OWNERSHIP_TAGS: usize = 2;
+
+/// `tags` counts the resource's tags of its own and from `[defaults]`
+/// (`from_defaults` of them), not irsa's.
+fn too_many_tags(span: &Span, what: &str, name: &str, tags: usize, from_defaults: usize, quotas: &Quotas) -> Violation {
+    let count = tags + OWNERSHIP_TAGS;
+    let share =
+        if from_defaults > 0 { format!(", {from_defaults} of them from [defaults] tags") } else { String::new() };
     Violation {
         span: span.clone(),
         message: format!(
-            "{what} `{name}` would carry {count} tags (irsa's 2 ownership tags included); IAM allows {}",
+            "{what} `{name}` would carry {count} tags (irsa's {OWNERSHIP_TAGS} ownership tags included{share}); IAM allows {}",
             quotas.tags_per_resource
         ),
-        help: format!("use at most {} tags of your own, counting [defaults] tags", quotas.tags_per_resource - 2),
+        help: format!(
+            "use at most {} tags of your own, counting [defaults] tags",
+            quotas.tags_per_resource - OWNERSHIP_TAGS
+        ),
     }
 }

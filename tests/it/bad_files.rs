@@ -14,7 +14,9 @@
 //! advice that must appear somewhere in the output (whitespace-insensitive,
 //! since the picture wraps long help lines). The number of `error: file:L:C:`
 //! lines must equal the number of `expect` and `expect-file` lines, so an
-//! unexpected extra problem fails the case too.
+//! unexpected extra problem fails the case too. Each case is also run with
+//! `--error-format json` and `github`, which must report the same problems
+//! at the same places.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -154,10 +156,57 @@ fn check_case(path: &Path) -> Vec<String> {
             failures.push(format!("no help text containing `{help}`"));
         }
     }
+    failures.extend(other_forms_agree(&shown, &errors));
     if !failures.is_empty() {
         let reported: Vec<&str> = errors.iter().map(|l| l.text).collect();
         let reported = if reported.is_empty() { stderr.trim_end().to_owned() } else { reported.join("\n") };
         failures.push(format!("irsa reported:\n{reported}"));
+    }
+    failures
+}
+
+/// `--error-format json` and `github` report the same problems, at the same
+/// places, as the human form's `error: file:line:col:` lines.
+fn other_forms_agree(shown: &str, human: &[ErrorLine<'_>]) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut want: Vec<(String, usize, usize)> = human.iter().map(|l| (l.file.to_owned(), l.line, l.col)).collect();
+    want.sort();
+
+    let (code, stdout, stderr) = run_irsa(&["validate", shown, "--error-format", "json"]);
+    match serde_json::from_str::<serde_json::Value>(&stderr) {
+        Err(e) => failures.push(format!("--error-format json: stderr is not one JSON document ({e}):\n{stderr}")),
+        Ok(doc) => {
+            let diags = doc["diagnostics"].as_array().cloned().unwrap_or_default();
+            let mut got: Vec<(String, usize, usize)> = diags
+                .iter()
+                .map(|d| {
+                    let n = |k: &str| d[k].as_u64().unwrap_or(0) as usize;
+                    (d["file"].as_str().unwrap_or_default().to_owned(), n("line"), n("column"))
+                })
+                .collect();
+            got.sort();
+            if got != want || diags.iter().any(|d| d["severity"] != "error") {
+                failures.push(format!("--error-format json reports {got:?}, the human form {want:?}"));
+            }
+        }
+    }
+    if code != 1 || !stdout.is_empty() {
+        failures.push(format!("--error-format json: exit code {code}, stdout {stdout:?}"));
+    }
+
+    let (code, _, stderr) = run_irsa(&["validate", shown, "--error-format", "github"]);
+    let mut got: Vec<(String, usize, usize)> = stderr
+        .lines()
+        .filter_map(|l| {
+            let props = l.strip_prefix("::error ")?.split_once("::")?.0;
+            let prop = |k: &str| props.split(',').find_map(|p| p.strip_prefix(k)).map(str::to_owned);
+            let file = prop("file=")?.replace("%2C", ",").replace("%3A", ":").replace("%25", "%");
+            Some((file, prop("line=")?.parse().ok()?, prop("col=")?.parse().ok()?))
+        })
+        .collect();
+    got.sort();
+    if got != want || code != 1 {
+        failures.push(format!("--error-format github reports {got:?} (exit {code}), the human form {want:?}"));
     }
     failures
 }

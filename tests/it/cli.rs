@@ -152,9 +152,12 @@ fn completions_cover_the_commands_for_each_shell() {
             "refresh",
             "show",
             "graph",
+            "man",
+            "schema",
             "rename-from",
             "target",
             "lock-namespace",
+            "error-format",
         ] {
             assert!(script.contains(word), "{shell} completions lack {word}");
         }
