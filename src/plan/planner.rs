@@ -302,6 +302,7 @@ impl Planner<'_> {
             changed,
             depends_on: Vec::new(),
             guard: Map::new(),
+            access: None,
         };
         match self.changes.entry(address) {
             Entry::Vacant(slot) => slot.insert(change),
@@ -1233,7 +1234,7 @@ impl Planner<'_> {
             Some(graph.targeted(&self.opts.targets))
         };
         let mut changes = self.changes;
-        let ordered: Vec<Change> = order
+        let mut ordered: Vec<Change> = order
             .into_iter()
             .filter(|a| selected.as_ref().is_none_or(|s| s.contains(a)))
             .filter_map(|a| changes.remove(&a))
@@ -1246,6 +1247,7 @@ impl Planner<'_> {
             None => self.warnings,
             Some(s) => self.warnings.into_iter().filter(|w| w.address.as_ref().is_none_or(|a| s.contains(a))).collect(),
         };
+        let findings = super::review::review_all(&self.d.stack.name, &mut ordered);
         Ok(Plan {
             format_version: FORMAT_VERSION.into(),
             irsa_version: env!("CARGO_PKG_VERSION").into(),
@@ -1254,6 +1256,7 @@ impl Planner<'_> {
             summary: Summary::of(&ordered),
             changes: ordered,
             warnings,
+            findings,
             targets: self.opts.targets.clone(),
         })
     }
