@@ -1,7 +1,11 @@
 //! The plan as a pull-request comment: GitHub-flavoured Markdown.
 //!
-//! A reviewer sees the summary and any destructive change before scrolling;
-//! each resource's details are folded away in a `<details>` section.
+//! A reviewer sees the summary, any destructive change and the security
+//! review before scrolling; each resource's details are folded away in a
+//! `<details>` section. A plan too long for one comment (GitHub takes 65,536
+//! characters) is cut into parts: the first keeps the summary, caution,
+//! security and warning blocks whole, the details follow in as many parts as
+//! they need.
 
 use std::fmt::Write as _;
 
@@ -10,6 +14,7 @@ use super::view::{self, Line};
 use crate::graph;
 use crate::model::Address;
 use crate::plan::Plan;
+use crate::plan::review::Severity;
 
 /// Text inside a code span cannot hold a backtick; IAM names and ARNs do not
 /// either, but annotation values could.
@@ -22,21 +27,127 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('|', "\\|")
 }
 
+/// The most characters of one part: under GitHub's 65,536 per comment,
+/// with room for a workflow to add a line of its own.
+pub const PART_LIMIT: usize = 60_000;
+
+/// How many entries the caution, security and warning blocks list before
+/// "and N more": they stay short, and whole, however large the plan.
+const LISTED: usize = 40;
+
+/// The plan as one Markdown text: the parts of [`parts`], one after the
+/// other (each part of a long plan starts with its marker comment).
 pub fn render(plan: &Plan, options: Options) -> String {
+    parts(plan, options, PART_LIMIT).join("\n")
+}
+
+/// The plan as comments of at most `limit` characters each (a no-change or
+/// short plan is one part). When there are several, each starts with the
+/// line `<!-- irsa plan part K of N -->`, which GitHub does not show.
+pub fn parts(plan: &Plan, options: Options, limit: usize) -> Vec<String> {
     // A reviewer reads new policies in full: the details are folded anyway.
     let options = Options { full_documents: true, ..options };
+    if plan.changes.is_empty() {
+        return vec![unchanged(plan)];
+    }
+    let head = head(plan);
+    let sections: Vec<String> = view::changes(plan, options).iter().map(section).collect();
+    let graph = graph_section(plan);
+    let total = chars(&head) + sections.iter().map(|s| chars(s)).sum::<usize>() + chars(&graph);
+    if total <= limit {
+        return vec![format!("{head}{}{graph}", sections.concat())];
+    }
+
+    // Room for the part's marker and heading, with part numbers of any size.
+    let heading = |k: usize, n: usize| {
+        format!(
+            "<!-- irsa plan part {k} of {n} -->\n### irsa plan for stack {} · details, part {k} of {n}\n\n",
+            code(&plan.stack)
+        )
+    };
+    let budget = limit.saturating_sub(chars(&heading(usize::MAX, usize::MAX)));
+    let mut bodies: Vec<String> = Vec::new();
+    let mut body = String::new();
+    for section in sections.into_iter().map(|s| fit(s, budget)).chain(std::iter::once(fit_graph(graph, budget))) {
+        if !body.is_empty() && chars(&body) + chars(&section) > budget {
+            bodies.push(std::mem::take(&mut body));
+        }
+        body.push_str(&section);
+    }
+    if !body.is_empty() {
+        bodies.push(body);
+    }
+    let n = bodies.len() + 1;
+    let mut out = Vec::with_capacity(n);
+    out.push(format!(
+        "<!-- irsa plan part 1 of {n} -->\n{head}_This plan is too long for one comment: the details of its {} changes \
+         follow in parts 2 to {n}._\n",
+        plan.changes.len()
+    ));
+    for (i, body) in bodies.into_iter().enumerate() {
+        out.push(format!("{}{body}", heading(i + 2, n)));
+    }
+    out
+}
+
+fn chars(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// A plan without changes: one line, and what it was made from folded away.
+fn unchanged(plan: &Plan) -> String {
+    let mut out = format!(
+        "**irsa plan for stack {}: no changes.** AWS IAM and the cluster match the stack file.\n\n",
+        code(&plan.stack)
+    );
+    // Warnings stay in sight: a rollout that blocks a restart is news.
+    warnings(&mut out, plan);
+    let _ = writeln!(out, "<details><summary>Details</summary>\n\n{}\n", esc(&view::provenance(plan)));
+    if !plan.targets.is_empty() {
+        let _ = writeln!(out, "{}\n", targeted(plan));
+    }
+    let _ = writeln!(out, "</details>");
+    out
+}
+
+fn targeted(plan: &Plan) -> String {
+    let targets: Vec<String> = plan.targets.iter().map(|t| code(t)).collect();
+    format!("Targeted plan: only {} and what they depend on.", targets.join(", "))
+}
+
+fn warnings(out: &mut String, plan: &Plan) {
+    if plan.warnings.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "> [!WARNING]");
+    for w in plan.warnings.iter().take(LISTED) {
+        let at = w.address.as_ref().map(|a| format!("{}: ", code(&a.to_string()))).unwrap_or_default();
+        let _ = writeln!(out, "> - {at}{}", esc(&w.message));
+    }
+    if plan.warnings.len() > LISTED {
+        let _ = writeln!(out, "> - and {} more warnings: the JSON plan lists them all", plan.warnings.len() - LISTED);
+    }
+    out.push('\n');
+}
+
+fn severity_badge(s: Severity) -> &'static str {
+    match s {
+        Severity::High => "🔴 **high**",
+        Severity::Medium => "🟠 medium",
+        Severity::Low => "🟡 low",
+        Severity::Info => "⚪ info",
+    }
+}
+
+/// Summary, caution, security review, warnings and the table of counts.
+fn head(plan: &Plan) -> String {
     let mut out = String::new();
     let s = &plan.summary;
     let _ = writeln!(out, "### irsa plan for stack {}\n", code(&plan.stack));
-    if plan.changes.is_empty() {
-        let _ = writeln!(out, "**No changes.** AWS IAM and the cluster match the stack file.\n");
-    } else {
-        let _ = writeln!(out, "**Plan: {}.**\n", view::counts(plan));
-    }
+    let _ = writeln!(out, "**Plan: {}.**\n", view::counts(plan));
     let _ = writeln!(out, "<sub>{}</sub>\n", esc(&view::provenance(plan)));
     if !plan.targets.is_empty() {
-        let targets: Vec<String> = plan.targets.iter().map(|t| code(t)).collect();
-        let _ = writeln!(out, "Targeted plan: only {} and what they depend on.\n", targets.join(", "));
+        let _ = writeln!(out, "{}\n", targeted(plan));
     }
 
     let destructive: Vec<_> =
@@ -49,22 +160,20 @@ pub fn render(plan: &Plan, options: Options) -> String {
             destructive.len(),
             if destructive.len() == 1 { "" } else { "s" }
         );
-        for c in &destructive {
+        for c in destructive.iter().take(LISTED) {
             let _ = writeln!(out, "> - {} ({})", code(&c.address.to_string()), c.verb());
         }
-        out.push('\n');
-    }
-    if !plan.warnings.is_empty() {
-        let _ = writeln!(out, "> [!WARNING]");
-        for w in &plan.warnings {
-            let at = w.address.as_ref().map(|a| format!("{}: ", code(&a.to_string()))).unwrap_or_default();
-            let _ = writeln!(out, "> - {at}{}", esc(&w.message));
+        if destructive.len() > LISTED {
+            let _ = writeln!(
+                out,
+                "> - and {} more: `jq '.changes[] | select(.actions | index(\"delete\")) | .address'` on the JSON plan lists them",
+                destructive.len() - LISTED
+            );
         }
         out.push('\n');
     }
-    if plan.changes.is_empty() {
-        return out;
-    }
+    security(&mut out, plan);
+    warnings(&mut out, plan);
 
     let _ = writeln!(out, "| action | count |\n|---|---:|");
     for (name, n) in [
@@ -80,53 +189,135 @@ pub fn render(plan: &Plan, options: Options) -> String {
         }
     }
     out.push('\n');
+    out
+}
 
-    for c in view::changes(plan, options) {
-        let _ = writeln!(out, "<details><summary><code>{} {}</code> {}</summary>\n", c.symbol, esc(&c.address), c.verb);
-        let mut prose = Vec::new();
-        let mut diff = Vec::new();
-        for line in &c.lines {
-            match line {
-                Line::Value { key, value } => prose.push(format!("- {}: {}", esc(key), code(value))),
-                Line::Summary { key, text } => prose.push(format!("- {}: {}", esc(key), esc(text))),
-                Line::Changed { key, before, after, note } => {
-                    let note = note.as_ref().map(|n| format!(" {}", esc(n))).unwrap_or_default();
-                    prose.push(format!("- {}: {} → {}{note}", esc(key), code(before), code(after)));
-                }
-                Line::Entry { sign, key, value } => {
-                    let what = if *sign == '+' { "added" } else { "removed" };
-                    prose.push(format!("- {}: {} ({what})", esc(key), code(value)));
-                }
-                Line::Document { key, diff: lines } => {
-                    diff.push(format!("{key}:"));
-                    for d in lines {
-                        diff.push(format!(
-                            "{}{}",
-                            if d.sign == '@' { String::new() } else { d.sign.to_string() },
-                            d.text
-                        ));
-                    }
-                }
-                Line::Reason(r) => prose.push(format!("- _{}_", esc(r))),
-            }
+/// The security review block: the verdict, the findings (highest first),
+/// and which changes widen or only narrow access.
+fn security(out: &mut String, plan: &Plan) {
+    let r = view::review(plan);
+    let _ = writeln!(out, "#### Security review\n");
+    let _ = writeln!(out, "This plan **{}**: {}.\n", r.verdict(), r.tally());
+    if !r.findings.is_empty() {
+        let _ = writeln!(out, "| severity | change | finding |\n|---|---|---|");
+        for f in r.findings.iter().take(LISTED) {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                severity_badge(f.severity),
+                code(&f.address.to_string()),
+                esc(&f.message)
+            );
         }
-        for p in prose {
-            let _ = writeln!(out, "{p}");
+        if r.findings.len() > LISTED {
+            let _ = writeln!(
+                out,
+                "\nand {} more findings of lower or equal severity: the JSON plan lists them all (`findings`).",
+                r.findings.len() - LISTED
+            );
         }
-        if !diff.is_empty() {
-            let _ = writeln!(out, "\n```diff\n{}\n```", diff.join("\n"));
-        }
-        let _ = writeln!(out, "\n</details>\n");
+        out.push('\n');
     }
+    let addresses = |changes: &[&crate::plan::Change]| view::capped(changes, LISTED, |c| code(&c.address.to_string()));
+    if !r.widens.is_empty() {
+        let _ = writeln!(out, "- Widens access ({}): {}", r.widens.len(), addresses(&r.widens));
+    }
+    if !r.narrows.is_empty() {
+        let _ = writeln!(out, "- Only narrows access ({}): {}", r.narrows.len(), addresses(&r.narrows));
+    }
+    if r.same > 0 {
+        let _ = writeln!(out, "- Leaves access as it is: {} change{}", r.same, if r.same == 1 { "" } else { "s" });
+    }
+    out.push('\n');
+}
 
-    // The graph of the changed resources, so a reviewer sees what waits for what.
+/// One change's folded details.
+fn section(c: &view::ChangeView) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "<details><summary><code>{} {}</code> {}</summary>\n", c.symbol, esc(&c.address), c.verb);
+    let mut prose = Vec::new();
+    let mut diff = Vec::new();
+    for line in &c.lines {
+        match line {
+            Line::Value { key, value } => prose.push(format!("- {}: {}", esc(key), code(value))),
+            Line::Summary { key, text } => prose.push(format!("- {}: {}", esc(key), esc(text))),
+            Line::Changed { key, before, after, note } => {
+                let note = note.as_ref().map(|n| format!(" {}", esc(n))).unwrap_or_default();
+                prose.push(format!("- {}: {} → {}{note}", esc(key), code(before), code(after)));
+            }
+            Line::Entry { sign, key, value } => {
+                let what = if *sign == '+' { "added" } else { "removed" };
+                prose.push(format!("- {}: {} ({what})", esc(key), code(value)));
+            }
+            Line::Document { key, diff: lines } => {
+                diff.push(format!("{key}:"));
+                for d in lines {
+                    diff.push(format!("{}{}", if d.sign == '@' { String::new() } else { d.sign.to_string() }, d.text));
+                }
+            }
+            Line::Reason(r) => prose.push(format!("- _{}_", esc(r))),
+        }
+    }
+    for p in prose {
+        let _ = writeln!(out, "{p}");
+    }
+    if !diff.is_empty() {
+        let _ = writeln!(out, "\n```diff\n{}\n```", diff.join("\n"));
+    }
+    let _ = writeln!(out, "\n</details>\n");
+    out
+}
+
+/// A section longer than a part: cut at a line, its fence and `<details>`
+/// closed, with a note of what is left out. IAM's size quotas keep real
+/// documents far below this; it guards the limit, not a common case.
+fn fit(section: String, budget: usize) -> String {
+    if chars(&section) <= budget {
+        return section;
+    }
+    let note =
+        "\n_(cut here: this change is too long for a comment; `irsa show PLAN` shows all of it)_\n\n</details>\n\n";
+    let room = budget.saturating_sub(chars(note) + "\n```\n".len());
+    let mut out = String::new();
+    let mut fenced = false;
+    let mut kept = 0;
+    for line in section.lines() {
+        let n = chars(line) + 1;
+        if kept + n > room {
+            break;
+        }
+        if line.starts_with("```") {
+            fenced = !fenced;
+        }
+        out.push_str(line);
+        out.push('\n');
+        kept += n;
+    }
+    if fenced {
+        out.push_str("```\n");
+    }
+    out.push_str(note);
+    out
+}
+
+/// The graph of the changed resources, so a reviewer sees what waits for what.
+fn graph_section(plan: &Plan) -> String {
     let nodes: Vec<&Address> = plan.changes.iter().map(|c| &c.address).collect();
     let edges: Vec<(Address, Address)> =
         plan.changes.iter().flat_map(|c| c.depends_on.iter().map(move |d| (d.clone(), c.address.clone()))).collect();
-    let _ = writeln!(
-        out,
-        "<details><summary>Order of the changes</summary>\n\n```mermaid\n{}```\n\n</details>",
+    format!(
+        "<details><summary>Order of the changes</summary>\n\n```mermaid\n{}```\n\n</details>\n",
         graph::mermaid(nodes, &edges)
-    );
-    out
+    )
+}
+
+/// The graph, or a pointer to `irsa graph` when it does not fit a part.
+fn fit_graph(graph: String, budget: usize) -> String {
+    if chars(&graph) <= budget {
+        graph
+    } else {
+        "<details><summary>Order of the changes</summary>\n\nThe graph of this plan is too large for a comment: \
+         `irsa graph FILE` draws it.\n\n</details>\n"
+            .into()
+    }
 }

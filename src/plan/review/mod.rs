@@ -446,10 +446,6 @@ impl Reviewer<'_> {
         let Some(arn) = after else { return };
         self.widens = true;
         let name = arn.rsplit('/').next().unwrap_or(&arn);
-        let role = match self.address {
-            Address::Attach { role, .. } => role.as_str(),
-            _ => "",
-        };
         let (severity, what) = match BROAD_POLICIES.iter().find(|(n, _)| *n == name) {
             Some((_, what)) => (Severity::High, *what),
             None if name.ends_with("FullAccess") => {
@@ -457,7 +453,7 @@ impl Reviewer<'_> {
             }
             None => return,
         };
-        let mut f = self.finding(severity, Rule::BroadManagedPolicy, format!("attaches {name} to role {role}: {what}"));
+        let mut f = self.finding(severity, Rule::BroadManagedPolicy, format!("attaches {name}: {what}"));
         f.action = Some(arn);
         self.findings.push(f);
     }
@@ -513,17 +509,13 @@ impl Reviewer<'_> {
         if after.is_none() {
             return;
         }
-        let role = match self.address {
-            Address::Role { name } => name.as_str(),
-            _ => "",
-        };
         for s in statements(after).iter().filter(|s| s.allow) {
             let ours = s.value.get("Sid").and_then(Value::as_str) == Some(sid);
             if let Some(what) = wildcard_subject(s) {
                 let mut f = self.finding(
                     Severity::High,
                     Rule::TrustWildcardSubject,
-                    format!("role {role} may be assumed by {what} (trust statement {})", s.label),
+                    format!("may be assumed by {what} (trust statement {})", s.label),
                 );
                 f.statement = Some(s.label.clone());
                 self.findings.push(f);
@@ -532,8 +524,8 @@ impl Reviewer<'_> {
                     Severity::Medium,
                     Rule::TrustOtherParty,
                     format!(
-                        "role {role} is also trusted by {} (trust statement {}), which irsa does not manage: \
-                         whoever it admits gets every permission of the role",
+                        "is also trusted by {} (trust statement {}), which irsa does not manage: whoever it \
+                         admits gets every permission of the role",
                         principal_shown(s.value),
                         s.label
                     ),
@@ -544,7 +536,7 @@ impl Reviewer<'_> {
         }
         for subject in a.subjects.difference(&b.subjects) {
             let mut f =
-                self.finding(Severity::Info, Rule::TrustSubjectAdded, format!("{subject} may now assume role {role}"));
+                self.finding(Severity::Info, Rule::TrustSubjectAdded, format!("{subject} may now assume the role"));
             f.subject = Some(subject.clone());
             self.findings.push(f);
         }
@@ -553,12 +545,11 @@ impl Reviewer<'_> {
                 Severity::Low,
                 Rule::TrustMoreServiceAccounts,
                 format!(
-                    "role {role} may now be assumed by {} ServiceAccount{} ({} before): every pod running as \
-                     {} gets every permission of the role",
+                    "may now be assumed by {} ServiceAccount{} ({} before): the pods of each get every \
+                     permission of the role",
                     a.subjects.len(),
                     if a.subjects.len() == 1 { "" } else { "s" },
-                    b.subjects.len(),
-                    if a.subjects.len() == 1 { "it" } else { "one of them" }
+                    b.subjects.len()
                 ),
             ));
         }
@@ -572,17 +563,13 @@ impl Reviewer<'_> {
             // An `arn =` role's attributes other than trust are not irsa's.
             return;
         }
-        let role = match self.address {
-            Address::Role { name } => name.as_str(),
-            _ => "",
-        };
         match (b, a) {
             (Some(old), None) => {
                 self.widens = true;
                 self.findings.push(self.finding(
                     Severity::Medium,
                     Rule::BoundaryRemoved,
-                    format!("removes the permissions boundary {old} of role {role}: its policies are no longer capped"),
+                    format!("removes the permissions boundary {old}: the role's policies are no longer capped"),
                 ));
             }
             (Some(old), Some(new)) => {
@@ -592,8 +579,8 @@ impl Reviewer<'_> {
                     Severity::Low,
                     Rule::BoundaryChanged,
                     format!(
-                        "the permissions boundary of role {role} changes from {old} to {new}: what the role may \
-                         do is capped by the new one, review it"
+                        "the permissions boundary changes from {old} to {new}: what the role may do is capped \
+                         by the new one, review it"
                     ),
                 ));
             }

@@ -101,7 +101,7 @@ fn broad_managed_policies() {
         (
             "AdministratorAccess attached",
             attachment(None, Some(&admin)),
-            vec![(Severity::High, "attaches AdministratorAccess to role app: every action on every resource")],
+            vec![(Severity::High, "attaches AdministratorAccess: every action on every resource")],
             Access::Widens,
         ),
         (
@@ -119,7 +119,7 @@ fn broad_managed_policies() {
         (
             "any *FullAccess attached",
             attachment(None, Some(&s3full)),
-            vec![(Severity::Medium, "attaches AmazonS3FullAccess to role app: full access to a whole service")],
+            vec![(Severity::Medium, "attaches AmazonS3FullAccess: full access to a whole service")],
             Access::Widens,
         ),
         ("a read-only policy attached", attachment(None, Some(&s3ro)), vec![], Access::Widens),
@@ -463,10 +463,7 @@ fn permissions_boundaries() {
             "removed",
             change("role/app", role(trust(), Some(b1)), role(trust(), None)),
             Rule::BoundaryRemoved,
-            vec![(
-                Severity::Medium,
-                "removes the permissions boundary arn:aws:iam::111122223333:policy/boundary of role app",
-            )],
+            vec![(Severity::Medium, "removes the permissions boundary arn:aws:iam::111122223333:policy/boundary: ")],
             Access::Widens,
         ),
         (
@@ -510,10 +507,7 @@ fn trust_wildcard_subjects() {
         (
             "StringLike with *",
             role_change(Some(vec![irsa_statement(&["shop:a"])]), Some(vec![like.clone(), irsa_statement(&["shop:a"])])),
-            vec![(
-                Severity::High,
-                "role app may be assumed by any ServiceAccount matching \"system:serviceaccount:shop:*\"",
-            )],
+            vec![(Severity::High, "may be assumed by any ServiceAccount matching \"system:serviceaccount:shop:*\"")],
             Access::Widens,
         ),
         (
@@ -549,7 +543,7 @@ fn trust_of_other_parties() {
         (
             "a shared role keeps another service's statement",
             role_change(Some(vec![ec2.clone()]), Some(vec![ec2.clone(), irsa_statement(&["shop:a"])])),
-            vec![(Severity::Medium, "role app is also trusted by Service ec2.amazonaws.com (trust statement #")],
+            vec![(Severity::Medium, "is also trusted by Service ec2.amazonaws.com (trust statement #")],
             Access::Widens,
         ),
         (
@@ -580,8 +574,8 @@ fn trust_subjects_added() {
             "a new role's subjects",
             role_change(None, Some(vec![irsa_statement(&["shop:a", "shop:b"])])),
             vec![
-                (Severity::Info, "system:serviceaccount:shop:a may now assume role app"),
-                (Severity::Info, "system:serviceaccount:shop:b may now assume role app"),
+                (Severity::Info, "system:serviceaccount:shop:a may now assume the role"),
+                (Severity::Info, "system:serviceaccount:shop:b may now assume the role"),
             ],
             Access::Widens,
         ),
@@ -618,10 +612,7 @@ fn trust_of_more_service_accounts() {
                 Some(vec![irsa_statement(&["shop:a"])]),
                 Some(vec![irsa_statement(&["shop:a", "shop:b", "ops:c"])]),
             ),
-            vec![(
-                Severity::Low,
-                "role app may now be assumed by 3 ServiceAccounts (1 before): every pod running as one of them",
-            )],
+            vec![(Severity::Low, "may now be assumed by 3 ServiceAccounts (1 before): the pods of each")],
             Access::Widens,
         ),
         (
