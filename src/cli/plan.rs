@@ -2,8 +2,8 @@ use std::path::PathBuf;
 
 use super::live::{self, AwsArgs, KubeArgs};
 use super::{CliError, Ctx, exit};
-use crate::plan::saved::SavedPlan;
 use crate::plan::review::Severity;
+use crate::plan::saved::SavedPlan;
 use crate::plan::{PlanOptions, RefreshInfo};
 use crate::refresh::snapshot;
 use crate::render::{self, Format};

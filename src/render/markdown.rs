@@ -321,3 +321,172 @@ fn fit_graph(graph: String, budget: usize) -> String {
             .into()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::plan::{Action, Change, Summary, review};
+
+    /// A plan of `n` new roles, each trusting one ServiceAccount, and one
+    /// attachment of AdministratorAccess deleted: long enough to cut.
+    fn plan_of(n: usize) -> Plan {
+        let provider = "arn:aws:iam::111122223333:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC";
+        let mut changes: Vec<Change> = (0..n)
+            .map(|i| {
+                let statement = crate::model::trust::web_identity_statement(
+                    "Irsashop",
+                    provider,
+                    "oidc.eks.eu-west-1.amazonaws.com/id/ABC",
+                    &[format!("system:serviceaccount:shop:app-{i}")],
+                );
+                let trust = crate::model::trust::owned_trust_policy(statement);
+                let address: Address = format!("role/app-{i}").parse().unwrap();
+                Change {
+                    kind: address.kind(),
+                    address,
+                    actions: vec![Action::Create],
+                    reasons: vec!["not present".into()],
+                    before: None,
+                    after: Some(
+                        json!({"name": format!("app-{i}"), "path": "/irsa/", "trust_policy": trust.canonical()})
+                            .as_object()
+                            .unwrap()
+                            .clone(),
+                    ),
+                    changed: vec![],
+                    depends_on: vec![],
+                    guard: Default::default(),
+                    access: None,
+                }
+            })
+            .collect();
+        let admin: Address = "role/old/attach/arn:aws:iam::aws:policy/AdministratorAccess".parse().unwrap();
+        changes.push(Change {
+            kind: admin.kind(),
+            address: admin,
+            actions: vec![Action::Delete],
+            reasons: vec!["attached, but not in the stack file".into()],
+            before: Some(
+                json!({"role": "old", "policy_arn": "arn:aws:iam::aws:policy/AdministratorAccess"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+            after: None,
+            changed: vec![],
+            depends_on: vec![],
+            guard: Default::default(),
+            access: None,
+        });
+        let findings = review::review_all("shop", &mut changes);
+        Plan {
+            format_version: crate::plan::FORMAT_VERSION.into(),
+            irsa_version: "test".into(),
+            stack: "shop".into(),
+            refresh: Default::default(),
+            summary: Summary::of(&changes),
+            changes,
+            warnings: vec![],
+            findings,
+            targets: vec![],
+        }
+    }
+
+    fn summaries(part: &str) -> Vec<&str> {
+        part.lines().filter(|l| l.starts_with("<details><summary><code>")).collect()
+    }
+
+    #[test]
+    fn a_short_plan_is_one_part_without_a_marker() {
+        let plan = plan_of(2);
+        let parts = parts(&plan, Options::default(), PART_LIMIT);
+        assert_eq!(parts.len(), 1);
+        assert!(!parts[0].contains("<!-- irsa plan part"));
+        assert_eq!(render(&plan, Options::default()), parts[0]);
+    }
+
+    #[test]
+    fn a_long_plan_keeps_its_head_whole_and_spreads_the_details() {
+        let plan = plan_of(12);
+        let limit = 4_000;
+        let parts = parts(&plan, Options::default(), limit);
+        assert!(parts.len() > 2, "{}", parts.len());
+        let n = parts.len();
+        for (i, p) in parts.iter().enumerate() {
+            assert!(chars(p) <= limit, "part {} has {} characters", i + 1, chars(p));
+            assert!(p.starts_with(&format!("<!-- irsa plan part {} of {n} -->\n", i + 1)), "{p}");
+        }
+        // The first part: summary, caution and security blocks, no details.
+        let first = &parts[0];
+        for block in ["**Plan: 12 to create", "> [!CAUTION]", "#### Security review", "| action | count |"] {
+            assert!(first.contains(block), "{block} missing from part 1");
+        }
+        assert!(summaries(first).is_empty());
+        assert!(first.contains(&format!("follow in parts 2 to {n}")));
+        // Every change's details exactly once, in plan order, sections whole.
+        let shown: Vec<&str> = parts[1..].iter().flat_map(|p| summaries(p)).collect();
+        assert_eq!(shown.len(), plan.changes.len());
+        for (line, change) in shown.iter().zip(&plan.changes) {
+            assert!(line.contains(&format!("{}</code>", change.address)), "{line}");
+        }
+        for p in &parts[1..] {
+            assert_eq!(p.matches("<details>").count(), p.matches("</details>").count(), "{p}");
+            assert_eq!(p.matches("```").count() % 2, 0);
+        }
+        assert!(parts[n - 1].contains("Order of the changes"));
+        insta::assert_snapshot!("long-plan-parts", parts.join("\n===== next comment =====\n"));
+    }
+
+    #[test]
+    fn a_section_longer_than_a_part_is_cut_with_its_fences_closed() {
+        let plan = plan_of(1);
+        let parts = parts(&plan, Options::default(), 700);
+        let details = &parts[1];
+        assert!(chars(details) <= 700, "{}", chars(details));
+        assert!(details.contains("_(cut here: this change is too long for a comment"), "{details}");
+        assert_eq!(details.matches("```").count() % 2, 0, "{details}");
+        assert!(details.trim_end().ends_with("</details>"));
+        // A graph too large for a part: a pointer to `irsa graph`.
+        let graph = graph_section(&plan_of(30));
+        assert!(
+            fit_graph(graph.clone(), 10_000)
+                .starts_with("<details><summary>Order of the changes</summary>\n\n```mermaid")
+        );
+        assert!(fit_graph(graph, 500).contains("`irsa graph FILE` draws it"));
+    }
+
+    #[test]
+    fn the_head_lists_at_most_forty_entries_per_block() {
+        let mut plan = plan_of(45);
+        for c in &mut plan.changes {
+            c.actions = vec![Action::Delete];
+        }
+        plan.summary = Summary::of(&plan.changes);
+        let parts = parts(&plan, Options::default(), PART_LIMIT);
+        let head = &parts[0];
+        assert!(head.contains("> - and 6 more: `jq"), "{head}");
+        assert!(head.contains("and 5 more findings"), "{head}");
+        assert!(head.contains("- Widens access (45): "));
+        assert!(head.contains(", and 5 more\n"), "{head}");
+    }
+
+    #[test]
+    fn no_changes_is_one_line_and_a_folded_block() {
+        let mut plan = plan_of(0);
+        plan.changes.clear();
+        plan.findings.clear();
+        plan.refresh.snapshot = Some("seen.json".into());
+        let parts = parts(&plan, Options::default(), PART_LIMIT);
+        insta::assert_snapshot!(parts.join(""), @r"
+        **irsa plan for stack `shop`: no changes.** AWS IAM and the cluster match the stack file.
+
+        <details><summary>Details</summary>
+
+        observed from seen.json
+
+        </details>
+        ");
+    }
+}

@@ -872,7 +872,7 @@ fn wildcard_subject(s: &Statement<'_>) -> Option<String> {
         .filter(|(op, v)| op.contains("StringLike") && (v.contains('*') || v.contains('?')))
         .map(|(_, v)| *v)
         .collect();
-    (!wild.is_empty()).then(|| format!("any ServiceAccount matching {}", quoted(&wild)))
+    (!wild.is_empty()).then(|| format!("any subject of {} matching {}", federated.join(", "), quoted(&wild)))
 }
 
 fn principal_shown(statement: &Value) -> String {

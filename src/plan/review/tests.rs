@@ -507,7 +507,7 @@ fn trust_wildcard_subjects() {
         (
             "StringLike with *",
             role_change(Some(vec![irsa_statement(&["shop:a"])]), Some(vec![like.clone(), irsa_statement(&["shop:a"])])),
-            vec![(Severity::High, "may be assumed by any ServiceAccount matching \"system:serviceaccount:shop:*\"")],
+            vec![(Severity::High, "matching \"system:serviceaccount:shop:*\" (trust statement #1)")],
             Access::Widens,
         ),
         (
