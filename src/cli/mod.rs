@@ -104,12 +104,13 @@ impl Ctx {
         }
         // Parts of a longer plan written there before would pass for this
         // plan's: a workflow posts every plan-N.md it finds.
-        for n in parts.len() + 1.. {
-            let stale = dir.join(format!("plan-{n}.md"));
-            if !stale.is_file() {
-                break;
+        let entries = std::fs::read_dir(dir).map_err(|e| write_error(dir, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let n = name.to_str().and_then(|n| n.strip_prefix("plan-")?.strip_suffix(".md")?.parse::<usize>().ok());
+            if n.is_some_and(|n| n > parts.len()) && entry.path().is_file() {
+                std::fs::remove_file(entry.path()).map_err(|e| write_error(&entry.path(), e))?;
             }
-            std::fs::remove_file(&stale).map_err(|e| write_error(&stale, e))?;
         }
         let last = dir.join(format!("plan-{}.md", parts.len()));
         match parts.len() {
