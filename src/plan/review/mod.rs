@@ -250,7 +250,8 @@ fn strings(value: Option<&Value>) -> Vec<&str> {
 /// A statement of a document, with the label a reviewer can find it by.
 struct Statement<'a> {
     value: &'a Value,
-    label: String,
+    /// Its position in the document, for a statement without a Sid.
+    index: usize,
     allow: bool,
     /// Lower case, as IAM compares action names.
     actions: Vec<String>,
@@ -271,16 +272,12 @@ fn statements(doc: Option<&Value>) -> Vec<Statement<'_>> {
     list.into_iter()
         .enumerate()
         .map(|(i, s)| {
-            let label = match s.get("Sid").and_then(Value::as_str) {
-                Some(sid) if !sid.is_empty() => format!("\"{sid}\""),
-                _ => format!("#{}", i + 1),
-            };
             let not_action = s.get("NotAction").is_some();
             let actions_shown = strings(s.get(if not_action { "NotAction" } else { "Action" }));
             let not_resource = s.get("NotResource").is_some();
             Statement {
                 value: s,
-                label,
+                index: i,
                 allow: s.get("Effect").and_then(Value::as_str) == Some("Allow"),
                 actions: actions_shown.iter().map(|a| a.to_ascii_lowercase()).collect(),
                 actions_shown,
@@ -294,6 +291,14 @@ fn statements(doc: Option<&Value>) -> Vec<Statement<'_>> {
 }
 
 impl Statement<'_> {
+    /// How a reviewer finds it: its Sid, quoted, or `#N` in document order.
+    fn label(&self) -> String {
+        match self.value.get("Sid").and_then(Value::as_str) {
+            Some(sid) if !sid.is_empty() => format!("\"{sid}\""),
+            _ => format!("#{}", self.index + 1),
+        }
+    }
+
     fn condition_key(&self) -> String {
         self.condition.map(Value::to_string).unwrap_or_default()
     }
@@ -369,6 +374,12 @@ const ESCALATION: &[(&str, bool, &str)] = &[
     ("iam:PutRolePermissionsBoundary", false, "replace a role's permissions boundary"),
     ("iam:DeleteRolePermissionsBoundary", false, "lift a role's permissions boundary"),
 ];
+
+/// [`ESCALATION`]'s names in lower case, as actions are matched.
+fn escalation_keys() -> &'static [String] {
+    static KEYS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| ESCALATION.iter().map(|(name, _, _)| name.to_ascii_lowercase()).collect())
+}
 
 /// Services all of whose writes manage permissions.
 const PERMISSION_SERVICES: &[&str] = &["iam", "organizations", "sso"];
@@ -473,6 +484,11 @@ impl Reviewer<'_> {
         let denies = |list: &[Statement<'_>]| -> BTreeSet<String> {
             list.iter().filter(|s| !s.allow).map(Statement::key).collect()
         };
+        if b.iter().chain(&a).all(|s| s.allow) {
+            // The usual documents: no Deny to compare.
+            self.grants(&b, &a);
+            return;
+        }
         let (old_denies, new_denies) = (denies(&b), denies(&a));
         for s in b.iter().filter(|s| !s.allow) {
             if !new_denies.contains(&s.key()) {
@@ -481,19 +497,29 @@ impl Reviewer<'_> {
                     Rule::DenyRemoved,
                     format!(
                         "removes the Deny statement {} of {}: what it denied may now be allowed by other policies",
-                        s.label,
+                        s.label(),
                         quoted(&s.actions_shown)
                     ),
                 );
-                f.statement = Some(s.label.clone());
+                f.statement = Some(s.label());
                 self.findings.push(f);
                 self.widens = true;
             }
         }
         self.narrows |= new_denies.difference(&old_denies).next().is_some();
+        self.grants(&b, &a);
+    }
+
+    fn grants(&mut self, b: &[Statement<'_>], a: &[Statement<'_>]) {
         // Grants: widened when a grant of `after` is not covered by one of
         // `before`, narrowed when one of `before` is not covered by `after`.
-        let (old_grants, new_grants) = (grants(&b), grants(&a));
+        // A document that appears or goes grants or takes all it allows.
+        if b.is_empty() || a.is_empty() {
+            self.widens |= a.iter().any(|s| s.allow);
+            self.narrows |= b.iter().any(|s| s.allow);
+            return;
+        }
+        let (old_grants, new_grants) = (grants(b), grants(a));
         self.widens |= new_grants.iter().any(|g| !old_grants.iter().any(|o| o.covers(g)));
         self.narrows |= old_grants.iter().any(|g| !new_grants.iter().any(|n| n.covers(g)));
     }
@@ -501,7 +527,8 @@ impl Reviewer<'_> {
     /// Trust policies. `existed`: the role was there before (an update or
     /// replace, not a create).
     fn trust(&mut self, sid: &str, before: Option<&Value>, after: Option<&Value>, existed: bool) {
-        let (b, a) = (trust_facts(before), trust_facts(after));
+        let after_statements = statements(after);
+        let (b, a) = (trust_facts(&statements(before)), trust_facts(&after_statements));
         self.widens |= a.units.difference(&b.units).next().is_some();
         self.narrows |= b.units.difference(&a.units).next().is_some();
         self.widens |= b.denies.difference(&a.denies).next().is_some();
@@ -509,15 +536,15 @@ impl Reviewer<'_> {
         if after.is_none() {
             return;
         }
-        for s in statements(after).iter().filter(|s| s.allow) {
+        for s in after_statements.iter().filter(|s| s.allow) {
             let ours = s.value.get("Sid").and_then(Value::as_str) == Some(sid);
             if let Some(what) = wildcard_subject(s) {
                 let mut f = self.finding(
                     Severity::High,
                     Rule::TrustWildcardSubject,
-                    format!("may be assumed by {what} (trust statement {})", s.label),
+                    format!("may be assumed by {what} (trust statement {})", s.label()),
                 );
-                f.statement = Some(s.label.clone());
+                f.statement = Some(s.label());
                 self.findings.push(f);
             } else if !ours {
                 let mut f = self.finding(
@@ -527,10 +554,10 @@ impl Reviewer<'_> {
                         "is also trusted by {} (trust statement {}), which irsa does not manage: whoever it \
                          admits gets every permission of the role",
                         principal_shown(s.value),
-                        s.label
+                        s.label()
                     ),
                 );
-                f.statement = Some(s.label.clone());
+                f.statement = Some(s.label());
                 self.findings.push(f);
             }
         }
@@ -596,23 +623,25 @@ fn permission_candidates(r: &Reviewer<'_>, s: &Statement<'_>) -> Vec<Candidate> 
     if !s.allow {
         return out;
     }
-    let cond = s.condition_key();
-    let res = s.resources.join(",");
-    let mut push = |key: String, severity: Severity, rule: Rule, action: Option<&str>, message: String| {
+    // What a finding is about, whichever statement says it: built only for
+    // the findings there are, most statements have none.
+    let mut push = |detail: &str, severity: Severity, rule: Rule, action: Option<&str>, message: String| {
         let mut finding = r.finding(severity, rule, message);
-        finding.statement = Some(s.label.clone());
+        finding.statement = Some(s.label());
         finding.action = action.map(str::to_owned);
-        out.push(Candidate { key: format!("{}|{key}|{cond}", rule.id()), finding });
+        let key = format!("{}|{detail}|{}|{}", rule.id(), s.resources.join(","), s.condition_key());
+        out.push(Candidate { key, finding });
     };
+    let not_actions = if s.not_action { s.actions.join(",") } else { String::new() };
     if s.not_action {
         push(
-            format!("{}|{}", s.actions.join(","), res),
+            &not_actions,
             Severity::High,
             Rule::AllowNotAction,
             None,
             format!(
                 "statement {} allows every action except {} on {}{}",
-                s.label,
+                s.label(),
                 quoted(&s.actions_shown),
                 s.resources_shown(),
                 s.conditional()
@@ -621,13 +650,13 @@ fn permission_candidates(r: &Reviewer<'_>, s: &Statement<'_>) -> Vec<Candidate> 
     }
     if s.not_resource {
         push(
-            format!("{}|{}", s.actions.join(","), res),
+            &format!("{}{}", not_actions, s.actions.join(",")),
             Severity::Medium,
             Rule::AllowNotResource,
             None,
             format!(
                 "statement {} allows {} on every resource except {}{}",
-                s.label,
+                s.label(),
                 if s.not_action { "those actions".to_owned() } else { quoted(&s.actions_shown) },
                 quoted(&s.resources),
                 s.conditional()
@@ -638,7 +667,7 @@ fn permission_candidates(r: &Reviewer<'_>, s: &Statement<'_>) -> Vec<Candidate> 
         return out;
     }
     for (action, shown) in s.actions.iter().zip(&s.actions_shown) {
-        let key = format!("{action}|{res}");
+        let key = action.as_str();
         if action == "*" || action == "*:*" {
             push(
                 key,
@@ -647,7 +676,7 @@ fn permission_candidates(r: &Reviewer<'_>, s: &Statement<'_>) -> Vec<Candidate> 
                 Some(shown),
                 format!(
                     "statement {} allows every action (\"{shown}\") on {}{}",
-                    s.label,
+                    s.label(),
                     s.resources_shown(),
                     s.conditional()
                 ),
@@ -664,7 +693,7 @@ fn permission_candidates(r: &Reviewer<'_>, s: &Statement<'_>) -> Vec<Candidate> 
                 Some(shown),
                 format!(
                     "statement {} allows every {svc} action (\"{shown}\") on {}{}{}",
-                    s.label,
+                    s.label(),
                     s.resources_shown(),
                     s.conditional(),
                     if permission { ": that includes granting permissions" } else { "" }
@@ -672,10 +701,17 @@ fn permission_candidates(r: &Reviewer<'_>, s: &Statement<'_>) -> Vec<Candidate> 
             );
             continue;
         }
-        let escalations: Vec<&(&str, bool, &str)> = ESCALATION
-            .iter()
-            .filter(|(name, broad_only, _)| glob(action, &name.to_ascii_lowercase()) && (!broad_only || s.broad()))
-            .collect();
+        // Every escalation action is of iam or sts: others need no matching.
+        let escalations: Vec<&(&str, bool, &str)> = if matches!(svc, "iam" | "sts") || svc.contains(['*', '?']) {
+            ESCALATION
+                .iter()
+                .zip(escalation_keys())
+                .filter(|((_, broad_only, _), key)| glob(action, key) && (!broad_only || s.broad()))
+                .map(|(e, _)| e)
+                .collect()
+        } else {
+            Vec::new()
+        };
         if let Some((first, _, why)) = escalations.first() {
             let names: Vec<&str> = escalations.iter().map(|(n, _, _)| *n).collect();
             let what = if names.len() == 1 && first.eq_ignore_ascii_case(shown) {
@@ -690,7 +726,7 @@ fn permission_candidates(r: &Reviewer<'_>, s: &Statement<'_>) -> Vec<Candidate> 
                 Some(shown),
                 format!(
                     "statement {} allows {what} on {}{}: its holder can {why}",
-                    s.label,
+                    s.label(),
                     s.resources_shown(),
                     s.conditional()
                 ),
@@ -717,7 +753,7 @@ fn permission_candidates(r: &Reviewer<'_>, s: &Statement<'_>) -> Vec<Candidate> 
                 Some(shown),
                 format!(
                     "statement {} allows the write \"{shown}\" on {}{}{tail}",
-                    s.label,
+                    s.label(),
                     s.resources_shown(),
                     s.conditional()
                 ),
@@ -798,9 +834,9 @@ struct TrustFacts {
     denies: BTreeSet<String>,
 }
 
-fn trust_facts(doc: Option<&Value>) -> TrustFacts {
+fn trust_facts(statements: &[Statement<'_>]) -> TrustFacts {
     let mut facts = TrustFacts::default();
-    for s in statements(doc) {
+    for s in statements {
         if !s.allow {
             facts.denies.insert(s.key());
             continue;
