@@ -23,8 +23,10 @@ fn code(s: &str) -> String {
 }
 
 /// Escape what Markdown or HTML would interpret in prose and table cells.
+/// Asterisks are common in IAM text (`"s3:*"`, `"*"`); two of them in one
+/// sentence would turn what lies between into emphasis.
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('|', "\\|")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('|', "\\|").replace('*', "\\*")
 }
 
 /// The most characters of one part: under GitHub's 65,536 per comment,
