@@ -16,7 +16,8 @@
 //! - [`model`]: addresses, the desired and observed models, canonical policy
 //!   documents, quotas, fingerprints. Imports nothing of ours.
 //! - [`config`] (stack file → desired), [`graph`] (the dependency DAG),
-//!   [`plan`] (the pure planner and the plan's wire format), [`render`] (text,
+//!   [`plan`] (the pure planner, its security review in
+//!   [`plan::review`], and the plan's wire format), [`render`] (text,
 //!   Markdown, JSON from the plan).
 //! - [`cluster`] (the kube connection: client, request counter, retried
 //!   reads, field manager), and the AWS client in [`refresh::aws`].

@@ -304,6 +304,7 @@ impl Planner<'_> {
             changed,
             depends_on: Vec::new(),
             guard: Map::new(),
+            access: None,
         };
         match self.changes.entry(address) {
             Entry::Vacant(slot) => slot.insert(change),
@@ -1254,11 +1255,12 @@ impl Planner<'_> {
 
     /// The plan of `ordered` changes, with the warnings about what `selected`
     /// (the targeted addresses, `None`: all) holds.
-    fn into_plan(self, ordered: Vec<Change>, selected: Option<&BTreeSet<Address>>) -> Plan {
+    fn into_plan(self, mut ordered: Vec<Change>, selected: Option<&BTreeSet<Address>>) -> Plan {
         let warnings = match selected {
             None => self.warnings,
             Some(s) => self.warnings.into_iter().filter(|w| w.address.as_ref().is_none_or(|a| s.contains(a))).collect(),
         };
+        let findings = super::review::review_all(&self.d.stack.name, &mut ordered);
         Plan {
             format_version: FORMAT_VERSION.into(),
             irsa_version: env!("CARGO_PKG_VERSION").into(),
@@ -1267,6 +1269,7 @@ impl Planner<'_> {
             summary: Summary::of(&ordered),
             changes: ordered,
             warnings,
+            findings,
             targets: self.opts.targets.clone(),
         }
     }
