@@ -3,6 +3,7 @@
 
 mod apply;
 mod completions;
+mod doctor;
 mod error;
 mod graph;
 mod live;
@@ -51,6 +52,7 @@ enum Command {
     Refresh(refresh::RefreshArgs),
     Show(show::ShowArgs),
     Graph(graph::GraphArgs),
+    Doctor(doctor::DoctorArgs),
     Completions(completions::CompletionsArgs),
 }
 
@@ -132,6 +134,7 @@ pub fn run() -> ExitCode {
         Command::Refresh(args) => refresh::run(&ctx, args),
         Command::Show(args) => show::run(&ctx, args),
         Command::Graph(args) => graph::run(&ctx, args),
+        Command::Doctor(args) => doctor::run(&ctx, args),
         Command::Completions(args) => completions::run(&ctx, args),
     };
     match result {

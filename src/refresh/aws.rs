@@ -350,7 +350,7 @@ impl Iam {
     }
 
     /// Live quotas, with the default table for any the account does not report.
-    async fn quotas(&self) -> Result<Quotas, CallError> {
+    pub(crate) async fn quotas(&self) -> Result<Quotas, CallError> {
         let summary = call("GetAccountSummary", self.client.get_account_summary().send().await)?;
         let mut q = Quotas::default();
         if let Some(map) = summary.summary_map() {
