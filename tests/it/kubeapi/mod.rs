@@ -1,7 +1,8 @@
 //! A Kubernetes API server for tests: real HTTP/1.1 and JSON on 127.0.0.1,
 //! so irsa's tests drive the real `kube` client (no kube-apiserver binary
 //! can be installed here; see NOTES.md). It serves namespaces,
-//! ServiceAccounts, pods, Deployments, ReplicaSets and Leases with the API
+//! ServiceAccounts (and their `token` subresource), pods, Deployments,
+//! ReplicaSets, Leases and MutatingWebhookConfigurations with the API
 //! conventions irsa relies on (resourceVersion, conflicts, patches,
 //! server-side apply, managedFields, Status errors), and runs, behind the
 //! API, what a real cluster runs: kube-controller-manager's Deployment,
@@ -48,10 +49,21 @@
 //!   `default` and refuses pods of a ServiceAccount that does not exist
 //!   (403). The pod identity webhook acts at pod CREATE only, from the
 //!   ServiceAccount's `eks.amazonaws.com/role-arn` annotation at that
-//!   moment: `AWS_ROLE_ARN`, `AWS_WEB_IDENTITY_TOKEN_FILE` and the
-//!   `aws-iam-token` mount in each container that does not set up web
-//!   identity itself, `AWS_STS_REGIONAL_ENDPOINTS`, and the projected token
-//!   volume (audience `sts.amazonaws.com`, 86400 s).
+//!   moment, while its MutatingWebhookConfiguration (`pod-identity-webhook`,
+//!   webhook `iam-for-pods.amazonaws.com`, pods CREATE) is registered, as
+//!   v0.6 of the real one does: `AWS_ROLE_ARN` and
+//!   `AWS_WEB_IDENTITY_TOKEN_FILE` in each container that sets neither,
+//!   `AWS_STS_REGIONAL_ENDPOINTS=regional` (unless the ServiceAccount's
+//!   `eks.amazonaws.com/sts-regional-endpoints` is `false`),
+//!   `AWS_REGION`/`AWS_DEFAULT_REGION`, the `aws-iam-token` mount, skipping
+//!   the containers of `eks.amazonaws.com/skip-containers`; and the
+//!   projected token volume (audience: `eks.amazonaws.com/audience` or
+//!   `sts.amazonaws.com`; lifetime: the pod's, else the ServiceAccount's
+//!   `eks.amazonaws.com/token-expiration`, else 86400 s, never under 600).
+//! - `POST .../serviceaccounts/{name}/token` (TokenRequest) answers a JWT
+//!   whose `iss` is the issuer discovery names, `aud` the audiences asked,
+//!   `sub` `system:serviceaccount:NS:NAME` (its signature is not real);
+//!   under 600 s is refused (422) as kube-apiserver refuses it.
 //! - Times (`creationTimestamp`, managedFields `time`, status times) have
 //!   whole seconds, from a manual clock: 2026-01-01T00:00:00Z, moved only
 //!   by [`KubeApi::advance_clock`], which first lets the controllers finish
@@ -91,8 +103,7 @@
 //! rollout, reports no `terminatingReplicas`, and its template hash is not
 //! the real FNV one (same shape, different value); ReplicaSets adopt no
 //! orphan pods; the webhook sees a ServiceAccount annotation at once (the
-//! real one learns it through an informer, a moment later) and adds no
-//! `AWS_REGION`; `touch_status` changes no field, where a real controller
+//! real one learns it through an informer, a moment later); `touch_status` changes no field, where a real controller
 //! would change at least a time; DELETE always returns the object (real
 //! servers return a `Status` for some kinds); PUT always requires a
 //! resourceVersion (real servers allow unconditional updates of these
@@ -220,10 +231,18 @@ impl KubeApi {
         self.shared.state().now_text()
     }
 
-    /// The simulated EKS pod identity webhook (on at start): it changes the
-    /// pods created while it is on, and only those.
+    /// The simulated EKS pod identity webhook (on at start): on, its
+    /// MutatingWebhookConfiguration `pod-identity-webhook` is registered,
+    /// as EKS registers it; off, it is deleted (as deleting it through the
+    /// API does). It changes the pods created while registered, and only those.
     pub fn set_webhook(&self, on: bool) {
-        self.shared.state().webhook = on;
+        let mut state = self.shared.state();
+        let (kind, name) = (&kinds::MUTATING_WEBHOOK_CONFIGURATIONS, "pod-identity-webhook");
+        if on {
+            let _ = state.create(kind, "", store::pod_identity_webhook_config(), "eks");
+        } else {
+            let _ = state.delete(kind, "", name, b"");
+        }
     }
 
     /// Credentials limited to namespaces, as RBAC often grants a CI role:
@@ -407,6 +426,11 @@ enum Target {
         ns: String,
         name: String,
     },
+    /// `POST namespaces/{ns}/serviceaccounts/{name}/token`: a TokenRequest.
+    Token {
+        ns: String,
+        name: String,
+    },
     /// `.../{name}/status` of a kind with a status subresource.
     Status {
         kind: &'static Kind,
@@ -450,6 +474,9 @@ fn resource_target(group: &str, version: &str, rest: &[&str]) -> Option<Target> 
         ["namespaces", ns, plural] => Target::Collection { kind: namespaced(plural)?, ns: Some(owned(ns)) },
         ["namespaces", ns, plural, name] => {
             Target::Item { kind: namespaced(plural)?, ns: owned(ns), name: owned(name) }
+        }
+        ["namespaces", ns, "serviceaccounts", name, "token"] if group.is_empty() => {
+            Target::Token { ns: owned(ns), name: owned(name) }
         }
         ["namespaces", ns, plural, name, "status"] => {
             Target::Status { kind: with_status(namespaced(plural))?, ns: owned(ns), name: owned(name) }
@@ -554,6 +581,10 @@ fn respond(shared: &Shared, parts: &http::request::Parts, body: &[u8]) -> Reply 
                 write(&mut |s| s.patch(kind, &ns, &name, request))
             }
             Method::DELETE => write(&mut |s| Ok((200, s.delete(kind, &ns, &name, body)?))),
+            _ => Err(ApiError::method_not_allowed(method.as_str())),
+        },
+        Target::Token { ns, name } => match *method {
+            Method::POST => Ok((201, shared.state().token_request(&ns, &name, &parse_json(body)?)?)),
             _ => Err(ApiError::method_not_allowed(method.as_str())),
         },
         Target::Status { kind, ns, name } => match *method {

@@ -563,11 +563,17 @@ async fn discovery_documents_and_request_counts() {
     let core: Value = client.request(http::Request::get("/api/v1").body(Vec::new()).unwrap()).await.unwrap();
     let core_names: Vec<&str> =
         core["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-    assert_eq!(core_names, ["namespaces", "namespaces/status", "serviceaccounts", "pods", "pods/status"]);
+    assert_eq!(
+        core_names,
+        ["namespaces", "namespaces/status", "serviceaccounts", "serviceaccounts/token", "pods", "pods/status"]
+    );
     let apps: Value = client.request(http::Request::get("/apis/apps/v1").body(Vec::new()).unwrap()).await.unwrap();
     assert_eq!(apps["resources"][0]["kind"], "Deployment");
     let groups = client.list_api_groups().await.unwrap();
-    assert_eq!(groups.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["apps", "coordination.k8s.io"]);
+    assert_eq!(
+        groups.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(),
+        ["apps", "coordination.k8s.io", "admissionregistration.k8s.io"]
+    );
     let versions = client.list_core_api_versions().await.unwrap();
     assert_eq!(versions.versions, ["v1"]);
     let leases: Value =
