@@ -22,6 +22,9 @@ use crate::render::Format;
 /// webhook. Read-only. Exits 0 when every check is ok or a warning, 1 on
 /// any error.
 #[derive(Debug, clap::Args)]
+#[command(
+    override_usage = "irsa doctor <FILE> [OPTIONS]\n       irsa doctor --namespace <NS> [--service-account <NAME>] [OPTIONS]"
+)]
 pub struct DoctorArgs {
     /// The stack file whose bindings to check.
     #[arg(required_unless_present = "namespace", conflicts_with = "namespace")]

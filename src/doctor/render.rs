@@ -60,6 +60,9 @@ pub fn text(report: &Report, color: bool) -> String {
     if let Some(issuer) = &report.issuer {
         let _ = writeln!(out, "issuer {issuer} (from the {})", report.issuer_source);
     }
+    if report.service_accounts.is_empty() {
+        out.push_str("\nNo ServiceAccount to check: none carries eks.amazonaws.com/role-arn.\n");
+    }
     for sa in &report.service_accounts {
         let _ = write!(out, "\n{} sa/{}/{}", paint(sa.status, mark(sa.status)), sa.namespace, sa.name);
         if let Some(arn) = &sa.role_arn {

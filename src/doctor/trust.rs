@@ -83,15 +83,13 @@ pub fn evaluate(doc: &PolicyDocument, identity: &WebIdentity<'_>) -> Decision {
                 undecided.get_or_insert(format!("{name} (Deny): {why}"));
             }
             (Some("Allow"), Applies::Yes) => allowed.push(name),
-            (Some("Allow"), Applies::No(why)) => {
-                if names_provider(statement, identity.provider_arn) {
-                    why_not.push(format!("{name}: {why}"));
-                }
+            (Some("Allow"), Applies::No(why)) if names_provider(statement, identity.provider_arn) => {
+                why_not.push(format!("{name}: {why}"));
             }
-            (Some("Allow"), Applies::Unknown(why)) => {
-                if undecided.is_none() && names_provider(statement, identity.provider_arn) {
-                    undecided = Some(format!("{name}: {why}"));
-                }
+            (Some("Allow"), Applies::Unknown(why))
+                if undecided.is_none() && names_provider(statement, identity.provider_arn) =>
+            {
+                undecided = Some(format!("{name}: {why}"));
             }
             _ => {}
         }
