@@ -8,8 +8,9 @@ use crate::cluster::{Kube, KubeConnection};
 use crate::doctor::checks::{self, host_path};
 use crate::doctor::facts::{self, Bound, Context, Read, StackContext, Subject};
 use crate::doctor::{Reads, Report, read, render};
+use crate::model::desired::markers::ANNOTATION_ROLE_ARN;
 use crate::model::desired::{Desired, Role};
-use crate::refresh::aws::{Connection, Iam};
+use crate::refresh::aws::{Connection, Iam, sdk_config};
 use crate::render::Format;
 
 /// Check the whole IRSA chain live, and say what is broken and how to fix it.
@@ -55,6 +56,12 @@ pub struct DoctorArgs {
     /// The cluster's region, instead of the stack file's or the issuer's.
     #[arg(long, value_name = "REGION")]
     region: Option<String>,
+
+    /// Also call STS AssumeRoleWithWebIdentity with each token, as the
+    /// pod's SDK would, and report the identity STS answers with (a real
+    /// STS call: off by default). --endpoint-url serves it too.
+    #[arg(long)]
+    assume: bool,
 
     #[command(flatten)]
     kube: KubeArgs,
@@ -102,12 +109,17 @@ async fn diagnose(args: &DoctorArgs, desired: Option<&Desired>) -> Result<Report
         .clone()
         .or_else(|| desired.map(|d| d.cluster.region.clone()))
         .or_else(|| issuer.as_deref().and_then(checks::issuer_region));
-    let iam = Iam::connect(&Connection {
+    let aws = Connection {
         region: region.clone().unwrap_or_else(|| "us-east-1".into()),
         endpoint_url: args.endpoint_url.clone(),
         profile: args.profile.clone(),
-    })
-    .await;
+    };
+    let iam = Iam::connect(&aws).await;
+    let sts = match args.assume {
+        true => Some(aws_sdk_sts::Client::new(&sdk_config(&aws).await)),
+        false => None,
+    };
+    let mut sts_calls = 0;
 
     // Which ServiceAccounts, in which namespaces.
     let bindings: Vec<(String, String, Option<Bound>)> = match (desired, &args.namespace) {
@@ -158,11 +170,20 @@ async fn diagnose(args: &DoctorArgs, desired: Option<&Desired>) -> Result<Report
     let mut subjects = Vec::new();
     for (ns, name, bound) in wanted {
         let service_account = by_namespace.get(&ns).and_then(|n| n.service_accounts.get(&name)).cloned();
+        let mut assumed = None;
         let token = match &service_account {
-            Some(sa) if read::annotated(sa) => Some(read::token(&kube, &ns, &name, sa).await),
+            Some(sa) if read::annotated(sa) => {
+                let (claims, token) = read::token(&kube, &ns, &name, sa).await;
+                let role_arn = sa.annotations.get(ANNOTATION_ROLE_ARN);
+                if let (Some(sts), Some(token), Some(role_arn)) = (&sts, &token, role_arn) {
+                    sts_calls += 1;
+                    assumed = Some(read::assume(sts, role_arn, token).await);
+                }
+                Some(claims)
+            }
             _ => None,
         };
-        subjects.push(Subject { namespace: ns, name, service_account, bound, token, assumed: None });
+        subjects.push(Subject { namespace: ns, name, service_account, bound, token, assumed });
     }
 
     let mut deployments = BTreeMap::new();
@@ -180,7 +201,7 @@ async fn diagnose(args: &DoctorArgs, desired: Option<&Desired>) -> Result<Report
         region,
     };
     let reports = subjects.iter().map(|s| checks::check(&context, &iam_facts, &cluster, s)).collect();
-    let reads = Reads { iam_calls: iam.calls.total(), kube_requests: kube.requests(), sts_calls: 0 };
+    let reads = Reads { iam_calls: iam.calls.total(), kube_requests: kube.requests(), sts_calls };
     tracing::info!("doctor read IAM with {} calls: {}", reads.iam_calls, iam.calls.breakdown());
     if let (Read::Got(names), Some(issuer)) = (&cluster.webhook, &issuer) {
         tracing::debug!("webhooks {names:?}, issuer {}", host_path(issuer));

@@ -265,9 +265,24 @@ pub async fn webhook(kube: &Kube) -> Read<Vec<String>> {
     Read::Got(names)
 }
 
+/// A ServiceAccount token, held only to hand to STS with `--assume`:
+/// never printed, not even by `{:?}`.
+pub struct Token(String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(…)")
+    }
+}
+
 /// A token of the ServiceAccount for its audience, as the kubelet asks for
-/// one, reduced to its claims at once: the token is never kept or shown.
-pub async fn token(kube: &Kube, ns: &str, name: &str, sa: &facts::ServiceAccount) -> Read<jwt::Claims> {
+/// one, and its claims. The token itself is never shown.
+pub async fn token(
+    kube: &Kube,
+    ns: &str,
+    name: &str,
+    sa: &facts::ServiceAccount,
+) -> (Read<jwt::Claims>, Option<Token>) {
     let audience = sa.annotations.get(ANNOTATION_AUDIENCE).cloned().unwrap_or_else(|| STS_AUDIENCE.to_owned());
     let api: Api<ServiceAccount> = Api::namespaced(kube.client.clone(), ns);
     let request = TokenRequest {
@@ -280,11 +295,38 @@ pub async fn token(kube: &Kube, ns: &str, name: &str, sa: &facts::ServiceAccount
         ..Default::default()
     };
     match api.create_token_request(name, &PostParams::default(), &request).await {
-        Err(e) => Read::Failed(kube_failure(&e, "create", "serviceaccounts/token", Some(ns))),
+        Err(e) => (Read::Failed(kube_failure(&e, "create", "serviceaccounts/token", Some(ns))), None),
         Ok(answer) => match answer.status.and_then(|s| s.token) {
-            None => Read::Failed("the API server answered the TokenRequest without a token".into()),
-            Some(token) => jwt::claims(&token).map_or_else(|e| Read::Failed(e.to_string()), Read::Got),
+            None => (Read::Failed("the API server answered the TokenRequest without a token".into()), None),
+            Some(token) => match jwt::claims(&token) {
+                Ok(claims) => (Read::Got(claims), Some(Token(token))),
+                Err(e) => (Read::Failed(e.to_string()), None),
+            },
         },
+    }
+}
+
+/// `--assume`: what the pod's SDK does with the token. The caller's ARN,
+/// or STS's refusal (its code and message).
+pub async fn assume(sts: &aws_sdk_sts::Client, role_arn: &str, token: &Token) -> Read<String> {
+    use aws_sdk_sts::error::ProvideErrorMetadata;
+    let answer = sts
+        .assume_role_with_web_identity()
+        .role_arn(role_arn)
+        .role_session_name("irsa-doctor")
+        .web_identity_token(&token.0)
+        .duration_seconds(900)
+        .send()
+        .await;
+    match answer {
+        Ok(a) => match a.assumed_role_user() {
+            Some(user) => Read::Got(user.arn().to_owned()),
+            None => Read::Failed("STS answered without an assumed-role user".into()),
+        },
+        Err(e) => Read::Failed(match (e.code(), e.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            _ => aws_sdk_sts::error::DisplayErrorContext(&e).to_string(),
+        }),
     }
 }
 

@@ -24,12 +24,16 @@ fn header(report: &Report) -> String {
         Some(stack) => format!("stack {stack}"),
         None => "no stack".to_owned(),
     };
-    format!(
+    let mut line = format!(
         "irsa doctor · {scope} · {} · read with {}, {}",
         plural(report.service_accounts.len(), "service account"),
         plural(report.reads.iam_calls as usize, "IAM call"),
         plural(report.reads.kube_requests as usize, "Kubernetes request"),
-    )
+    );
+    if report.reads.sts_calls > 0 {
+        let _ = write!(line, ", {}", plural(report.reads.sts_calls as usize, "STS call"));
+    }
+    line
 }
 
 fn totals(report: &Report) -> String {

@@ -118,6 +118,17 @@ fn healthy_chain_is_all_ok(c: &Cluster) {
         assert_eq!(code, 0, "{stderr}");
         let text = text.replace(&stack, "STACK");
         insta::assert_snapshot!("doctor_healthy", text);
+        // --assume: the STS call a pod's SDK makes, with the same token.
+        // moto checks nothing of it (NOTES.md): this shows the call and its answer.
+        let (code, report) = doctor(c, &moto, &[&stack, "--assume"]);
+        assert_eq!(code, 0, "{report:#}");
+        let checks = report["service_accounts"][0]["checks"].as_array().unwrap();
+        let assume = checks.iter().find(|x| x["check"] == "assume").unwrap();
+        assert_eq!(assume["status"], "ok", "{assume:#}");
+        let answered = assume["message"].as_str().unwrap();
+        assert!(answered.starts_with("STS AssumeRoleWithWebIdentity answered as arn:aws:sts::123456789012:assumed-role/backend-messages/irsa-doctor"), "{answered}");
+        assert_eq!(report["reads"]["sts_calls"], 1);
+        assert!(!report.to_string().contains("eyJ"), "the token is never printed");
         let (_, md, _) = c.irsa(&moto, &["doctor", &stack, "--format", "markdown"]);
         assert!(md.contains("| ✅ | trust | statement Irsaekshandson admits system:serviceaccount:backend:my-service-account (the token's claims) |  |"), "{md}");
     }
