@@ -235,6 +235,11 @@ fn sub_of_another_namespace(c: &Cluster) {
         "{problem}"
     );
     assert!(problem.ends_with(&format!("| irsa apply {stack}")), "{problem}");
+    if c.server.is_some() {
+        let (code, text, _) = c.irsa(&moto, &["doctor", &stack]);
+        assert_eq!(code, 1);
+        insta::assert_snapshot!("doctor_trust_for_another_namespace", text.replace(&stack, "STACK"));
+    }
     apply(c, &moto, &stack);
     all_ok(c, &moto, &[&stack]);
 }
