@@ -383,7 +383,9 @@ impl Run<'_> {
         if !broad {
             self.push(Check::ok("trust-subject", "every statement for the provider names exact subjects"));
         }
-        if !trust::constrains_audience(doc, &provider_arn, host) {
+        if trust::constrains_audience(doc, &provider_arn, host) {
+            self.push(Check::ok("trust-audience", "every statement for the provider names the audience"));
+        } else {
             self.push(Check::warning(
                 "trust-audience",
                 format!("a statement of role {} for the provider has no {host}:aud condition", role.name),
@@ -861,6 +863,7 @@ mod tests {
                 "role",
                 "trust",
                 "trust-subject",
+                "trust-audience",
                 "trust-size",
                 "token",
                 "workloads",
