@@ -561,3 +561,30 @@ fn doctor_refuses_bad_input_clearly() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("Bad_NS"), "{stderr}");
 }
+
+fn nothing_to_check(c: &Cluster) {
+    let moto = Moto::start();
+    let (code, text, stderr) = c.irsa(&moto, &["doctor", "--namespace", &c.namespace]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(text.contains("No ServiceAccount to check: none carries eks.amazonaws.com/role-arn."), "{text}");
+    let (code, report) = doctor(c, &moto, &["--namespace", &c.namespace, "--service-account", "ghost"]);
+    assert_eq!(code, 1);
+    let ns = &c.namespace;
+    assert_eq!(
+        problems(&report)[0],
+        format!(
+            "annotation error: ServiceAccount {ns}/ghost does not exist | kubectl -n {ns} create serviceaccount ghost"
+        )
+    );
+}
+
+#[test]
+fn doctor_of_a_namespace_without_irsa_says_so() {
+    nothing_to_check(&Cluster::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn doctor_of_a_namespace_without_irsa_says_so_on_a_real_cluster() {
+    nothing_to_check(&Cluster::real());
+}
