@@ -514,6 +514,25 @@ fn a_forbidden_read_is_one_check_that_could_not_be_made() {
         ]
     );
     assert_eq!(report["summary"]["unknown"], 1);
+
+    // Without list on Deployments and create on tokens: those two checks
+    // cannot be made; the trust is still evaluated, with the claims expected.
+    let server = c.server.as_ref().unwrap();
+    server.set_namespaced_only(false);
+    server.deny("list", "deployments.apps");
+    server.deny("create", "serviceaccounts/token");
+    let (code, report) = doctor(&c, &moto, &[&stack]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(
+        problems(&report),
+        [
+            "token unknown: could not check: forbidden (needs create on serviceaccounts/token in namespace backend) | ",
+            "workloads unknown: could not check: forbidden (needs list on deployments.apps in namespace backend) | ",
+        ]
+    );
+    let trust =
+        report["service_accounts"][0]["checks"].as_array().unwrap().iter().find(|x| x["check"] == "trust").cloned();
+    assert!(trust.unwrap()["message"].as_str().unwrap().ends_with("(the expected claims)"), "{report:#}");
 }
 
 /// 100 ServiceAccounts of one role: IAM is read with 4 calls, not per role

@@ -77,7 +77,7 @@
 //!   rejected our request due to an error in our request".
 //! - [`KubeApi::requests`] counts HTTP requests only, not controller work.
 //!
-//! Test hooks: [`KubeApi::set_kubelet`], [`KubeApi::touch_status`] (a
+//! Test hooks: [`KubeApi::deny`] (RBAC without one grant), [`KubeApi::set_kubelet`], [`KubeApi::touch_status`] (a
 //! status write that moves the resourceVersion and nothing else),
 //! [`KubeApi::set_status_churn`] (the same for every Deployment,
 //! periodically), [`KubeApi::scale`], [`KubeApi::pods`],
@@ -249,6 +249,14 @@ impl KubeApi {
     /// every list across all namespaces (namespaces included) is forbidden.
     pub fn set_namespaced_only(&self, on: bool) {
         self.shared.state().namespaced_only = on;
+    }
+
+    /// Take one grant away from the test user's RBAC: `verb` (get, list,
+    /// create, update, patch, delete, deletecollection) on `resource` as
+    /// RBAC names it (`pods`, `deployments.apps`, `serviceaccounts/token`);
+    /// such requests get 403 as kube-apiserver's authorizer answers them.
+    pub fn deny(&self, verb: &str, resource: &str) {
+        self.shared.state().denied.insert((verb.to_owned(), resource.to_owned()));
     }
 
     /// The kubelet stand-in (on at start) starts pods a tick after they are
@@ -530,6 +538,24 @@ fn respond(shared: &Shared, parts: &http::request::Parts, body: &[u8]) -> Reply 
     {
         return Err(ApiError::forbidden_list(kind));
     }
+    if let Some((verb, kind, resource, ns, name)) = rbac(&target, method) {
+        let denied = shared.state().denied.contains(&(verb.to_owned(), resource.clone()));
+        if denied {
+            let subject = if name.is_empty() {
+                resource.split('/').next().unwrap_or_default().to_owned()
+            } else {
+                format!("{} \"{name}\"", kind.qualified())
+            };
+            let scope =
+                if ns.is_empty() { "at the cluster scope".to_owned() } else { format!("in the namespace \"{ns}\"") };
+            let message = format!(
+                "{subject} is forbidden: User \"irsa-test\" cannot {verb} resource \"{}\" in API group \"{}\" {scope}",
+                resource.split_once('.').map_or(resource.as_str(), |(r, _)| r),
+                kind.group
+            );
+            return Err(ApiError::new(403, "Forbidden", message, json!({"name": name, "kind": kind.plural})));
+        }
+    }
     let manager = query.get("fieldManager");
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
     // A dry run is the same write against a copy of the state.
@@ -603,6 +629,34 @@ fn respond(shared: &Shared, parts: &http::request::Parts, body: &[u8]) -> Reply 
             _ => Err(ApiError::method_not_allowed(method.as_str())),
         },
     }
+}
+
+/// What RBAC sees of a request: verb, kind, resource (`plural[.group][/sub]`),
+/// namespace and name; `None` for the public and discovery documents.
+fn rbac(target: &Target, method: &Method) -> Option<(&'static str, &'static Kind, String, String, String)> {
+    let verb = |item: bool| match (method.as_str(), item) {
+        ("GET", false) => "list",
+        ("GET", true) => "get",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", false) => "deletecollection",
+        _ => "delete",
+    };
+    let qualified = |kind: &Kind| if kind.group.is_empty() { kind.plural.to_owned() } else { kind.qualified() };
+    Some(match target {
+        Target::Document(_) | Target::OidcDiscovery => return None,
+        Target::Collection { kind, ns } => {
+            (verb(false), *kind, qualified(kind), ns.clone().unwrap_or_default(), String::new())
+        }
+        Target::Item { kind, ns, name } => (verb(true), *kind, qualified(kind), ns.clone(), name.clone()),
+        Target::Status { kind, ns, name } => {
+            (verb(true), *kind, format!("{}/status", qualified(kind)), ns.clone(), name.clone())
+        }
+        Target::Token { ns, name } => {
+            ("create", &kinds::SERVICE_ACCOUNTS, "serviceaccounts/token".into(), ns.clone(), name.clone())
+        }
+    })
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {

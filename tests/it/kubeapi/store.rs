@@ -31,6 +31,8 @@ pub struct State {
     pub issuer: Option<String>,
     /// RBAC limited to namespaces: lists across all namespaces are forbidden.
     pub namespaced_only: bool,
+    /// RBAC without these (verb, resource) grants, e.g. ("list", "deployments.apps").
+    pub denied: BTreeSet<(String, String)>,
     /// The kubelet stand-in runs pods (on at start).
     pub kubelet: bool,
     /// Pods the kubelet saw Pending on its last pass: it starts them on the
@@ -109,6 +111,7 @@ impl State {
             now: jiff::Timestamp::from_second(1_767_225_600).unwrap_or(jiff::Timestamp::UNIX_EPOCH), // 2026-01-01T00:00:00Z
             issuer: None,
             namespaced_only: false,
+            denied: BTreeSet::new(),
             kubelet: true,
             kubelet_seen: BTreeSet::new(),
             settled_at: None,

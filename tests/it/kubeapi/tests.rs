@@ -673,3 +673,20 @@ async fn bad_input_gets_a_4xx_status_and_the_server_keeps_serving() {
         sas.create(&PostParams::default(), &from_json(json!({"metadata": {"generateName": "runner-"}}))).await.unwrap();
     assert_eq!(generated.metadata.name.unwrap().len(), "runner-".len() + 5);
 }
+
+#[tokio::test]
+async fn a_denied_grant_is_forbidden_as_rbac_answers_it() {
+    let api = KubeApi::start();
+    let client = client(&api).await;
+    api.deny("list", "deployments.apps");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let e = deployments.list(&Default::default()).await.unwrap_err();
+    let kube::Error::Api(status) = e else { panic!("{e}") };
+    assert_eq!((status.code, status.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        status.message,
+        "deployments.apps is forbidden: User \"irsa-test\" cannot list resource \"deployments\" in API group \"apps\" in the namespace \"default\""
+    );
+    // Only that verb: a get of one is still allowed (and finds nothing).
+    assert_eq!(api_error(deployments.get("web").await).0, 404);
+}
