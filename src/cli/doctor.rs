@@ -146,7 +146,11 @@ async fn diagnose(args: &DoctorArgs, desired: Option<&Desired>) -> Result<Report
     let kube_read = async {
         let mut read = BTreeMap::new();
         for ns in &namespaces {
-            read.insert(ns.clone(), read::namespace(&kube, ns).await?);
+            let names: Option<Vec<String>> = args
+                .namespace
+                .is_none()
+                .then(|| bindings.iter().filter(|(n, _, _)| n == ns).map(|(_, name, _)| name.clone()).collect());
+            read.insert(ns.clone(), read::namespace(&kube, ns, names.as_deref()).await?);
         }
         Ok::<_, crate::cluster::KubeError>((read, read::webhook(&kube).await))
     };

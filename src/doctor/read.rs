@@ -122,16 +122,28 @@ pub struct Namespace {
     pub deployments: Read<Vec<facts::Deployment>>,
 }
 
-/// A namespace's ServiceAccounts, Deployments and pods: three LISTs.
-/// Without the ServiceAccounts nothing can be checked: that is an error.
-pub async fn namespace(kube: &Kube, ns: &str) -> Result<Namespace, KubeError> {
+/// A namespace's ServiceAccounts, Deployments and pods: three LISTs. When
+/// listing ServiceAccounts is forbidden, those of `names` (a stack's) are
+/// read one by one; without them nothing can be checked: an error.
+pub async fn namespace(kube: &Kube, ns: &str, names: Option<&[String]>) -> Result<Namespace, KubeError> {
     let all = ListParams::default();
     let api: Api<ServiceAccount> = Api::namespaced(kube.client.clone(), ns);
-    let listed = read_again(|| api.list(&all))
-        .await
-        .map_err(request(format!("listing the ServiceAccounts of namespace {ns}")))?;
-    let service_accounts = listed
-        .items
+    let what = || format!("listing the ServiceAccounts of namespace {ns}");
+    let items = match (read_again(|| api.list(&all)).await, names) {
+        (Ok(listed), _) => listed.items,
+        (Err(kube::Error::Api(e)), Some(names)) if e.code == 403 => {
+            let mut found = Vec::new();
+            for name in names {
+                let got = read_again(|| api.get_opt(name)).await;
+                found.extend(
+                    got.map_err(request(format!("reading ServiceAccount {ns}/{name} (listing is forbidden)")))?,
+                );
+            }
+            found
+        }
+        (Err(e), _) => return Err(request(what())(e)),
+    };
+    let service_accounts = items
         .iter()
         .map(|sa| {
             let facts = facts::ServiceAccount {
