@@ -26,6 +26,9 @@
 //! - [`apply`]: carrying changes out ([`apply::iam`], [`apply::kube`], the
 //!   parallel walk) and the whole apply workflow ([`apply::workflow`]: lock,
 //!   store, refresh, saved-plan check, journal, walk).
+//! - [`doctor`]: `irsa doctor`: live reads into facts ([`doctor::read`]),
+//!   pure checks (trust as STS evaluates it, token claims, pods), a report
+//!   drawn as text, Markdown or JSON.
 //! - [`cli`]: arguments, confirmation, rendering, and errors mapped to exit
 //!   codes once, at the edge.
 
@@ -33,6 +36,7 @@ pub mod apply;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod doctor;
 pub mod graph;
 pub mod lock;
 pub mod model;

@@ -4,6 +4,7 @@
 mod apply;
 mod completions;
 mod diagnostics;
+mod doctor;
 mod error;
 mod graph;
 mod live;
@@ -63,6 +64,7 @@ enum Command {
     Refresh(refresh::RefreshArgs),
     Show(show::ShowArgs),
     Graph(graph::GraphArgs),
+    Doctor(doctor::DoctorArgs),
     Completions(completions::CompletionsArgs),
     Man(man::ManArgs),
     Schema(schema::SchemaArgs),
@@ -220,6 +222,7 @@ pub fn run() -> ExitCode {
         Command::Refresh(args) => refresh::run(&ctx, args),
         Command::Show(args) => show::run(&ctx, args),
         Command::Graph(args) => graph::run(&ctx, args),
+        Command::Doctor(args) => doctor::run(&ctx, args),
         Command::Completions(args) => completions::run(&ctx, args),
         Command::Man(args) => man::run(&ctx, args),
         Command::Schema(args) => schema::run(&ctx, args),
