@@ -10,6 +10,7 @@ mod faultproxy;
 mod faults;
 mod kubeapi;
 mod plans;
+mod presets;
 mod rollout;
 mod saved;
 mod support;
