@@ -655,7 +655,7 @@ fn load_owned_role(
             }
             listed_presets.push(preset.name);
             let table = params.remove(preset.name);
-            let ctx = PresetRole { role: &key.v, path: &path, tags: default_tags };
+            let ctx = PresetRole { role: &key.v, path: &path, tags: default_tags, adopt };
             for policy in load_preset(l, preset, &p, table, &ctx, presets.cluster) {
                 policies.push(PolicyRef::Stack(policy.name.clone()));
                 presets.policies.push(policy);
@@ -813,6 +813,8 @@ struct PresetRole<'a> {
     role: &'a str,
     path: &'a str,
     tags: &'a BTreeMap<String, String>,
+    /// The role's `adopt`: its presets' policies are adopted with it.
+    adopt: bool,
 }
 
 /// A preset listed by a role, with its parameter table when the file has
@@ -920,7 +922,7 @@ fn load_preset(
             path: role.path.to_owned(),
             document,
             tags: role.tags.clone(),
-            adopt: false,
+            adopt: role.adopt,
             span: entry.span.clone(),
             preset: Some(PresetOrigin { preset: preset.name, version: preset.version, role: role.role.to_owned() }),
         });

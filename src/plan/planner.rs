@@ -472,7 +472,11 @@ impl Planner<'_> {
             self.add(address, vec![Action::Create], reasons, None, Some(after));
             return;
         };
-        let entry = format!("[policies.{}]", policy.name);
+        // A preset's policy has no table of its own: it is adopted with its role.
+        let entry = match &policy.preset {
+            Some(p) => format!("[roles.{}] (its preset `{}`)", p.role, p.preset),
+            None => format!("[policies.{}]", policy.name),
+        };
         let claim = self.claim(&address, iam_ownership(&obs.tags, self.names()), policy.adopt, &policy.span, &entry);
         let before = obj(json!({
             "name": obs.name,

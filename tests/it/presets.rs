@@ -99,6 +99,11 @@ fn presets_planned_applied_and_planned_again(c: &Cluster) {
             let held =
                 moto.block_on(moto.iam.get_policy_version().policy_arn(&arn).version_id(version).send()).unwrap();
             let held = decode(held.policy_version().unwrap().document().unwrap());
+            let tags = moto.block_on(moto.iam.list_policy_tags().policy_arn(&arn).send()).unwrap();
+            let tags: Vec<(&str, &str)> = tags.tags().iter().map(|t| (t.key(), t.value())).collect();
+            for tag in [("irsa:managed-by", "irsa"), ("irsa:stack", c.stack_name.as_str()), ("team", "platform")] {
+                assert!(tags.contains(&tag), "{name}: {tags:?}");
+            }
             let planned = &change(&plan, &format!("policy/{name}"))["after"]["document"];
             assert_eq!(
                 irsa::model::policy_doc::PolicyDocument::from_value(held),
@@ -140,4 +145,50 @@ fn every_preset_is_planned_applied_and_planned_again_with_no_change() {
 #[ignore = "needs cluster"]
 fn every_preset_is_planned_applied_and_planned_again_with_no_change_on_a_real_cluster() {
     presets_planned_applied_and_planned_again(&Cluster::real());
+}
+
+/// A policy of a preset's name made by hand is refused like any unowned
+/// policy, with the fix that fits a preset, and adopted with its role.
+fn a_hand_made_preset_policy_is_refused_then_adopted(c: &Cluster) {
+    let moto = Moto::start();
+    let stack = stack(c);
+    let hand =
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "route53:*", "Resource": "*"}]});
+    moto.block_on(
+        moto.iam
+            .create_policy()
+            .policy_name("dns-external-dns")
+            .path("/addons/")
+            .description("ExternalDNS (irsa preset external-dns) for role dns")
+            .policy_document(hand.to_string())
+            .send(),
+    )
+    .unwrap();
+    let (code, _, stderr) = c.irsa(&moto, &["plan", &stack]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("policy/dns-external-dns already exists and is not managed by irsa"), "{stderr}");
+    assert!(stderr.contains("set adopt = true on [roles.dns] (its preset `external-dns`)"), "{stderr}");
+
+    let (code, stdout, stderr) = c.irsa(&moto, &["plan", &stack, "--adopt", "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let plan: Value = serde_json::from_str(&stdout).unwrap();
+    let ch = change(&plan, "policy/dns-external-dns");
+    assert_eq!(ch["actions"], json!(["adopt"]), "{ch:#}");
+    let reasons = ch["reasons"].to_string();
+    assert!(reasons.contains("irsa's preset `external-dns` v1 for role `dns`"), "{reasons}");
+    let (code, _, stderr) = c.irsa(&moto, &["apply", &stack, "--auto-approve", "--adopt"]);
+    assert_eq!(code, 0, "{stderr}");
+    c.advance(60);
+    no_changes(c, &moto, &stack);
+}
+
+#[test]
+fn a_hand_made_preset_policy_is_refused_then_adopted_with_its_role() {
+    a_hand_made_preset_policy_is_refused_then_adopted(&Cluster::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn a_hand_made_preset_policy_is_refused_then_adopted_with_its_role_on_a_real_cluster() {
+    a_hand_made_preset_policy_is_refused_then_adopted(&Cluster::real());
 }
