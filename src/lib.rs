@@ -14,7 +14,8 @@
 //! The layers, each importing only those below it:
 //!
 //! - [`model`]: addresses, the desired and observed models, canonical policy
-//!   documents, quotas, fingerprints. Imports nothing of ours.
+//!   documents, quotas, fingerprints, and the add-on presets (their documents
+//!   are data under `presets/`, embedded). Imports nothing of ours.
 //! - [`config`] (stack file → desired), [`graph`] (the dependency DAG),
 //!   [`plan`] (the pure planner, its security review in
 //!   [`plan::review`], and the plan's wire format), [`render`] (text,

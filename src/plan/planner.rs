@@ -473,11 +473,24 @@ impl Planner<'_> {
             "document": policy.document,
             "tags": tags,
         }));
+        // Which of irsa's versions of a preset the document is: the one
+        // thing a reviewer needs when a new irsa changes a preset's policy.
+        let preset = policy.preset.as_ref().map(|p| {
+            format!(
+                "the document is irsa's preset `{}` v{} for role `{}` (docs/presets.md)",
+                p.preset, p.version, p.role
+            )
+        });
         let Some(obs) = self.o.policy(&policy.name) else {
-            self.add(address, vec![Action::Create], vec!["not present".into()], None, Some(after));
+            let reasons = std::iter::once("not present".to_owned()).chain(preset).collect();
+            self.add(address, vec![Action::Create], reasons, None, Some(after));
             return;
         };
-        let entry = format!("[policies.{}]", policy.name);
+        // A preset's policy has no table of its own: it is adopted with its role.
+        let entry = match &policy.preset {
+            Some(p) => format!("[roles.{}] (its preset `{}`)", p.role, p.preset),
+            None => format!("[policies.{}]", policy.name),
+        };
         let claim = self.claim(&address, iam_ownership(&obs.tags, self.names()), policy.adopt, &policy.span, &entry);
         let before = obj(json!({
             "name": obs.name,
@@ -518,6 +531,11 @@ impl Planner<'_> {
             if obs.version_count >= 5 {
                 reasons.push("IAM keeps 5 versions: the oldest non-default version is deleted first".into());
             }
+        }
+        if changed.iter().any(|k| k == "document")
+            && let Some(preset) = preset
+        {
+            reasons.push(preset);
         }
         if changed.iter().any(|k| k == "tags") && !actions.contains(&Action::Delete) {
             reasons.push("not as the stack file says: tags".into());

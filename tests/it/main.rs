@@ -11,6 +11,7 @@ mod faultproxy;
 mod faults;
 mod kubeapi;
 mod plans;
+mod presets;
 mod rollout;
 mod saved;
 mod support;
