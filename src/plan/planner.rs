@@ -471,7 +471,7 @@ impl Planner<'_> {
             "arn": obs.arn,
             "description": obs.description,
             "document": obs.document,
-            "tags": obs.tags,
+            "tags": user_tags(&obs.tags),
         }));
         let changed = changed_keys(Some(&before), Some(&after));
         // IAM cannot change a managed policy's path or description in place.
@@ -520,6 +520,15 @@ impl Planner<'_> {
     fn owned_role(&mut self, role: &OwnedRole) {
         let address = Address::role(&role.name);
         let statement = self.role_trust(&role.name, &self.d.cluster.account_id, &trust::irsa_sid(self.stack()));
+        let obs = self.o.role(&role.name);
+        // irsa's statement as people write it by hand, without irsa's Sid,
+        // is irsa's statement: a trust policy is not rewritten only to add a Sid.
+        let trust_policy = match obs {
+            Some(o) if o.trust_policy == trust::owned_trust_policy(trust::without_sid(&statement)) => {
+                o.trust_policy.clone()
+            }
+            _ => trust::owned_trust_policy(statement),
+        };
         let mut tags = role.tags.clone();
         tags.extend(self.d.ownership_tags());
         let after = obj(json!({
@@ -530,9 +539,8 @@ impl Planner<'_> {
             "max_session_duration": role.max_session_duration,
             "permissions_boundary": role.permissions_boundary,
             "tags": tags,
-            "trust_policy": trust::owned_trust_policy(statement),
+            "trust_policy": trust_policy,
         }));
-        let obs = self.o.role(&role.name);
         // `None`: the role is created (or replaced) and so is everything on it.
         let mut existing: Option<&ObservedRole> = None;
         match obs {
@@ -550,7 +558,7 @@ impl Planner<'_> {
                     "description": obs.description,
                     "max_session_duration": obs.max_session_duration,
                     "permissions_boundary": obs.permissions_boundary,
-                    "tags": obs.tags,
+                    "tags": user_tags(&obs.tags),
                     "trust_policy": obs.trust_policy,
                 }));
                 let changed = changed_keys(Some(&before), Some(&after));
@@ -755,7 +763,18 @@ impl Planner<'_> {
             };
             let wanted = if has_bindings {
                 let base = without(&old);
-                trust::merged_trust_policy(&base, &sid, self.role_trust(&role.key, &account, &sid))
+                let statement = self.role_trust(&role.key, &account, &sid);
+                // irsa's statement written by hand, without irsa's Sid (as
+                // `irsa import` finds it), is irsa's statement when the
+                // trust has no statement with the Sid: it stays as it is.
+                let by_hand = trust::without_sid(&statement);
+                let has_sid =
+                    obs.trust_policy.statements().iter().any(|s| s.get("Sid").and_then(Value::as_str) == Some(&sid));
+                if !has_sid && obs.trust_policy.statements().iter().any(|s| trust::same_statement(s, &by_hand)) {
+                    obs.trust_policy.clone()
+                } else {
+                    trust::merged_trust_policy(&base, &sid, statement)
+                }
             } else {
                 // No binding left: only take irsa's own statement out.
                 without(&[&[sid.as_str()], old.as_slice()].concat())
@@ -1293,6 +1312,16 @@ fn sa_guard<'k>(
 }
 
 /// A value as a stack file would write it.
+/// A resource's tags without those AWS itself sets (`aws:cloudformation:*`
+/// on what CloudFormation made): no one can set or remove them, so they are
+/// never a difference from the stack file, which cannot name them.
+fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter(|(k, _)| !k.to_ascii_lowercase().starts_with("aws:"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 fn view_value(v: &Value) -> String {
     match v {
         Value::Null => "(none)".into(),
