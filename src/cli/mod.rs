@@ -6,6 +6,7 @@ mod completions;
 mod diagnostics;
 mod error;
 mod graph;
+mod import;
 mod live;
 mod man;
 mod plan;
@@ -63,6 +64,7 @@ enum Command {
     Refresh(refresh::RefreshArgs),
     Show(show::ShowArgs),
     Graph(graph::GraphArgs),
+    Import(import::ImportArgs),
     Completions(completions::CompletionsArgs),
     Man(man::ManArgs),
     Schema(schema::SchemaArgs),
@@ -220,6 +222,7 @@ pub fn run() -> ExitCode {
         Command::Refresh(args) => refresh::run(&ctx, args),
         Command::Show(args) => show::run(&ctx, args),
         Command::Graph(args) => graph::run(&ctx, args),
+        Command::Import(args) => import::run(&ctx, args),
         Command::Completions(args) => completions::run(&ctx, args),
         Command::Man(args) => man::run(&ctx, args),
         Command::Schema(args) => schema::run(&ctx, args),
