@@ -244,9 +244,14 @@ impl Ctx<'_> {
             return Take::Referenced {
                 manage_trust: true,
                 why: vec![format!(
-                    "Its trust policy has {} other statement{} besides the one for its service accounts: irsa keeps them as they are and manages only its own (manage_trust = true).",
-                    doc.statements().len() - 1,
-                    if doc.statements().len() == 2 { "" } else { "s" }
+                    "Its trust policy has {} besides the one for its service accounts: irsa keeps {} as {} and manages only its own (manage_trust = true).",
+                    if doc.statements().len() == 2 {
+                        "1 other statement".to_owned()
+                    } else {
+                        format!("{} other statements", doc.statements().len() - 1)
+                    },
+                    if doc.statements().len() == 2 { "it" } else { "them" },
+                    if doc.statements().len() == 2 { "it is" } else { "they are" },
                 )],
             };
         }
@@ -341,13 +346,13 @@ pub fn generate(f: &Found<'_>) -> Imported {
                     if count - inside == 1 { "" } else { "s" },
                     if count - inside == 1 { "" } else { "s" }
                 ))
-            } else if let Some(other) = stack_policies.get(p.name.as_str()) {
-                Some(format!(
-                    "{} has the same name as {}: a stack names each policy once, so it is referenced by its ARN",
-                    p.arn, other.arn
-                ))
             } else {
-                None
+                stack_policies.get(p.name.as_str()).map(|other| {
+                    format!(
+                        "{} has the same name as {}: a stack names each policy once, so it is referenced by its ARN",
+                        p.arn, other.arn
+                    )
+                })
             };
             match why {
                 Some(why) => {
@@ -512,7 +517,7 @@ pub fn generate(f: &Found<'_>) -> Imported {
             comment(
                 t,
                 &format!(
-                    "eksctl made this service account (label {}: eksctl), with a CloudFormation stack (eksctl-{}-addon-iamserviceaccount-{}-{}) that holds it and, unless it was made with --attach-role-arn, its role: irsa adopts it and keeps eksctl's label. Remove it from your eksctl configuration; `eksctl delete iamserviceaccount` would still delete it.",
+                    "eksctl made this service account (label {}: eksctl); its CloudFormation stack, if it has one (eksctl-{}-addon-iamserviceaccount-{}-{}), holds the role eksctl made for it. irsa adopts the service account and keeps eksctl's label. Take it out of your eksctl configuration and stop running `eksctl create/delete iamserviceaccount` for it: eksctl would overwrite or delete what this stack now manages.",
                     markers::LABEL_MANAGED_BY,
                     f.cluster_name,
                     sa.namespace,

@@ -8,6 +8,7 @@ mod cluster;
 mod editor;
 mod faultproxy;
 mod faults;
+mod import;
 mod kubeapi;
 mod plans;
 mod rollout;
