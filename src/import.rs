@@ -333,7 +333,7 @@ pub fn generate(f: &Found<'_>) -> Imported {
                 Some(format!("{} belongs to irsa stack `{owner}`: referenced by its ARN", p.name))
             } else if !others.is_empty() {
                 Some(format!(
-                    "{} is also attached to role{} {} outside this import: referenced by its ARN, so this stack never changes or deletes it",
+                    "{} is also attached to role{} {}, which this stack does not own: referenced by its ARN, so this stack never changes or deletes it",
                     p.name,
                     if others.len() == 1 { "" } else { "s" },
                     others.join(", ")
@@ -723,6 +723,24 @@ mod tests {
         let roles = [extra];
         let text = generate(&found(&sas, &roles, &c, &u)).stack_toml;
         assert!(text.contains("manage_trust = true"), "{text}");
+    }
+
+    #[test]
+    fn a_statement_for_more_subjects_than_the_import_binds_is_left_alone() {
+        // Imported with --service-account app: the trust names another service account too.
+        let both = json!(["system:serviceaccount:backend:app", "system:serviceaccount:backend:other"]);
+        let mut st = statement("unused", "StringEquals");
+        st["Condition"]["StringEquals"][format!("{HOST}:sub")] = both;
+        let sas = [sa("app", "two")];
+        let roles = [role("two", vec![st])];
+        let (c, u) = (BTreeMap::new(), BTreeMap::new());
+        let text = generate(&found(&sas, &roles, &c, &u)).stack_toml;
+        assert!(text.contains("manage_trust = false"), "{text}");
+        assert!(text.contains("through statements irsa did not write"), "{text}");
+        // Imported whole, it is irsa's own.
+        let sas = [sa("app", "two"), sa("other", "two")];
+        let text = generate(&found(&sas, &roles, &c, &u)).stack_toml;
+        assert!(text.contains("[roles.two]\nadopt = true"), "{text}");
     }
 
     #[test]

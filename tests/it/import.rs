@@ -356,13 +356,24 @@ fn the_harder_cases(c: &Cluster) {
     let api = section("api");
     assert!(api.contains("adopt = true") && api.contains("\"api-only\","), "{api}");
     assert!(api.contains(&format!("\"{shared}\",")), "{api}");
-    assert!(text.contains("shared-read is also attached to role bystander outside this import"), "{text}");
+    assert!(text.contains("shared-read is also attached to role bystander, which this stack does not own"), "{text}");
     assert!(text.contains(&format!("CloudFormation stack {cfn} made this role")), "{text}");
     assert!(text.contains("DeletionPolicy: Retain"), "{text}");
     assert!(!text.contains("plain"), "{text}");
     if c.server.is_some() {
         insta::assert_snapshot!("imported_cases.stack.toml", text);
     }
+
+    // Only the service accounts named.
+    let (code, _, stderr) = import(c, &moto, &c.dir.path().join("one"), &["--service-account", "api"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("1 owned role, 0 referenced roles, 1 policy, 1 service account"), "{stderr}");
+    // What cannot be imported says why, and writes nothing.
+    let none = c.dir.path().join("none");
+    let (code, _, stderr) = import(c, &moto, &none, &["--service-account", "plain"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("carries no eks.amazonaws.com/role-arn annotation"), "{stderr}");
+    assert!(!none.exists());
 
     let stack = dir.join("stack.toml");
     let stack = stack.to_str().unwrap();
