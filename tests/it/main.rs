@@ -9,6 +9,7 @@ mod doctor;
 mod editor;
 mod faultproxy;
 mod faults;
+mod import;
 mod kubeapi;
 mod plans;
 mod presets;
