@@ -256,7 +256,8 @@ fn content_offset(raw: &str, value: &str) -> Option<usize> {
 }
 
 pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
-    let source = Source::new(path.display().to_string(), text.clone());
+    let source = Source::new(path.display().to_string(), text);
+    let text = Arc::clone(&source.text);
     let dir = path.parent().unwrap_or(Path::new(""));
     let mut l = Loader { r: Reporter::new(source), dir };
     // Problems are reported in reading order: the stack file top to bottom,

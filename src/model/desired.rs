@@ -38,7 +38,8 @@ pub mod markers {
 #[derive(Debug)]
 pub struct SourceFile {
     pub path: PathBuf,
-    pub text: String,
+    /// Shared with the loader's diagnostics: a large stack file is held once.
+    pub text: Arc<String>,
 }
 
 /// Byte range of an entry in the stack file.
