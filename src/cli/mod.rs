@@ -115,6 +115,13 @@ impl Ctx {
         split_dir: Option<&std::path::Path>,
     ) -> Result<(), CliError> {
         let Some(dir) = split_dir else {
+            if format == crate::render::Format::Json {
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                return match crate::render::json::write(plan, &mut out).and_then(|()| out.flush()) {
+                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Output(e)),
+                    _ => Ok(()),
+                };
+            }
             return self.print(&crate::render::render(plan, format, options));
         };
         let parts = crate::render::markdown::parts(plan, options, crate::render::markdown::PART_LIMIT);
