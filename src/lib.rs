@@ -16,7 +16,8 @@
 //! - [`model`]: addresses, the desired and observed models, canonical policy
 //!   documents, quotas, fingerprints. Imports nothing of ours.
 //! - [`config`] (stack file → desired), [`graph`] (the dependency DAG),
-//!   [`plan`] (the pure planner and the plan's wire format), [`render`] (text,
+//!   [`plan`] (the pure planner, its security review in
+//!   [`plan::review`], and the plan's wire format), [`render`] (text,
 //!   Markdown, JSON from the plan).
 //! - [`cluster`] (the kube connection: client, request counter, retried
 //!   reads, field manager), and the AWS client in [`refresh::aws`].
@@ -25,6 +26,9 @@
 //! - [`apply`]: carrying changes out ([`apply::iam`], [`apply::kube`], the
 //!   parallel walk) and the whole apply workflow ([`apply::workflow`]: lock,
 //!   store, refresh, saved-plan check, journal, walk).
+//! - [`doctor`]: `irsa doctor`: live reads into facts ([`doctor::read`]),
+//!   pure checks (trust as STS evaluates it, token claims, pods), a report
+//!   drawn as text, Markdown or JSON.
 //! - [`cli`]: arguments, confirmation, rendering, and errors mapped to exit
 //!   codes once, at the edge.
 
@@ -32,6 +36,7 @@ pub mod apply;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod doctor;
 pub mod graph;
 pub mod lock;
 pub mod model;

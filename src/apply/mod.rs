@@ -333,6 +333,7 @@ mod tests {
             changed: vec![],
             depends_on: depends_on.iter().map(|a| a.parse().unwrap()).collect(),
             guard: Default::default(),
+            access: None,
         }
     }
 
@@ -345,6 +346,7 @@ mod tests {
             summary: Summary::of(&changes),
             changes,
             warnings: vec![],
+            findings: vec![],
             targets: vec![],
         }
     }

@@ -64,6 +64,13 @@ pub enum CliError {
     Stale { moved: Vec<String>, plan_errors: Vec<String> },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// `--fail-on-findings`: the plan was printed (and saved), and its
+    /// security review has findings at or above the threshold.
+    #[error(
+        "the plan has {count} security finding{} at or above {severity} (--fail-on-findings {severity}); see its security review",
+        if *count == 1 { "" } else { "s" }
+    )]
+    Findings { count: usize, severity: &'static str },
     /// The apply stopped; what was done and what failed were already reported.
     #[error("the apply failed at {address}; the next plan shows what is left")]
     ApplyFailed { address: String },
@@ -103,6 +110,7 @@ impl CliError {
             CliError::Lock(_) => "irsa::lock",
             CliError::Stale { .. } => "irsa::stale",
             CliError::Store(_) => "irsa::store",
+            CliError::Findings { .. } => "irsa::findings",
             CliError::ApplyFailed { .. } => "irsa::apply_failed",
         }
     }

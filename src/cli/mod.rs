@@ -4,6 +4,7 @@
 mod apply;
 mod completions;
 mod diagnostics;
+mod doctor;
 mod error;
 mod graph;
 mod live;
@@ -69,6 +70,7 @@ enum Command {
     Refresh(refresh::RefreshArgs),
     Show(show::ShowArgs),
     Graph(graph::GraphArgs),
+    Doctor(doctor::DoctorArgs),
     Completions(completions::CompletionsArgs),
     Man(man::ManArgs),
     Schema(schema::SchemaArgs),
@@ -112,6 +114,43 @@ pub struct Ctx {
 }
 
 impl Ctx {
+    /// Write a rendered plan: to stdout, or with `split_dir` (Markdown
+    /// only) as `plan-1.md`, `plan-2.md`… in that directory, one comment each.
+    pub fn print_plan(
+        &self,
+        plan: &crate::plan::Plan,
+        format: crate::render::Format,
+        options: crate::render::Options,
+        split_dir: Option<&std::path::Path>,
+    ) -> Result<(), CliError> {
+        let Some(dir) = split_dir else {
+            return self.print(&crate::render::render(plan, format, options));
+        };
+        let parts = crate::render::markdown::parts(plan, options, crate::render::markdown::PART_LIMIT);
+        let write_error = |path: &std::path::Path, source| CliError::Write { path: path.display().to_string(), source };
+        std::fs::create_dir_all(dir).map_err(|e| write_error(dir, e))?;
+        for (i, part) in parts.iter().enumerate() {
+            let path = dir.join(format!("plan-{}.md", i + 1));
+            std::fs::write(&path, part).map_err(|e| write_error(&path, e))?;
+        }
+        // Parts of a longer plan written there before would pass for this
+        // plan's: a workflow posts every plan-N.md it finds.
+        let entries = std::fs::read_dir(dir).map_err(|e| write_error(dir, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let n = name.to_str().and_then(|n| n.strip_prefix("plan-")?.strip_suffix(".md")?.parse::<usize>().ok());
+            if n.is_some_and(|n| n > parts.len()) && entry.path().is_file() {
+                std::fs::remove_file(entry.path()).map_err(|e| write_error(&entry.path(), e))?;
+            }
+        }
+        let last = dir.join(format!("plan-{}.md", parts.len()));
+        match parts.len() {
+            1 => eprintln!("Wrote the plan to {}.", last.display()),
+            n => eprintln!("Wrote the plan in {n} parts: {} to {}.", dir.join("plan-1.md").display(), last.display()),
+        }
+        Ok(())
+    }
+
     /// Write data to stdout. A closed pipe (`irsa plan | head`) is not an error.
     pub fn print(&self, text: &str) -> Result<(), CliError> {
         let mut out = std::io::stdout().lock();
@@ -213,6 +252,7 @@ pub fn run() -> ExitCode {
         Command::Refresh(args) => refresh::run(&ctx, args),
         Command::Show(args) => show::run(&ctx, args),
         Command::Graph(args) => graph::run(&ctx, args),
+        Command::Doctor(args) => doctor::run(&ctx, args),
         Command::Completions(args) => completions::run(&ctx, args),
         Command::Man(args) => man::run(&ctx, args),
         Command::Schema(args) => schema::run(&ctx, args),
@@ -282,6 +322,17 @@ fn requested_error_format(args: impl Iterator<Item = String>) -> ErrorFormat {
 /// Let go of a command's models without freeing them: the process ends
 /// right after the command, and freeing a stack's or a snapshot's million
 /// small allocations one by one took a tenth of a large plan's time.
+/// `--split-dir` cuts Markdown into comments; other formats are one piece.
+fn check_split_dir(split_dir: Option<&std::path::Path>, format: crate::render::Format) -> Result<(), CliError> {
+    match split_dir {
+        Some(_) if format != crate::render::Format::Markdown => Err(CliError::Usage {
+            message: "--split-dir cuts a Markdown plan into comments; it needs --format markdown".into(),
+            help: "add --format markdown, or leave out --split-dir".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn leak_at_exit<T>(models: T) {
     std::mem::forget(models);
 }

@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use super::live::{self, AwsArgs, KubeArgs};
 use super::{CliError, Ctx, Diag, Severity, exit};
+use crate::plan::review::Severity as FindingSeverity;
 use crate::plan::saved::SavedPlan;
 use crate::plan::{PlanOptions, RefreshInfo};
 use crate::refresh::snapshot;
@@ -34,6 +35,16 @@ pub struct PlanArgs {
     #[arg(long)]
     detailed_exitcode: bool,
 
+    /// Exit 1 when the security review has a finding of SEVERITY or above,
+    /// after printing (and saving) the plan. Wins over --detailed-exitcode's 2.
+    #[arg(long, value_name = "SEVERITY", value_enum)]
+    fail_on_findings: Option<FindingSeverity>,
+
+    /// With --format markdown: write the plan as DIR/plan-1.md, plan-2.md…,
+    /// each short enough for one pull-request comment, instead of to stdout.
+    #[arg(long, value_name = "DIR")]
+    split_dir: Option<PathBuf>,
+
     /// Show whole policy documents of created and deleted resources.
     #[arg(long)]
     diff: bool,
@@ -63,6 +74,7 @@ pub struct PlanArgs {
 }
 
 pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
+    super::check_split_dir(args.split_dir.as_deref(), args.format)?;
     let desired = super::load_stack(&args.file, args.rename_from.as_deref())?;
     tracing::info!(
         policies = desired.policies.len(),
@@ -123,7 +135,15 @@ pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
         }
     }
     let options = render::Options { full_documents: args.diff, color: ctx.color_stdout && args.format == Format::Text };
-    ctx.print(&render::render(&plan, args.format, options))?;
+    ctx.print_plan(&plan, args.format, options, args.split_dir.as_deref())?;
+    if let Some(severity) = args.fail_on_findings {
+        let count = plan.findings.iter().filter(|f| f.severity >= severity).count();
+        if count > 0 {
+            super::leak_at_exit((wanted, plan, observed));
+            super::leak_at_exit(desired);
+            return Err(CliError::Findings { count, severity: severity.as_str() });
+        }
+    }
     let code = if args.detailed_exitcode && !plan.changes.is_empty() { exit::CHANGES } else { exit::SUCCESS };
     super::leak_at_exit((wanted, plan, observed));
     super::leak_at_exit(desired);

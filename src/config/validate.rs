@@ -377,7 +377,7 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
         Some(name) => Stack { name, explicit: true, renamed_from: None },
         None => Stack { name: cluster.name.clone(), explicit: false, renamed_from: None },
     };
-    let desired = Desired {
+    let mut desired = Desired {
         source: Arc::new(SourceFile { path: path.to_owned(), text }),
         stack,
         cluster,
@@ -386,9 +386,15 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
         bindings,
         default_tags: DefaultTags { keys: default_tags.into_keys().collect(), span: default_tags_span },
         bindings_by_role: Default::default(),
+        quotas_passed: None,
     };
+
     let issuer = desired.cluster.oidc_issuer.clone();
-    for v in quotas::check(&desired, &Quotas::default(), issuer.as_deref()) {
+    let violations = quotas::check(&desired, &Quotas::default(), issuer.as_deref());
+    if violations.is_empty() {
+        desired.quotas_passed = issuer.map(|i| (Quotas::default(), i));
+    }
+    for v in violations {
         l.r.error("irsa::config::quota", v.span, v.message, "over the IAM quota", Some(v.help));
     }
     if l.r.problems.is_empty() { Ok(desired) } else { Err(fail(l)) }

@@ -59,6 +59,10 @@ pub struct Desired {
     pub default_tags: DefaultTags,
     /// [`Desired::bindings_of`]'s index, built on first use.
     pub bindings_by_role: BindingIndex,
+    /// The quotas and issuer the loader checked the stack against, when it
+    /// passed: a plan under the same ones need not check again (that check
+    /// generates every role's trust policy to measure it).
+    pub quotas_passed: Option<(super::quotas::Quotas, String)>,
 }
 
 /// The tags every policy and owned role gets from `[defaults] tags`.
@@ -336,6 +340,7 @@ impl Desired {
             bindings: Vec::new(),
             default_tags: self.default_tags.clone(),
             bindings_by_role: BindingIndex::default(),
+            quotas_passed: None,
         }
     }
 }

@@ -853,7 +853,7 @@ impl WebIdentity<'_> {
 }
 
 /// IAM's wildcard match: `*` is any run of characters, `?` any one.
-fn glob(pattern: &str, text: &str) -> bool {
+pub fn glob(pattern: &str, text: &str) -> bool {
     let pattern: Vec<char> = pattern.chars().collect();
     let text: Vec<char> = text.chars().collect();
     let (mut p, mut t) = (0, 0);

@@ -8,6 +8,7 @@
 
 pub mod guard;
 mod planner;
+pub mod review;
 pub mod saved;
 #[cfg(test)]
 mod tests;
@@ -69,6 +70,10 @@ pub struct Plan {
     /// Every resource that changes, dependencies first; no-ops are left out.
     pub changes: Vec<Change>,
     pub warnings: Vec<Warning>,
+    /// The security review's findings, in the order of `changes`
+    /// (`review::review_all`). Absent from plans made before the review.
+    #[serde(default)]
+    pub findings: Vec<review::Finding>,
     /// The `--target` prefixes the plan was limited to, if any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
@@ -157,6 +162,10 @@ pub struct Change {
     /// reasons (status writes, rescaling, other fields).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub guard: Map<String, Value>,
+    /// What the change does to access (the security review): `widens`,
+    /// `narrows` (it only removes access) or `same`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<review::Access>,
 }
 
 impl Change {

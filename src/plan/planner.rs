@@ -158,7 +158,8 @@ pub fn plan_despite_errors(
 ) -> Result<(Plan, Vec<PlanError>), Vec<PlanError>> {
     let issuer = resolve_issuer(desired, observed)?;
     let quotas = observed.iam.quotas.unwrap_or_default();
-    let violations = quotas::check(desired, &quotas, Some(&issuer));
+    let checked = desired.quotas_passed.as_ref().is_some_and(|(q, i)| *q == quotas && *i == issuer);
+    let violations = if checked { Vec::new() } else { quotas::check(desired, &quotas, Some(&issuer)) };
     if !violations.is_empty() {
         return Err(violations
             .into_iter()
@@ -304,6 +305,7 @@ impl Planner<'_> {
             changed,
             depends_on: Vec::new(),
             guard: Map::new(),
+            access: None,
         };
         match self.changes.entry(address) {
             Entry::Vacant(slot) => slot.insert(change),
@@ -447,9 +449,22 @@ impl Planner<'_> {
     }
 
     fn policy(&mut self, policy: &Policy) {
-        let address = Address::policy(&policy.name);
         let mut tags = policy.tags.clone();
         tags.extend(self.d.ownership_tags());
+        if let Some(obs) = self.o.policy(&policy.name)
+            && matches!(iam_ownership(&obs.tags, self.names()), Ownership::Ours)
+            && obs.name == policy.name
+            && obs.path == policy.path
+            && obs.description == policy.description
+            && obs.tags == tags
+            && obs.arn == self.d.policy_arn(policy)
+            && obs.document == policy.document
+        {
+            // In sync: what the comparison of the two JSON models below would
+            // find, without building them (most policies of a large stack).
+            return;
+        }
+        let address = Address::policy(&policy.name);
         let after = obj(json!({
             "name": policy.name,
             "path": policy.path,
@@ -521,6 +536,24 @@ impl Planner<'_> {
         let statement = self.role_trust(&role.name, &self.d.cluster.account_id, &trust::irsa_sid(self.stack()));
         let mut tags = role.tags.clone();
         tags.extend(self.d.ownership_tags());
+        let trust_policy = trust::owned_trust_policy(statement);
+        let obs = self.o.role(&role.name);
+        if let Some(obs) = obs
+            && matches!(iam_ownership(&obs.tags, self.names()), Ownership::Ours)
+            && obs.name == role.name
+            && obs.path == role.path
+            && obs.description == role.description
+            && obs.max_session_duration == role.max_session_duration
+            && obs.permissions_boundary == role.permissions_boundary
+            && obs.tags == tags
+            && obs.arn == self.d.role_arn(role)
+            && obs.trust_policy == trust_policy
+        {
+            // In sync (see `policy`): only what hangs on the role is left to plan.
+            self.attachments(role, Some(obs));
+            self.inline_policies(role, Some(obs));
+            return;
+        }
         let after = obj(json!({
             "name": role.name,
             "path": role.path,
@@ -529,9 +562,8 @@ impl Planner<'_> {
             "max_session_duration": role.max_session_duration,
             "permissions_boundary": role.permissions_boundary,
             "tags": tags,
-            "trust_policy": trust::owned_trust_policy(statement),
+            "trust_policy": trust_policy,
         }));
-        let obs = self.o.role(&role.name);
         // `None`: the role is created (or replaced) and so is everything on it.
         let mut existing: Option<&ObservedRole> = None;
         match obs {
@@ -631,19 +663,18 @@ impl Planner<'_> {
             if self.o.role(&role.name).is_some() { "the role is replaced" } else { "the role is created" };
         let mut wanted: BTreeSet<String> = BTreeSet::new();
         for p in &role.policies {
-            let address = Address::attach(&role.name, p.address_name());
+            let address = || Address::attach(&role.name, p.address_name());
             let arn = self.d.policy_ref_arn(p);
-            let after = Some(obj(json!({ "role": role.name, "policy_arn": arn })));
-            wanted.insert(arn.clone());
+            let after = || Some(obj(json!({ "role": role.name, "policy_arn": arn })));
             let Some(obs) = existing else {
-                self.add(address, vec![Action::Create], vec![role_reason.into()], None, after);
+                self.add(address(), vec![Action::Create], vec![role_reason.into()], None, after());
+                wanted.insert(arn.clone());
                 continue;
             };
             let old_arn = match p {
                 PolicyRef::Stack(name) => self.current_policy_arn(name).unwrap_or_else(|| arn.clone()),
                 PolicyRef::Arn(_) => arn.clone(),
             };
-            wanted.insert(old_arn.clone());
             let attached = obs.attached_policies.iter().find(|a| **a == arn || **a == old_arn);
             let replaced = matches!(p, PolicyRef::Stack(n) if self.replaced_policies.contains(n));
             match (attached, replaced) {
@@ -651,13 +682,15 @@ impl Planner<'_> {
                     let before = Some(obj(json!({ "role": role.name, "policy_arn": a })));
                     let reason =
                         format!("policy/{} is replaced, so it is detached first and attached again", p.address_name());
-                    self.add(address, vec![Action::Delete, Action::Create], vec![reason], before, after);
+                    self.add(address(), vec![Action::Delete, Action::Create], vec![reason], before, after());
                 }
                 (Some(_), false) => {}
                 (None, _) => {
-                    self.add(address, vec![Action::Create], vec!["not attached".into()], None, after);
+                    self.add(address(), vec![Action::Create], vec!["not attached".into()], None, after());
                 }
             }
+            wanted.insert(old_arn);
+            wanted.insert(arn);
         }
         let Some(obs) = existing else { return };
         for arn in &obs.attached_policies {
@@ -1254,11 +1287,12 @@ impl Planner<'_> {
 
     /// The plan of `ordered` changes, with the warnings about what `selected`
     /// (the targeted addresses, `None`: all) holds.
-    fn into_plan(self, ordered: Vec<Change>, selected: Option<&BTreeSet<Address>>) -> Plan {
+    fn into_plan(self, mut ordered: Vec<Change>, selected: Option<&BTreeSet<Address>>) -> Plan {
         let warnings = match selected {
             None => self.warnings,
             Some(s) => self.warnings.into_iter().filter(|w| w.address.as_ref().is_none_or(|a| s.contains(a))).collect(),
         };
+        let findings = super::review::review_all(&self.d.stack.name, &mut ordered);
         Plan {
             format_version: FORMAT_VERSION.into(),
             irsa_version: env!("CARGO_PKG_VERSION").into(),
@@ -1267,6 +1301,7 @@ impl Planner<'_> {
             summary: Summary::of(&ordered),
             changes: ordered,
             warnings,
+            findings,
             targets: self.opts.targets.clone(),
         }
     }

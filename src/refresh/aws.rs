@@ -115,20 +115,25 @@ impl Iam {
     /// identity, instance role) and the SDK's standard retry mode, which
     /// retries throttling with backoff.
     pub async fn connect(conn: &Connection) -> Iam {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(aws_config::Region::new(conn.region.clone()))
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5));
-        if let Some(url) = &conn.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        if let Some(profile) = &conn.profile {
-            loader = loader.profile_name(profile);
-        }
-        let shared = loader.load().await;
+        let shared = sdk_config(conn).await;
         let calls = Arc::new(CallCounter::default());
         let config = aws_sdk_iam::config::Builder::from(&shared).interceptor(CountCalls(calls.clone())).build();
         Iam { client: Client::from_conf(config), calls }
     }
+}
+
+/// The SDK configuration of a [`Connection`], for IAM and any other service.
+pub async fn sdk_config(conn: &Connection) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(conn.region.clone()))
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(5));
+    if let Some(url) = &conn.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    if let Some(profile) = &conn.profile {
+        loader = loader.profile_name(profile);
+    }
+    loader.load().await
 }
 
 /// A failed IAM call: the operation, AWS's error code and message.
@@ -350,7 +355,7 @@ impl Iam {
     }
 
     /// Live quotas, with the default table for any the account does not report.
-    async fn quotas(&self) -> Result<Quotas, CallError> {
+    pub(crate) async fn quotas(&self) -> Result<Quotas, CallError> {
         let summary = call("GetAccountSummary", self.client.get_account_summary().send().await)?;
         let mut q = Quotas::default();
         if let Some(map) = summary.summary_map() {

@@ -7,6 +7,7 @@ use anstyle::{AnsiColor, Style};
 use super::Options;
 use super::view::{self, ChangeView, Line};
 use crate::plan::Plan;
+use crate::plan::review::Severity;
 
 /// Width of the address column, so that the action words line up.
 const ADDRESS_WIDTH: usize = 49;
@@ -62,6 +63,9 @@ pub fn render(plan: &Plan, options: Options) -> String {
         );
     } else {
         let _ = writeln!(out, "\n{}", p.paint(bold, &format!("Plan: {}.", view::counts(plan))));
+    }
+    if !plan.changes.is_empty() {
+        review(&mut out, &p, plan);
     }
     if !plan.warnings.is_empty() {
         let _ = writeln!(out, "\n{}", p.paint(color(AnsiColor::Yellow).bold(), "Warnings:"));
@@ -126,5 +130,39 @@ fn change(out: &mut String, p: &Paint, c: &ChangeView, dim: Style) {
                 let _ = writeln!(out, "      {}", p.paint(dim, &format!("# {r}")));
             }
         }
+    }
+}
+
+/// How many addresses of each access label the text lists.
+const ADDRESSES_SHOWN: usize = 10;
+
+fn severity_style(s: Severity) -> Style {
+    match s {
+        Severity::High => color(AnsiColor::Red).bold(),
+        Severity::Medium => color(AnsiColor::Yellow),
+        Severity::Low => color(AnsiColor::Cyan),
+        Severity::Info => Style::new().dimmed(),
+    }
+}
+
+/// The security review: every finding, then which changes widen or narrow access.
+fn review(out: &mut String, p: &Paint, plan: &Plan) {
+    let r = view::review(plan);
+    let head = format!("Security review: this plan {}; {}.", r.verdict(), r.tally());
+    let _ = writeln!(out, "\n{}", p.paint(Style::new().bold(), &head));
+    for f in &r.findings {
+        let label = format!("{:<6}", f.severity.as_str());
+        let _ = writeln!(out, "  {} {}: {}", p.paint(severity_style(f.severity), &label), f.address, f.message);
+    }
+    let addresses =
+        |changes: &[&crate::plan::Change]| view::capped(changes, ADDRESSES_SHOWN, |c| c.address.to_string());
+    if !r.widens.is_empty() {
+        let _ = writeln!(out, "  widens access ({}): {}", r.widens.len(), addresses(&r.widens));
+    }
+    if !r.narrows.is_empty() {
+        let _ = writeln!(out, "  only narrows access ({}): {}", r.narrows.len(), addresses(&r.narrows));
+    }
+    if r.same > 0 {
+        let _ = writeln!(out, "  leaves access as it is: {} change{}", r.same, if r.same == 1 { "" } else { "s" });
     }
 }

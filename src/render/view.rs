@@ -7,6 +7,7 @@ use super::Options;
 use crate::model::address::ResourceKind;
 use crate::model::desired::markers;
 use crate::model::policy_doc::PolicyDocument;
+use crate::plan::review::{self, Access, Finding, Severity};
 use crate::plan::{Action, Change, DOCUMENT_ATTRIBUTES, Plan};
 
 /// One line under a change's heading.
@@ -307,4 +308,67 @@ pub fn provenance(plan: &Plan) -> String {
             if r.kube_requests == 1 { "" } else { "s" }
         ),
     }
+}
+
+/// The security review as shown: findings highest severity first, and
+/// which changes widen or only narrow access.
+pub struct ReviewView<'p> {
+    pub findings: Vec<&'p Finding>,
+    pub widens: Vec<&'p Change>,
+    pub narrows: Vec<&'p Change>,
+    /// Changes that leave access as it is (or were planned before the review).
+    pub same: usize,
+}
+
+pub fn review(plan: &Plan) -> ReviewView<'_> {
+    let mut v = ReviewView { findings: review::by_severity(&plan.findings), widens: vec![], narrows: vec![], same: 0 };
+    for c in &plan.changes {
+        match c.access {
+            Some(Access::Widens) => v.widens.push(c),
+            Some(Access::Narrows) => v.narrows.push(c),
+            _ => v.same += 1,
+        }
+    }
+    v
+}
+
+impl ReviewView<'_> {
+    /// "This plan widens access", or "only narrows" it, or leaves it.
+    pub fn verdict(&self) -> &'static str {
+        if !self.widens.is_empty() {
+            "widens access"
+        } else if !self.narrows.is_empty() {
+            "only narrows access"
+        } else {
+            "leaves access as it is"
+        }
+    }
+
+    /// "3 findings (1 medium, 1 low, 1 info)", or "no findings".
+    pub fn tally(&self) -> String {
+        if self.findings.is_empty() {
+            return "no findings".into();
+        }
+        let parts: Vec<String> = Severity::DESCENDING
+            .iter()
+            .map(|s| (s, self.findings.iter().filter(|f| f.severity == *s).count()))
+            .filter(|(_, n)| *n > 0)
+            .map(|(s, n)| format!("{n} {}", s.as_str()))
+            .collect();
+        format!(
+            "{} finding{} ({})",
+            self.findings.len(),
+            if self.findings.len() == 1 { "" } else { "s" },
+            parts.join(", ")
+        )
+    }
+}
+
+/// The first `max` items shown by `show`, then "and N more".
+pub fn capped<T>(items: &[T], max: usize, show: impl Fn(&T) -> String) -> String {
+    let mut shown: Vec<String> = items.iter().take(max).map(show).collect();
+    if items.len() > max {
+        shown.push(format!("and {} more", items.len() - max));
+    }
+    shown.join(", ")
 }

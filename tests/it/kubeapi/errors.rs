@@ -15,7 +15,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(code: u16, reason: &'static str, message: String, details: Value) -> ApiError {
+    pub fn new(code: u16, reason: &'static str, message: String, details: Value) -> ApiError {
         ApiError { code, reason, message, details }
     }
 

@@ -68,7 +68,18 @@ pub const LEASES: Kind = Kind {
     short_names: &[],
 };
 
-pub const ALL: [&Kind; 6] = [&NAMESPACES, &SERVICE_ACCOUNTS, &PODS, &DEPLOYMENTS, &REPLICA_SETS, &LEASES];
+pub const MUTATING_WEBHOOK_CONFIGURATIONS: Kind = Kind {
+    group: "admissionregistration.k8s.io",
+    version: "v1",
+    plural: "mutatingwebhookconfigurations",
+    singular: "mutatingwebhookconfiguration",
+    kind: "MutatingWebhookConfiguration",
+    namespaced: false,
+    short_names: &[],
+};
+
+pub const ALL: [&Kind; 7] =
+    [&NAMESPACES, &SERVICE_ACCOUNTS, &PODS, &DEPLOYMENTS, &REPLICA_SETS, &LEASES, &MUTATING_WEBHOOK_CONFIGURATIONS];
 
 impl Kind {
     pub fn api_version(&self) -> String {
@@ -117,7 +128,12 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                 json!({"name": format!("{}/status", k.plural), "singularName": "", "namespaced": k.namespaced,
                     "kind": k.kind, "verbs": STATUS_VERBS})
             });
-            std::iter::once(main).chain(status)
+            // ServiceAccounts' `token` subresource: TokenRequest, create only.
+            let token = (k.plural == "serviceaccounts").then(|| {
+                json!({"name": "serviceaccounts/token", "singularName": "", "namespaced": true,
+                    "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"]})
+            });
+            std::iter::once(main).chain(status).chain(token)
         })
         .collect();
     if resources.is_empty() {
@@ -136,7 +152,7 @@ pub fn core_versions() -> Value {
 }
 
 pub fn group_list() -> Value {
-    let groups: Vec<Value> = ["apps", "coordination.k8s.io"]
+    let groups: Vec<Value> = ["apps", "coordination.k8s.io", "admissionregistration.k8s.io"]
         .into_iter()
         .map(|name| {
             let version = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});

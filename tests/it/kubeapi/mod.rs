@@ -1,7 +1,8 @@
 //! A Kubernetes API server for tests: real HTTP/1.1 and JSON on 127.0.0.1,
 //! so irsa's tests drive the real `kube` client (no kube-apiserver binary
 //! can be installed here; see NOTES.md). It serves namespaces,
-//! ServiceAccounts, pods, Deployments, ReplicaSets and Leases with the API
+//! ServiceAccounts (and their `token` subresource), pods, Deployments,
+//! ReplicaSets, Leases and MutatingWebhookConfigurations with the API
 //! conventions irsa relies on (resourceVersion, conflicts, patches,
 //! server-side apply, managedFields, Status errors), and runs, behind the
 //! API, what a real cluster runs: kube-controller-manager's Deployment,
@@ -48,10 +49,21 @@
 //!   `default` and refuses pods of a ServiceAccount that does not exist
 //!   (403). The pod identity webhook acts at pod CREATE only, from the
 //!   ServiceAccount's `eks.amazonaws.com/role-arn` annotation at that
-//!   moment: `AWS_ROLE_ARN`, `AWS_WEB_IDENTITY_TOKEN_FILE` and the
-//!   `aws-iam-token` mount in each container that does not set up web
-//!   identity itself, `AWS_STS_REGIONAL_ENDPOINTS`, and the projected token
-//!   volume (audience `sts.amazonaws.com`, 86400 s).
+//!   moment, while its MutatingWebhookConfiguration (`pod-identity-webhook`,
+//!   webhook `iam-for-pods.amazonaws.com`, pods CREATE) is registered, as
+//!   v0.6 of the real one does: `AWS_ROLE_ARN` and
+//!   `AWS_WEB_IDENTITY_TOKEN_FILE` in each container that sets neither,
+//!   `AWS_STS_REGIONAL_ENDPOINTS=regional` (unless the ServiceAccount's
+//!   `eks.amazonaws.com/sts-regional-endpoints` is `false`),
+//!   `AWS_REGION`/`AWS_DEFAULT_REGION`, the `aws-iam-token` mount, skipping
+//!   the containers of `eks.amazonaws.com/skip-containers`; and the
+//!   projected token volume (audience: `eks.amazonaws.com/audience` or
+//!   `sts.amazonaws.com`; lifetime: the pod's, else the ServiceAccount's
+//!   `eks.amazonaws.com/token-expiration`, else 86400 s, never under 600).
+//! - `POST .../serviceaccounts/{name}/token` (TokenRequest) answers a JWT
+//!   whose `iss` is the issuer discovery names, `aud` the audiences asked,
+//!   `sub` `system:serviceaccount:NS:NAME` (its signature is not real);
+//!   under 600 s is refused (422) as kube-apiserver refuses it.
 //! - Times (`creationTimestamp`, managedFields `time`, status times) have
 //!   whole seconds, from a manual clock: 2026-01-01T00:00:00Z, moved only
 //!   by [`KubeApi::advance_clock`], which first lets the controllers finish
@@ -65,7 +77,7 @@
 //!   rejected our request due to an error in our request".
 //! - [`KubeApi::requests`] counts HTTP requests only, not controller work.
 //!
-//! Test hooks: [`KubeApi::set_kubelet`], [`KubeApi::touch_status`] (a
+//! Test hooks: [`KubeApi::deny`] (RBAC without one grant), [`KubeApi::set_kubelet`], [`KubeApi::touch_status`] (a
 //! status write that moves the resourceVersion and nothing else),
 //! [`KubeApi::set_status_churn`] (the same for every Deployment,
 //! periodically), [`KubeApi::scale`], [`KubeApi::pods`],
@@ -91,8 +103,7 @@
 //! rollout, reports no `terminatingReplicas`, and its template hash is not
 //! the real FNV one (same shape, different value); ReplicaSets adopt no
 //! orphan pods; the webhook sees a ServiceAccount annotation at once (the
-//! real one learns it through an informer, a moment later) and adds no
-//! `AWS_REGION`; `touch_status` changes no field, where a real controller
+//! real one learns it through an informer, a moment later); `touch_status` changes no field, where a real controller
 //! would change at least a time; DELETE always returns the object (real
 //! servers return a `Status` for some kinds); PUT always requires a
 //! resourceVersion (real servers allow unconditional updates of these
@@ -220,16 +231,32 @@ impl KubeApi {
         self.shared.state().now_text()
     }
 
-    /// The simulated EKS pod identity webhook (on at start): it changes the
-    /// pods created while it is on, and only those.
+    /// The simulated EKS pod identity webhook (on at start): on, its
+    /// MutatingWebhookConfiguration `pod-identity-webhook` is registered,
+    /// as EKS registers it; off, it is deleted (as deleting it through the
+    /// API does). It changes the pods created while registered, and only those.
     pub fn set_webhook(&self, on: bool) {
-        self.shared.state().webhook = on;
+        let mut state = self.shared.state();
+        let (kind, name) = (&kinds::MUTATING_WEBHOOK_CONFIGURATIONS, "pod-identity-webhook");
+        if on {
+            let _ = state.create(kind, "", store::pod_identity_webhook_config(), "eks");
+        } else {
+            let _ = state.delete(kind, "", name, b"");
+        }
     }
 
     /// Credentials limited to namespaces, as RBAC often grants a CI role:
     /// every list across all namespaces (namespaces included) is forbidden.
     pub fn set_namespaced_only(&self, on: bool) {
         self.shared.state().namespaced_only = on;
+    }
+
+    /// Take one grant away from the test user's RBAC: `verb` (get, list,
+    /// create, update, patch, delete, deletecollection) on `resource` as
+    /// RBAC names it (`pods`, `deployments.apps`, `serviceaccounts/token`);
+    /// such requests get 403 as kube-apiserver's authorizer answers them.
+    pub fn deny(&self, verb: &str, resource: &str) {
+        self.shared.state().denied.insert((verb.to_owned(), resource.to_owned()));
     }
 
     /// The kubelet stand-in (on at start) starts pods a tick after they are
@@ -407,6 +434,11 @@ enum Target {
         ns: String,
         name: String,
     },
+    /// `POST namespaces/{ns}/serviceaccounts/{name}/token`: a TokenRequest.
+    Token {
+        ns: String,
+        name: String,
+    },
     /// `.../{name}/status` of a kind with a status subresource.
     Status {
         kind: &'static Kind,
@@ -450,6 +482,9 @@ fn resource_target(group: &str, version: &str, rest: &[&str]) -> Option<Target> 
         ["namespaces", ns, plural] => Target::Collection { kind: namespaced(plural)?, ns: Some(owned(ns)) },
         ["namespaces", ns, plural, name] => {
             Target::Item { kind: namespaced(plural)?, ns: owned(ns), name: owned(name) }
+        }
+        ["namespaces", ns, "serviceaccounts", name, "token"] if group.is_empty() => {
+            Target::Token { ns: owned(ns), name: owned(name) }
         }
         ["namespaces", ns, plural, name, "status"] => {
             Target::Status { kind: with_status(namespaced(plural))?, ns: owned(ns), name: owned(name) }
@@ -502,6 +537,24 @@ fn respond(shared: &Shared, parts: &http::request::Parts, body: &[u8]) -> Reply 
         && shared.state().namespaced_only
     {
         return Err(ApiError::forbidden_list(kind));
+    }
+    if let Some((verb, kind, resource, ns, name)) = rbac(&target, method) {
+        let denied = shared.state().denied.contains(&(verb.to_owned(), resource.clone()));
+        if denied {
+            let subject = if name.is_empty() {
+                resource.split('/').next().unwrap_or_default().to_owned()
+            } else {
+                format!("{} \"{name}\"", kind.qualified())
+            };
+            let scope =
+                if ns.is_empty() { "at the cluster scope".to_owned() } else { format!("in the namespace \"{ns}\"") };
+            let message = format!(
+                "{subject} is forbidden: User \"irsa-test\" cannot {verb} resource \"{}\" in API group \"{}\" {scope}",
+                resource.split_once('.').map_or(resource.as_str(), |(r, _)| r),
+                kind.group
+            );
+            return Err(ApiError::new(403, "Forbidden", message, json!({"name": name, "kind": kind.plural})));
+        }
     }
     let manager = query.get("fieldManager");
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
@@ -556,6 +609,10 @@ fn respond(shared: &Shared, parts: &http::request::Parts, body: &[u8]) -> Reply 
             Method::DELETE => write(&mut |s| Ok((200, s.delete(kind, &ns, &name, body)?))),
             _ => Err(ApiError::method_not_allowed(method.as_str())),
         },
+        Target::Token { ns, name } => match *method {
+            Method::POST => Ok((201, shared.state().token_request(&ns, &name, &parse_json(body)?)?)),
+            _ => Err(ApiError::method_not_allowed(method.as_str())),
+        },
         Target::Status { kind, ns, name } => match *method {
             Method::GET => Ok((200, shared.state().get(kind, &ns, &name)?)),
             Method::PUT => {
@@ -572,6 +629,34 @@ fn respond(shared: &Shared, parts: &http::request::Parts, body: &[u8]) -> Reply 
             _ => Err(ApiError::method_not_allowed(method.as_str())),
         },
     }
+}
+
+/// What RBAC sees of a request: verb, kind, resource (`plural[.group][/sub]`),
+/// namespace and name; `None` for the public and discovery documents.
+fn rbac(target: &Target, method: &Method) -> Option<(&'static str, &'static Kind, String, String, String)> {
+    let verb = |item: bool| match (method.as_str(), item) {
+        ("GET", false) => "list",
+        ("GET", true) => "get",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", false) => "deletecollection",
+        _ => "delete",
+    };
+    let qualified = |kind: &Kind| if kind.group.is_empty() { kind.plural.to_owned() } else { kind.qualified() };
+    Some(match target {
+        Target::Document(_) | Target::OidcDiscovery => return None,
+        Target::Collection { kind, ns } => {
+            (verb(false), *kind, qualified(kind), ns.clone().unwrap_or_default(), String::new())
+        }
+        Target::Item { kind, ns, name } => (verb(true), *kind, qualified(kind), ns.clone(), name.clone()),
+        Target::Status { kind, ns, name } => {
+            (verb(true), *kind, format!("{}/status", qualified(kind)), ns.clone(), name.clone())
+        }
+        Target::Token { ns, name } => {
+            ("create", &kinds::SERVICE_ACCOUNTS, "serviceaccounts/token".into(), ns.clone(), name.clone())
+        }
+    })
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {

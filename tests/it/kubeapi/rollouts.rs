@@ -445,7 +445,9 @@ async fn the_webhook_mutates_pods_at_create_from_the_service_account_at_that_mom
     };
     assert_eq!(env(0)["AWS_ROLE_ARN"], "mine");
     assert!(!env(0).contains_key("AWS_WEB_IDENTITY_TOKEN_FILE"));
-    assert!(containers[0].volume_mounts.iter().flatten().all(|m| m.name != "aws-iam-token"));
+    // As v0.6 of the real webhook: the region and the mount are still added.
+    assert_eq!(env(0)["AWS_REGION"], "us-east-1");
+    assert!(containers[0].volume_mounts.iter().flatten().any(|m| m.name == "aws-iam-token"));
     assert_eq!(env(1)["AWS_ROLE_ARN"], ROLE);
     // Pods of a ServiceAccount without the annotation get nothing.
     let bare: Pod =
@@ -460,6 +462,81 @@ async fn the_webhook_mutates_pods_at_create_from_the_service_account_at_that_mom
     );
     let unmutated = s.pods().create(&PostParams::default(), &unmutated).await.unwrap();
     assert!(env_of(&unmutated).is_empty());
+}
+
+#[tokio::test]
+async fn the_webhook_reads_audience_expiration_skips_and_its_registration() {
+    let s = Setup::new().await;
+    let sa = json!({"metadata": {"name": "app", "annotations": {
+        "eks.amazonaws.com/role-arn": ROLE, "eks.amazonaws.com/audience": "example.com",
+        "eks.amazonaws.com/token-expiration": "120", "eks.amazonaws.com/sts-regional-endpoints": "false"}}});
+    s.sas().create(&PostParams::default(), &from_json(sa)).await.unwrap();
+    let pod: Pod = from_json(json!({
+        "metadata": {"name": "p", "annotations": {"eks.amazonaws.com/skip-containers": "sidecar"}},
+        "spec": {"serviceAccountName": "app", "hostNetwork": true, "containers": [
+            {"name": "app", "image": "busybox"}, {"name": "sidecar", "image": "busybox"}]},
+    }));
+    let pod = s.pods().create(&PostParams::default(), &pod).await.unwrap();
+    let spec = pod.spec.as_ref().unwrap();
+    let env = |i: usize| -> BTreeMap<String, String> {
+        spec.containers[i].env.iter().flatten().map(|e| (e.name.clone(), e.value.clone().unwrap_or_default())).collect()
+    };
+    assert_eq!(env(0)["AWS_ROLE_ARN"], ROLE);
+    assert!(!env(0).contains_key("AWS_STS_REGIONAL_ENDPOINTS"), "the ServiceAccount turned regional endpoints off");
+    assert!(env(1).is_empty(), "a skipped container gets nothing");
+    let volume = spec.volumes.iter().flatten().find(|v| v.name == "aws-iam-token").unwrap();
+    let token = volume.projected.as_ref().unwrap().sources.as_ref().unwrap()[0].service_account_token.clone().unwrap();
+    assert_eq!(
+        (token.audience.as_deref(), token.expiration_seconds),
+        (Some("example.com"), Some(600)),
+        "never under 600 s"
+    );
+
+    // Deleting its registration through the API is what stops it.
+    let api: Api<k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration> =
+        Api::all(s.client.clone());
+    let names: Vec<String> =
+        api.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|c| c.metadata.name).collect();
+    assert_eq!(names, ["pod-identity-webhook"]);
+    api.delete("pod-identity-webhook", &DeleteParams::default()).await.unwrap();
+    let bare: Pod = from_json(
+        json!({"metadata": {"name": "q"}, "spec": {"serviceAccountName": "app", "containers": [{"name": "c", "image": "busybox"}]}}),
+    );
+    assert!(env_of(&s.pods().create(&PostParams::default(), &bare).await.unwrap()).is_empty());
+}
+
+#[tokio::test]
+async fn token_requests_answer_a_jwt_of_the_issuer_for_the_audience() {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    let s = Setup::new().await;
+    s.api.set_issuer("https://oidc.example/id/A");
+    s.service_account("app", None).await;
+    let ask = |audiences: Vec<String>, seconds: i64| TokenRequest {
+        spec: Some(TokenRequestSpec {
+            audiences: Some(audiences),
+            expiration_seconds: Some(seconds),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let answer = s
+        .sas()
+        .create_token_request("app", &PostParams::default(), &ask(vec!["sts.amazonaws.com".into()], 600))
+        .await
+        .unwrap();
+    let token = answer.status.unwrap().token.unwrap();
+    let payload = token.split('.').nth(1).unwrap();
+    use base64::Engine;
+    let claims: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    assert_eq!(claims["iss"], "https://oidc.example/id/A");
+    assert_eq!(claims["aud"], json!(["sts.amazonaws.com"]));
+    assert_eq!(claims["sub"], format!("system:serviceaccount:{NS}:app"));
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 600);
+    let short = s.sas().create_token_request("app", &PostParams::default(), &ask(vec![], 60)).await.unwrap_err();
+    assert!(matches!(short, kube::Error::Api(e) if e.code == 422), "under 10 minutes is refused");
+    let missing = s.sas().create_token_request("nobody", &PostParams::default(), &ask(vec![], 600)).await.unwrap_err();
+    assert!(matches!(missing, kube::Error::Api(e) if e.code == 404));
 }
 
 #[tokio::test]

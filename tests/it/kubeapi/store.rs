@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::errors::ApiError;
 use super::fields::{self, Conflict, Writer};
-use super::kinds::{DEPLOYMENTS, Kind, NAMESPACES, PODS, SERVICE_ACCOUNTS};
+use super::kinds::{DEPLOYMENTS, Kind, MUTATING_WEBHOOK_CONFIGURATIONS, NAMESPACES, PODS, SERVICE_ACCOUNTS};
 use super::patch::{self, JsonPatchError};
 use super::selector;
 
@@ -29,9 +29,10 @@ pub struct State {
     generated_names: u64,
     pub now: jiff::Timestamp,
     pub issuer: Option<String>,
-    pub webhook: bool,
     /// RBAC limited to namespaces: lists across all namespaces are forbidden.
     pub namespaced_only: bool,
+    /// RBAC without these (verb, resource) grants, e.g. ("list", "deployments.apps").
+    pub denied: BTreeSet<(String, String)>,
     /// The kubelet stand-in runs pods (on at start).
     pub kubelet: bool,
     /// Pods the kubelet saw Pending on its last pass: it starts them on the
@@ -109,8 +110,8 @@ impl State {
             generated_names: 0,
             now: jiff::Timestamp::from_second(1_767_225_600).unwrap_or(jiff::Timestamp::UNIX_EPOCH), // 2026-01-01T00:00:00Z
             issuer: None,
-            webhook: true,
             namespaced_only: false,
+            denied: BTreeSet::new(),
             kubelet: true,
             kubelet_seen: BTreeSet::new(),
             settled_at: None,
@@ -120,7 +121,80 @@ impl State {
         for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
             let _ = state.create(&NAMESPACES, "", json!({"metadata": {"name": ns}}), "kube-apiserver");
         }
+        let _ = state.create(&MUTATING_WEBHOOK_CONFIGURATIONS, "", pod_identity_webhook_config(), "eks");
         state
+    }
+
+    /// Whether the pod identity webhook is registered: a
+    /// MutatingWebhookConfiguration holding its webhook, with a rule for
+    /// pod CREATE. The API server calls only the webhooks registered.
+    pub fn pod_identity_webhook(&self) -> bool {
+        let covers = |list: Option<&Value>, want: &str| {
+            list.and_then(Value::as_array).is_some_and(|l| l.iter().any(|v| v == want || v == "*"))
+        };
+        self.objects.iter().filter(|((plural, _, _), _)| *plural == MUTATING_WEBHOOK_CONFIGURATIONS.plural).any(
+            |(_, c)| {
+                c.get("webhooks").and_then(Value::as_array).into_iter().flatten().any(|w| {
+                    w.get("name").and_then(Value::as_str) == Some(POD_IDENTITY_WEBHOOK)
+                        && w.get("rules")
+                            .and_then(Value::as_array)
+                            .into_iter()
+                            .flatten()
+                            .any(|r| covers(r.get("resources"), "pods") && covers(r.get("operations"), "CREATE"))
+                })
+            },
+        )
+    }
+
+    /// `POST .../serviceaccounts/{name}/token` (TokenRequest), as
+    /// kube-apiserver answers it: a JWT for the audiences asked (the API
+    /// server's own, its issuer, when none), `iss` the
+    /// `--service-account-issuer` (what discovery names), `sub`
+    /// `system:serviceaccount:NS:NAME`. Its signature is not a real one:
+    /// nothing here verifies it, and irsa never does.
+    pub fn token_request(&self, ns: &str, name: &str, body: &Value) -> Result<Value, ApiError> {
+        let sa = self.get(&SERVICE_ACCOUNTS, ns, name)?;
+        let expiration = body.pointer("/spec/expirationSeconds").and_then(Value::as_i64).unwrap_or(3600);
+        if expiration < 600 {
+            let detail = format!("Invalid value: {expiration}: may not specify a duration less than 10 minutes");
+            let message =
+                format!("TokenRequest.authentication.k8s.io \"{name}\" is invalid: spec.expirationSeconds: {detail}");
+            let details = json!({"name": name, "group": "authentication.k8s.io", "kind": "TokenRequest",
+                "causes": [{"reason": "FieldValueInvalid", "message": detail, "field": "spec.expirationSeconds"}]});
+            return Err(ApiError::new(422, "Invalid", message, details));
+        }
+        let issuer = self.issuer.clone().unwrap_or_else(|| "https://kubernetes.default.svc".to_owned());
+        let audiences = match body.pointer("/spec/audiences").and_then(Value::as_array) {
+            Some(a) if !a.is_empty() => Value::Array(a.clone()),
+            _ => json!([issuer]),
+        };
+        let iat = self.now.as_second();
+        let claims = json!({
+            "aud": audiences,
+            "exp": iat + expiration,
+            "iat": iat,
+            "nbf": iat,
+            "iss": issuer,
+            "jti": format!("{:016x}", mix(self.resource_version + iat.unsigned_abs())),
+            "kubernetes.io": {"namespace": ns, "serviceaccount": {"name": name, "uid": meta_str(&sa, "uid")}},
+            "sub": format!("system:serviceaccount:{ns}:{name}"),
+        });
+        use base64::Engine;
+        let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let token = format!(
+            "{}.{}.{}",
+            b64(br#"{"alg":"RS256","kid":"irsa-test"}"#),
+            b64(claims.to_string().as_bytes()),
+            b64(b"not-a-signature")
+        );
+        let expires = self.now.checked_add(jiff::SignedDuration::from_secs(expiration)).unwrap_or(self.now);
+        Ok(json!({
+            "kind": "TokenRequest",
+            "apiVersion": "authentication.k8s.io/v1",
+            "metadata": {"name": name, "namespace": ns, "creationTimestamp": null},
+            "spec": {"audiences": audiences, "expirationSeconds": expiration, "boundObjectRef": null},
+            "status": {"token": token, "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()},
+        }))
     }
 
     /// Kubernetes times (`metav1.Time`) are RFC 3339 with whole seconds.
@@ -603,51 +677,128 @@ impl State {
                 format!("error looking up service account {ns}/{sa_name}: serviceaccount \"{sa_name}\" not found");
             return Err(ApiError::forbidden(&PODS, name, &why));
         };
-        let role = sa.pointer("/metadata/annotations").and_then(|a| a.get(ROLE_ARN_ANNOTATION)).and_then(Value::as_str);
-        if let (true, Some(role)) = (self.webhook, role) {
-            inject_web_identity(spec, role);
+        let sa_annotations = sa.pointer("/metadata/annotations").cloned().unwrap_or_else(|| json!({}));
+        let Some(role) = sa_annotations.get(ROLE_ARN_ANNOTATION).and_then(Value::as_str) else { return Ok(()) };
+        if !self.pod_identity_webhook() {
+            return Ok(());
         }
+        let pod_annotations = pod.pointer("/metadata/annotations").cloned().unwrap_or_else(|| json!({}));
+        let annotation = |on: &Value, key: &str| {
+            on.get(format!("eks.amazonaws.com/{key}")).and_then(Value::as_str).map(str::to_owned)
+        };
+        let seconds = |text: Option<String>| text.and_then(|t| t.parse::<i64>().ok()).map(|n| n.max(600));
+        let identity = Identity {
+            role: role.to_owned(),
+            audience: annotation(&sa_annotations, "audience").unwrap_or_else(|| "sts.amazonaws.com".into()),
+            // EKS runs the webhook with regional endpoints on (1.22 and
+            // later); the ServiceAccount's annotation overrides it.
+            regional: annotation(&sa_annotations, "sts-regional-endpoints").is_none_or(|v| v != "false"),
+            // Pod annotation > ServiceAccount annotation > 86400, never under 600.
+            expiration: seconds(annotation(&pod_annotations, "token-expiration"))
+                .or_else(|| seconds(annotation(&sa_annotations, "token-expiration")))
+                .unwrap_or(86400),
+            skip: annotation(&pod_annotations, "skip-containers")
+                .map(|s| s.split(',').map(|c| c.trim().to_owned()).collect())
+                .unwrap_or_default(),
+        };
+        let spec = object_mut(object_mut(pod).entry("spec").or_insert_with(|| json!({})));
+        inject_web_identity(spec, &identity);
         Ok(())
     }
 }
 
-/// What the EKS pod identity webhook adds: to each (init) container that
-/// does not set up web identity itself (`AWS_ROLE_ARN` or
-/// `AWS_WEB_IDENTITY_TOKEN_FILE` in its env, or a mount of the token
-/// volume), the role, the token file and the mount; `AWS_STS_REGIONAL_ENDPOINTS`
-/// to every container that lacks it; and the projected token volume to the
-/// pod, once, when a container got the mount.
-fn inject_web_identity(spec: &mut Map<String, Value>, role: &str) {
-    let identity = [("AWS_ROLE_ARN", role), ("AWS_WEB_IDENTITY_TOKEN_FILE", &format!("{TOKEN_DIR}/token"))]
-        .map(|(name, value)| json!({"name": name, "value": value}));
-    let regional = json!({"name": "AWS_STS_REGIONAL_ENDPOINTS", "value": "regional"});
+/// The webhook's name in its MutatingWebhookConfiguration on EKS.
+pub const POD_IDENTITY_WEBHOOK: &str = "iam-for-pods.amazonaws.com";
+
+/// The configuration EKS registers for the pod identity webhook, which runs
+/// beside its API server (`failurePolicy: Ignore`: a pod is created
+/// unmutated when the webhook cannot be reached).
+pub fn pod_identity_webhook_config() -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": "pod-identity-webhook"},
+        "webhooks": [{
+            "name": POD_IDENTITY_WEBHOOK,
+            "admissionReviewVersions": ["v1beta1"],
+            "clientConfig": {"url": "https://127.0.0.1:23443/mutate"},
+            "failurePolicy": "Ignore",
+            "matchPolicy": "Equivalent",
+            "namespaceSelector": {},
+            "reinvocationPolicy": "IfNeeded",
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"], "scope": "*"}],
+            "sideEffects": "None",
+            "timeoutSeconds": 10
+        }]
+    })
+}
+
+/// What the webhook reads from the ServiceAccount and the pod.
+struct Identity {
+    role: String,
+    audience: String,
+    regional: bool,
+    expiration: i64,
+    skip: Vec<String>,
+}
+
+/// What the EKS pod identity webhook (v0.6) adds, container by container
+/// (init containers too) but those named in `eks.amazonaws.com/skip-containers`:
+/// `AWS_STS_REGIONAL_ENDPOINTS=regional` when regional and unset,
+/// `AWS_DEFAULT_REGION` and `AWS_REGION` when no region is set,
+/// `AWS_ROLE_ARN` and `AWS_WEB_IDENTITY_TOKEN_FILE` unless the container
+/// sets either itself, and the `aws-iam-token` mount unless it has it
+/// (a container that has all three kinds of variable is left alone); and
+/// the projected token volume to the pod unless it has one.
+fn inject_web_identity(spec: &mut Map<String, Value>, identity: &Identity) {
+    let env = |name: &str, value: &str| json!({"name": name, "value": value});
     let mount = json!({"name": "aws-iam-token", "mountPath": TOKEN_DIR, "readOnly": true});
-    let mut mounted = false;
     for list in ["initContainers", "containers"] {
         let Some(Value::Array(containers)) = spec.get_mut(list) else { continue };
         for container in containers.iter_mut().filter(|c| c.is_object()) {
             let container = object_mut(container);
-            let named = |field: &str, names: &[&str]| {
-                container.get(field).and_then(Value::as_array).is_some_and(|items| {
+            let name = container.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+            if identity.skip.contains(&name) {
+                continue;
+            }
+            let has = |names: &[&str]| {
+                container.get("env").and_then(Value::as_array).is_some_and(|items| {
                     items.iter().any(|i| i.get("name").and_then(Value::as_str).is_some_and(|n| names.contains(&n)))
                 })
             };
-            let has_identity = named("env", &["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"])
-                || named("volumeMounts", &["aws-iam-token"]);
-            push_named(container, "env", std::slice::from_ref(&regional));
-            if !has_identity {
-                push_named(container, "env", &identity);
-                push_named(container, "volumeMounts", std::slice::from_ref(&mount));
-                mounted = true;
+            let (own_identity, own_region, own_regional) = (
+                has(&["AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"]),
+                has(&["AWS_REGION", "AWS_DEFAULT_REGION"]),
+                has(&["AWS_STS_REGIONAL_ENDPOINTS"]),
+            );
+            if own_identity && own_region && own_regional {
+                continue;
             }
+            let mut added = Vec::new();
+            if !own_regional && identity.regional {
+                added.push(env("AWS_STS_REGIONAL_ENDPOINTS", "regional"));
+            }
+            if !own_region {
+                added.extend([env("AWS_DEFAULT_REGION", WEBHOOK_REGION), env("AWS_REGION", WEBHOOK_REGION)]);
+            }
+            if !own_identity {
+                added.extend([
+                    env("AWS_ROLE_ARN", &identity.role),
+                    env("AWS_WEB_IDENTITY_TOKEN_FILE", &format!("{TOKEN_DIR}/token")),
+                ]);
+            }
+            push_named(container, "env", &added);
+            push_named(container, "volumeMounts", std::slice::from_ref(&mount));
         }
     }
-    if mounted {
-        let volume = json!({"name": "aws-iam-token", "projected": {"defaultMode": 420, "sources": [{"serviceAccountToken": {
-            "audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "token"}}]}});
-        push_named(spec, "volumes", &[volume]);
-    }
+    let volume = json!({"name": "aws-iam-token", "projected": {"defaultMode": 420, "sources": [{"serviceAccountToken": {
+        "audience": identity.audience, "expirationSeconds": identity.expiration, "path": "token"}}]}});
+    push_named(spec, "volumes", &[volume]);
 }
+
+/// The region the webhook was started with (`--aws-default-region`; EKS
+/// passes the cluster's).
+const WEBHOOK_REGION: &str = "us-east-1";
 
 /// Appends the items whose `name` the list does not have yet.
 fn push_named(parent: &mut Map<String, Value>, list: &str, items: &[Value]) {

@@ -563,11 +563,17 @@ async fn discovery_documents_and_request_counts() {
     let core: Value = client.request(http::Request::get("/api/v1").body(Vec::new()).unwrap()).await.unwrap();
     let core_names: Vec<&str> =
         core["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
-    assert_eq!(core_names, ["namespaces", "namespaces/status", "serviceaccounts", "pods", "pods/status"]);
+    assert_eq!(
+        core_names,
+        ["namespaces", "namespaces/status", "serviceaccounts", "serviceaccounts/token", "pods", "pods/status"]
+    );
     let apps: Value = client.request(http::Request::get("/apis/apps/v1").body(Vec::new()).unwrap()).await.unwrap();
     assert_eq!(apps["resources"][0]["kind"], "Deployment");
     let groups = client.list_api_groups().await.unwrap();
-    assert_eq!(groups.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["apps", "coordination.k8s.io"]);
+    assert_eq!(
+        groups.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(),
+        ["apps", "coordination.k8s.io", "admissionregistration.k8s.io"]
+    );
     let versions = client.list_core_api_versions().await.unwrap();
     assert_eq!(versions.versions, ["v1"]);
     let leases: Value =
@@ -666,4 +672,21 @@ async fn bad_input_gets_a_4xx_status_and_the_server_keeps_serving() {
     let generated =
         sas.create(&PostParams::default(), &from_json(json!({"metadata": {"generateName": "runner-"}}))).await.unwrap();
     assert_eq!(generated.metadata.name.unwrap().len(), "runner-".len() + 5);
+}
+
+#[tokio::test]
+async fn a_denied_grant_is_forbidden_as_rbac_answers_it() {
+    let api = KubeApi::start();
+    let client = client(&api).await;
+    api.deny("list", "deployments.apps");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let e = deployments.list(&Default::default()).await.unwrap_err();
+    let kube::Error::Api(status) = e else { panic!("{e}") };
+    assert_eq!((status.code, status.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        status.message,
+        "deployments.apps is forbidden: User \"irsa-test\" cannot list resource \"deployments\" in API group \"apps\" in the namespace \"default\""
+    );
+    // Only that verb: a get of one is still allowed (and finds nothing).
+    assert_eq!(api_error(deployments.get("web").await).0, 404);
 }
