@@ -11,6 +11,7 @@ mod faultproxy;
 mod faults;
 mod kubeapi;
 mod plans;
+mod progress;
 mod rollout;
 mod saved;
 mod support;
