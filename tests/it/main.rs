@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod doctor;
 mod editor;
+mod examples;
 mod faultproxy;
 mod faults;
 mod kubeapi;
