@@ -13,6 +13,7 @@ mod faults;
 mod kubeapi;
 mod plans;
 mod progress;
+mod readme;
 mod rollout;
 mod saved;
 mod support;
