@@ -114,7 +114,9 @@ fn every_readme_command_runs_or_names_only_what_exists() {
         }
     }
     // The tour's steps, each covered one way or the other.
-    for wanted in ["irsa validate", "irsa plan", "irsa show", "irsa graph", "irsa schema", "irsa man", "irsa completions"] {
+    for wanted in
+        ["irsa validate", "irsa plan", "irsa show", "irsa graph", "irsa schema", "irsa man", "irsa completions"]
+    {
         assert!(ran.iter().any(|l| l.starts_with(wanted)), "README: nothing ran `{wanted}`: {ran:?}");
     }
     for wanted in ["irsa apply", "irsa doctor"] {
