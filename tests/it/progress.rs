@@ -56,6 +56,11 @@ fn apply_lines_quiet_json_and_terminal(c: &Cluster) {
     assert!(transcript.contains("/9]"), "the bar counts the 9 steps (the Deployment stays): {transcript}");
     assert!(transcript.contains("policy/messages-read: deleted"), "{transcript}");
     assert!(transcript.contains("Apply complete: 9 steps done"), "{transcript}");
+
+    // `irsa refresh` (as `plan`) shows the read's lines too, then its summary.
+    let transcript = on_a_terminal(&moto, &c.args(&["refresh", &stack]));
+    assert!(transcript.contains("IAM: ") && transcript.contains("cluster: "), "{transcript}");
+    assert!(transcript.contains("Read 0 OIDC providers, 1 role and 0 policies"), "{transcript}");
 }
 
 /// Run irsa with stdin, stdout and stderr on a pseudo-terminal (`script`),
