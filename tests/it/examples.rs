@@ -64,11 +64,13 @@ struct Failed {
 impl GitHub {
     fn new() -> GitHub {
         let bin = tempfile::tempdir().unwrap();
-        let gh = bin.path().join("gh");
-        std::fs::copy("tests/it/gh_recorder.py", &gh).unwrap();
-        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_irsa"), bin.path().join("irsa")).unwrap();
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&gh, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for (tool, script) in [("gh", "tests/it/gh_recorder.py"), ("glab", "tests/it/glab_recorder.py")] {
+            let path = bin.path().join(tool);
+            std::fs::copy(script, &path).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_irsa"), bin.path().join("irsa")).unwrap();
         GitHub { state: tempfile::tempdir().unwrap(), bin, runs: Vec::new() }
     }
 
@@ -229,6 +231,104 @@ impl GitHub {
     }
 }
 
+/// One GitLab pipeline of `examples/gitlab-ci/.gitlab-ci.yml`: its jobs in
+/// stage order, those whose `rules` match (`rules` maps each `if:` to
+/// whether it holds; a `when: manual` job is played), each job's
+/// `before_script` and `script` as one bash script the way the runner runs
+/// it (`set -eo pipefail`), with the artifacts of the jobs it `needs`.
+/// `before_job` is called with each job's name just before it runs.
+fn gitlab_pipeline(
+    gh: &GitHub,
+    workspace: &Path,
+    rules: &BTreeMap<&str, bool>,
+    variables: &[(String, String)],
+    mut before_job: impl FnMut(&str),
+) -> Result<Vec<String>, Failed> {
+    let file = "examples/gitlab-ci/.gitlab-ci.yml";
+    let ci: Value = serde_norway::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let stages: Vec<String> = ci["stages"].as_sequence().unwrap().iter().map(text).collect();
+    let artifacts = tempfile::tempdir().unwrap();
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    let path = format!("{}:{}", gh.bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    env.insert("PATH".into(), path);
+    env.insert("HOME".into(), artifacts.path().display().to_string());
+    env.insert("NO_COLOR".into(), "1".into());
+    env.insert("CI".into(), "true".into());
+    env.insert("GITLAB_CI".into(), "true".into());
+    env.insert("CI_PROJECT_DIR".into(), workspace.display().to_string());
+    env.insert("CI_PROJECT_ID".into(), "42".into());
+    env.insert("GH_STUB_DIR".into(), gh.state.path().display().to_string());
+    if let Some(Value::Mapping(m)) = ci.get("variables") {
+        env.extend(m.iter().map(|(k, v)| (text(k), text(v))));
+    }
+    env.extend(variables.iter().cloned());
+    let lines = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_sequence).map(|s| s.iter().map(text).collect()).unwrap_or_default()
+    };
+    let before = lines(ci.get("default").and_then(|d| d.get("before_script")));
+    let mut ran = Vec::new();
+    for stage in &stages {
+        let Value::Mapping(jobs) = &ci else { unreachable!() };
+        for (name, job) in jobs {
+            let name = text(name);
+            if job.get("stage").map(text).as_deref() != Some(stage.as_str()) {
+                continue;
+            }
+            let matched = job["rules"].as_sequence().unwrap().iter().find(|rule| {
+                let condition = text(&rule["if"]);
+                *rules.get(condition.as_str()).unwrap_or_else(|| panic!("{file}: no value for the rule `{condition}`"))
+            });
+            if matched.is_none() {
+                continue;
+            }
+            for needed in lines(job.get("needs")) {
+                copy_tree(&artifacts.path().join(&needed), workspace);
+            }
+            before_job(&name);
+            let script = ["set -eo pipefail".to_owned()]
+                .into_iter()
+                .chain(before.iter().cloned())
+                .chain(lines(job.get("script")))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let out = std::process::Command::new("bash")
+                .args(["--noprofile", "--norc", "-c", &script])
+                .current_dir(workspace)
+                .env_clear()
+                .envs(&env)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            eprintln!("--- {file} {name}\n{output}");
+            if !out.status.success() {
+                return Err(Failed { step: name, code: out.status.code().unwrap_or(-1), output });
+            }
+            for kept in lines(job.get("artifacts").and_then(|a| a.get("paths"))) {
+                let target = artifacts.path().join(&name).join(kept.trim_end_matches('/'));
+                copy_dir(&workspace.join(&kept), &target);
+            }
+            ran.push(name);
+        }
+    }
+    Ok(ran)
+}
+
+/// Copy the tree `from` into `to`, keeping its relative paths.
+fn copy_tree(from: &Path, to: &Path) {
+    let Ok(entries) = std::fs::read_dir(from) else { return };
+    for entry in entries {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
@@ -364,4 +464,70 @@ fn the_github_actions_examples_plan_comment_save_and_apply() {
 #[ignore = "needs cluster"]
 fn the_github_actions_examples_plan_comment_save_and_apply_on_a_real_cluster() {
     github_pipelines(&Cluster::real());
+}
+
+fn gitlab_pipelines(c: &Cluster) {
+    let moto = Moto::start();
+    moto.hand_made_role("Role");
+    c.deployment(None);
+    c.advance(60);
+    let gh = GitHub::new();
+    let mut variables: Vec<(String, String)> = moto.env().into_iter().filter(|(k, _)| k != "IRSA_STORE").collect();
+    variables.push(("IRSA_KUBECONFIG".into(), base64(&std::fs::read(&c.kubeconfig).unwrap())));
+    variables.push(("IRSA_GITLAB_TOKEN".into(), "glpat-test".into()));
+    let notes = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(gh.state.path().join("notes.json"))
+            .map(|t| serde_json::from_str(&t).unwrap())
+            .unwrap_or_default()
+    };
+
+    // A merge request, pushed twice: one note, updated.
+    let mr = BTreeMap::from([(r#"$CI_PIPELINE_SOURCE == "merge_request_event""#, true), ("$CI_COMMIT_TAG", false)]);
+    let mr_vars = [variables.clone(), vec![("CI_MERGE_REQUEST_IID".into(), "3".into())]].concat();
+    for _ in 0..2 {
+        let ran = gitlab_pipeline(&gh, checkout(c).path(), &mr, &mr_vars, |_| {}).unwrap();
+        assert_eq!(ran, ["plan"]);
+    }
+    let notes_now = notes();
+    assert_eq!(notes_now.len(), 1, "{notes_now:?}");
+    let body = notes_now[0]["body"].as_str().unwrap();
+    assert!(body.starts_with("<!-- irsa-plan: plans/ekshandson.toml -->\n") && body.contains("9 to create"), "{body}");
+
+    // A tag: plan, then the manual apply of exactly that plan.
+    let tag = BTreeMap::from([(r#"$CI_PIPELINE_SOURCE == "merge_request_event""#, false), ("$CI_COMMIT_TAG", true)]);
+    let tag_vars = [variables.clone(), vec![("CI_COMMIT_TAG".into(), "v1.0.0".into())]].concat();
+    let ran = gitlab_pipeline(&gh, checkout(c).path(), &tag, &tag_vars, |_| {}).unwrap();
+    assert_eq!(ran, ["plan", "apply"]);
+    assert!(c.sa("my-service-account").is_some());
+    assert_eq!(notes().len(), 1, "a tag's pipeline writes no note");
+    c.advance(60);
+
+    // Something moves between the plan and the play: exit 3, and the message.
+    let ws = checkout(c);
+    let stack = ws.path().join("plans/ekshandson.toml");
+    std::fs::write(
+        &stack,
+        std::fs::read_to_string(&stack).unwrap().replace("team = \"platform\"", "team = \"payments\""),
+    )
+    .unwrap();
+    let failed = gitlab_pipeline(&gh, ws.path(), &tag, &tag_vars, |job| {
+        if job == "apply" {
+            let tag = aws_sdk_iam::types::Tag::builder().key("team").value("by-hand").build().unwrap();
+            moto.block_on(moto.iam.tag_role().role_name("backend-messages").tags(tag).send()).unwrap();
+        }
+    })
+    .unwrap_err();
+    assert_eq!((failed.step.as_str(), failed.code), ("apply", 3), "{failed:?}");
+    assert!(failed.output.contains("irsa: the saved plan is stale"), "{}", failed.output);
+}
+
+#[test]
+fn the_gitlab_ci_example_notes_plans_and_applies_a_tag() {
+    gitlab_pipelines(&Cluster::test_server());
+}
+
+#[test]
+#[ignore = "needs cluster"]
+fn the_gitlab_ci_example_notes_plans_and_applies_a_tag_on_a_real_cluster() {
+    gitlab_pipelines(&Cluster::real());
 }
