@@ -128,6 +128,25 @@ fn every_readme_command_runs_or_names_only_what_exists() {
     }
 }
 
+/// The tour's picture of the plan is the plan: each of its lines is a line
+/// of what `irsa plan` prints for the seed stack (it leaves some out).
+#[test]
+fn the_tours_plan_excerpt_is_what_plan_prints() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let tour = &readme[readme.find("## A five-minute tour").expect("the tour")..];
+    let start = tour.find("\n\n```\n").expect("a plain block in the tour") + 6;
+    let excerpt = &tour[start..start + tour[start..].find("```").unwrap()];
+    let (code, plan, stderr) =
+        run_irsa(&["plan", "plans/ekshandson.toml", "--observed", "plans/ekshandson.observed.json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let plan_lines: Vec<&str> = plan.lines().collect();
+    let shown: Vec<&str> = excerpt.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(shown.len() >= 5, "{excerpt}");
+    for line in shown {
+        assert!(plan_lines.contains(&line), "README tour: `{line}` is not a line of the plan:\n{plan}");
+    }
+}
+
 #[test]
 fn the_readme_parser_joins_continued_lines_and_drops_comments() {
     let text = "x\n```sh\n# a comment\nirsa plan a.toml \\\n  --observed b.json  # why\n\nirsa man\n```\n```\nirsa not-sh\n```\n";
