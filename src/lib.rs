@@ -14,7 +14,8 @@
 //! The layers, each importing only those below it:
 //!
 //! - [`model`]: addresses, the desired and observed models, canonical policy
-//!   documents, quotas, fingerprints. Imports nothing of ours.
+//!   documents, quotas, fingerprints, and the add-on presets (their documents
+//!   are data under `presets/`, embedded). Imports nothing of ours.
 //! - [`config`] (stack file → desired), [`graph`] (the dependency DAG),
 //!   [`plan`] (the pure planner, its security review in
 //!   [`plan::review`], and the plan's wire format), [`render`] (text,
@@ -23,6 +24,8 @@
 //!   reads, field manager), and the AWS client in [`refresh::aws`].
 //! - [`refresh`] (live reads of IAM and the cluster, snapshots), [`store`]
 //!   (sled: snapshots, saved plans, journal), [`lock`] (the Lease).
+//! - [`import`]: the stack file `irsa import` writes for what exists, from
+//!   what refresh's readers found (pure, like the planner it mirrors).
 //! - [`apply`]: carrying changes out ([`apply::iam`], [`apply::kube`], the
 //!   parallel walk) and the whole apply workflow ([`apply::workflow`]: lock,
 //!   store, refresh, saved-plan check, journal, walk).
@@ -38,6 +41,7 @@ pub mod cluster;
 pub mod config;
 pub mod doctor;
 pub mod graph;
+pub mod import;
 pub mod lock;
 pub mod model;
 pub mod plan;

@@ -136,7 +136,7 @@ impl CliError {
 
     /// Plan errors, located in the stack file where they have a span.
     pub fn from_plan(desired: &Desired, errors: Vec<PlanError>) -> CliError {
-        let source = Source::new(desired.source.path.display().to_string(), desired.source.text.clone());
+        let source = Source::shared(desired.source.path.display().to_string(), desired.source.text.clone());
         let mut problems = Vec::new();
         let mut unlocated = Vec::new();
         for e in errors {

@@ -7,6 +7,7 @@ mod diagnostics;
 mod doctor;
 mod error;
 mod graph;
+mod import;
 mod live;
 mod man;
 mod plan;
@@ -71,6 +72,7 @@ enum Command {
     Show(show::ShowArgs),
     Graph(graph::GraphArgs),
     Doctor(doctor::DoctorArgs),
+    Import(import::ImportArgs),
     Completions(completions::CompletionsArgs),
     Man(man::ManArgs),
     Schema(schema::SchemaArgs),
@@ -253,6 +255,7 @@ pub fn run() -> ExitCode {
         Command::Show(args) => show::run(&ctx, args),
         Command::Graph(args) => graph::run(&ctx, args),
         Command::Doctor(args) => doctor::run(&ctx, args),
+        Command::Import(args) => import::run(&ctx, args),
         Command::Completions(args) => completions::run(&ctx, args),
         Command::Man(args) => man::run(&ctx, args),
         Command::Schema(args) => schema::run(&ctx, args),

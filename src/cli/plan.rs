@@ -123,7 +123,7 @@ pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
     // The plan shows its warnings; a pipeline's annotations and JSON get them
     // too, at the entry of the stack file they are about.
     if ctx.error_format != super::ErrorFormat::Human && !plan.warnings.is_empty() {
-        let source = crate::config::Source::new(args.file.display().to_string(), desired.source.text.clone());
+        let source = crate::config::Source::shared(args.file.display().to_string(), desired.source.text.clone());
         let locator = crate::model::desired::Locator::new(&desired);
         for w in &plan.warnings {
             let at = w.address.as_ref().map(|a| format!("{a}: ")).unwrap_or_default();

@@ -44,7 +44,7 @@ pub fn run(ctx: &Ctx, args: ValidateArgs) -> Result<u8, CliError> {
             "A stack already applied under the cluster's name {keep}moves with `irsa apply --rename-from {name}`."
         );
         // At the [cluster] header: the stack is named after that table.
-        let source = crate::config::Source::new(file.to_string(), desired.source.text.clone());
+        let source = crate::config::Source::shared(file.to_string(), desired.source.text.clone());
         let diag = Diag::unlocated(
             Severity::Warning,
             "irsa::config::no_stack_name",

@@ -20,6 +20,11 @@ impl Source {
         Source { name: name.into(), text: Arc::new(text.into()) }
     }
 
+    /// A source whose text is held elsewhere too (a loaded stack's).
+    pub fn shared(name: impl Into<String>, text: Arc<String>) -> Self {
+        Source { name: name.into(), text }
+    }
+
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());

@@ -62,6 +62,7 @@ pub fn parse(path: &Path, text: String) -> Result<Desired, Problems> {
 mod tests {
     use super::*;
     use crate::model::desired::{PolicyRef, Role};
+    use std::collections::BTreeMap;
 
     const DOC: &str =
         r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}"#;
@@ -140,6 +141,48 @@ role = "legacy"
         assert_eq!((l.name.as_str(), l.manage_trust), ("Legacy", false));
         assert_eq!(d.bindings[0].deployments, ["web"]);
         assert_eq!(d.bindings[0].subject(), "system:serviceaccount:ns:a");
+    }
+
+    #[test]
+    fn a_preset_becomes_stack_policies_attached_to_its_role() {
+        let d = load_text(with_cluster(
+            r#"
+[defaults]
+tags = { team = "platform" }
+[roles.k]
+path = "/addons/"
+tags = { own = "role" }
+policies = ["arn:aws:iam::aws:policy/ReadOnlyAccess", "preset:karpenter"]
+[roles.k.presets.karpenter]
+cluster_name = "other"
+[[service_accounts]]
+namespace = "karpenter"
+name = "karpenter"
+role = "k"
+"#,
+        ))
+        .unwrap();
+        let Role::Owned(r) = &d.roles["k"] else { panic!() };
+        assert_eq!(
+            r.policies,
+            [
+                PolicyRef::Arn("arn:aws:iam::aws:policy/ReadOnlyAccess".into()),
+                PolicyRef::Stack("k-karpenter-node-lifecycle".into()),
+                PolicyRef::Stack("k-karpenter-integration".into()),
+            ]
+        );
+        let p = &d.policies["k-karpenter-integration"];
+        assert_eq!(p.path, "/addons/", "the role's path");
+        assert_eq!(p.tags, BTreeMap::from([("team".to_owned(), "platform".to_owned())]), "[defaults] tags only");
+        let origin = p.preset.as_ref().unwrap();
+        assert_eq!((origin.preset, origin.version, origin.role.as_str()), ("karpenter", 1, "k"));
+        assert_eq!(d.policy_arn(p), "arn:aws:iam::123456789012:policy/addons/k-karpenter-integration");
+        // The defaults follow the given cluster name; region and account the [cluster].
+        let doc = p.document.to_compact();
+        assert!(doc.contains("arn:aws:sqs:us-east-1:123456789012:other"), "{doc}");
+        assert!(doc.contains("arn:aws:iam::123456789012:role/KarpenterNodeRole-other"), "{doc}");
+        assert!(doc.contains("arn:aws:eks:us-east-1:123456789012:cluster/other"), "{doc}");
+        assert!(!doc.contains("${"), "{doc}");
     }
 
     /// A stack file and the (line, column, message part) of each of its problems.

@@ -121,7 +121,8 @@ struct RoleTable {
     arn: Option<String>,
     /// With `arn`: let irsa add its trust statement to the existing role.
     manage_trust: Option<bool>,
-    /// Managed policies to attach: names of `[policies.<name>]` or policy ARNs.
+    /// Managed policies to attach: names of `[policies.<name>]`, policy ARNs,
+    /// or `preset:<name>` for one of irsa's presets (docs/presets.md).
     policies: Option<Vec<String>>,
     /// Inline policies, by name: `[roles.<name>.inline.<policy>]`.
     inline: Option<BTreeMap<String, InlinePolicyTable>>,
@@ -141,6 +142,70 @@ struct RoleTable {
     tags: Option<BTreeMap<String, String>>,
     /// Take over a role of this name that exists and irsa does not own yet.
     adopt: Option<bool>,
+    /// Parameters of the presets the role lists (`"preset:<name>"` in
+    /// `policies`): `[roles.<name>.presets.<preset>]`.
+    presets: Option<PresetsTable>,
+}
+
+/// The parameters of a role's presets, by preset; only presets that take
+/// parameters have a table. See docs/presets.md.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+struct PresetsTable {
+    #[schemars(rename = "cert-manager")]
+    cert_manager: Option<HostedZonesPresetParams>,
+    #[schemars(rename = "cluster-autoscaler")]
+    cluster_autoscaler: Option<ClusterAutoscalerPresetParams>,
+    #[schemars(rename = "external-dns")]
+    external_dns: Option<HostedZonesPresetParams>,
+    karpenter: Option<KarpenterPresetParams>,
+}
+
+/// The hosted zones an add-on may change (ExternalDNS, cert-manager).
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+struct HostedZonesPresetParams {
+    /// Route 53 hosted zone ARNs, `arn:aws:route53:::hostedzone/<zone id>`
+    /// (`…/hostedzone/*` for every zone).
+    #[schemars(length(min = 1), inner(regex(pattern = r"^arn:[^:]+:route53:::hostedzone/([A-Z0-9]+|\*)$")))]
+    hosted_zone_arns: Vec<String>,
+}
+
+/// Cluster Autoscaler's scope.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ClusterAutoscalerPresetParams {
+    /// The cluster whose Auto Scaling groups (tagged
+    /// `k8s.io/cluster-autoscaler/<cluster_name>`) it may scale; `[cluster]
+    /// name` when left out.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"), length(max = 100))]
+    cluster_name: Option<String>,
+}
+
+/// The Karpenter controller's scope; every key defaults from `[cluster]`.
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+struct KarpenterPresetParams {
+    /// The cluster Karpenter runs in; `[cluster] name` when left out.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"), length(max = 100))]
+    cluster_name: Option<String>,
+    /// The region of its instances; `[cluster] region` when left out.
+    #[schemars(regex(pattern = r"^[a-z]+(-[a-z]+)+-[0-9]+$"))]
+    region: Option<String>,
+    /// The account of its instance profiles; `[cluster] account_id` when left out.
+    #[schemars(regex(pattern = r"^[0-9]{12}$"))]
+    account_id: Option<String>,
+    /// The SQS queue of interruption events; the cluster name when left out.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,80}(\.fifo)?$"))]
+    interruption_queue: Option<String>,
+    /// The node role it passes to EC2; `KarpenterNodeRole-<cluster_name>`
+    /// in the account when left out.
+    #[schemars(regex(pattern = r"^arn:[^:]+:iam::[0-9]{12}:role/"))]
+    node_role_arn: Option<String>,
 }
 
 /// An inline policy of a role; give `document` or `document_file`.

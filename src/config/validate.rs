@@ -11,11 +11,12 @@ use toml::de::DeTable;
 use super::diagnostic::{Problem, Problems, Source};
 use super::raw::{Reporter, Sp, Span, Table};
 use crate::model::desired::{
-    Binding, Cluster, DEFAULT_MAX_SESSION, DefaultTags, Desired, OwnedRole, Policy, PolicyRef, ReferencedRole, Role,
-    SourceFile, Stack, markers,
+    Binding, Cluster, DEFAULT_MAX_SESSION, DefaultTags, Desired, OwnedRole, Policy, PolicyRef, PresetOrigin,
+    ReferencedRole, Role, SourceFile, Stack, markers,
 };
 use crate::model::names::{self, Invalid, closest};
 use crate::model::policy_doc::{self, PolicyDocument};
+use crate::model::presets::{self, ParamValue, Preset};
 use crate::model::quotas::{self, Quotas};
 
 const ROOT_KEYS: &[&str] = &["version", "stack", "cluster", "defaults", "policies", "roles", "service_accounts"];
@@ -34,10 +35,20 @@ const ROLE_KEYS: &[&str] = &[
     "permissions_boundary",
     "tags",
     "adopt",
+    "presets",
 ];
 /// Keys that describe a role irsa owns, so an `arn =` role cannot take them.
-const OWNED_ONLY_ROLE_KEYS: &[&str] =
-    &["policies", "inline", "description", "path", "max_session_duration", "permissions_boundary", "tags", "adopt"];
+const OWNED_ONLY_ROLE_KEYS: &[&str] = &[
+    "policies",
+    "inline",
+    "description",
+    "path",
+    "max_session_duration",
+    "permissions_boundary",
+    "tags",
+    "adopt",
+    "presets",
+];
 const INLINE_KEYS: &[&str] = &["document", "document_file"];
 const BINDING_KEYS: &[&str] = &["namespace", "name", "role", "workloads", "annotations", "adopt"];
 
@@ -245,7 +256,8 @@ fn content_offset(raw: &str, value: &str) -> Option<usize> {
 }
 
 pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
-    let source = Source::new(path.display().to_string(), text.clone());
+    let source = Source::new(path.display().to_string(), text);
+    let text = Arc::clone(&source.text);
     let dir = path.parent().unwrap_or(Path::new(""));
     let mut l = Loader { r: Reporter::new(source), dir };
     // Problems are reported in reading order: the stack file top to bottom,
@@ -297,11 +309,11 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
 
     // Policies.
     let mut policies = BTreeMap::new();
-    let mut folded: HashMap<String, Span> = HashMap::new();
+    let mut policy_folded: HashMap<String, Span> = HashMap::new();
     for (name, t) in root.named_tables(&mut l.r, "policies") {
         let t = Table::new(t, format!("[policies.{}]", name.v), name.span.clone(), POLICY_KEYS, &mut l.r);
         l.check("irsa::config::name", &name, names::policy_name);
-        unique_ignoring_case(&mut l, &mut folded, &name, "policy");
+        unique_ignoring_case(&mut l, &mut policy_folded, &name, "policy");
         let description = l.description(&t);
         let path = load_path(&mut l, &t).unwrap_or_else(|| "/".into());
         let tags = l.tags(&t, &default_tags);
@@ -310,7 +322,7 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
         if let Some(document) = document {
             policies.insert(
                 name.v.clone(),
-                Policy { name: name.v, path, description, document, tags, adopt, span: name.span },
+                Policy { name: name.v, path, description, document, tags, adopt, span: name.span, preset: None },
             );
         }
     }
@@ -322,6 +334,7 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
     let mut folded: HashMap<String, Span> = HashMap::new();
     let role_tables = root.named_tables(&mut l.r, "roles");
     let role_keys = Known::new(role_tables.iter().map(|(n, _)| n.v.clone()));
+    let mut preset_policies: Vec<Policy> = Vec::new();
     for (key, t) in role_tables {
         let t = Table::new(t, format!("[roles.{}]", key.v), key.span.clone(), ROLE_KEYS, &mut l.r);
         if let Some(arn) = t.string(&mut l.r, "arn", "\"arn:aws:iam::123456789012:role/name\"") {
@@ -331,10 +344,34 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
         } else if !t.has("arn") {
             l.check("irsa::config::name", &key, names::role_name);
             unique_ignoring_case(&mut l, &mut folded, &key, "role");
-            if let Some(role) = load_owned_role(&mut l, &t, key, &policy_names, &role_path, &boundary, &default_tags) {
+            let defaults = RoleDefaults { path: &role_path, boundary: &boundary, tags: &default_tags };
+            let presets = PresetTarget { cluster: cluster.as_ref(), policies: &mut preset_policies };
+            if let Some(role) = load_owned_role(&mut l, &t, key, &policy_names, &defaults, presets) {
                 roles.insert(role.name.clone(), Role::Owned(role));
             }
         }
+    }
+    // A preset's policy is an ordinary stack policy from here on; its name
+    // must not be taken by one the file defines.
+    for policy in preset_policies {
+        let folded = policy.name.to_ascii_lowercase();
+        if let Some(first) = policy_folded.get(&folded) {
+            let (line, _) = l.r.source.line_col(first.start);
+            let origin = policy.preset.as_ref().expect("made from a preset");
+            l.r.error(
+                "irsa::config::preset_name",
+                policy.span.clone(),
+                format!(
+                    "preset `{}` of role `{}` makes policy `{}`, whose name the policy on line {line} already has",
+                    origin.preset, origin.role, policy.name
+                ),
+                "name taken",
+                Some(format!("rename that policy, or remove \"{}{}\"", presets::PREFIX, origin.preset)),
+            );
+            continue;
+        }
+        policy_folded.insert(folded, policy.span.clone());
+        policies.insert(policy.name.clone(), policy);
     }
 
     // Service accounts.
@@ -550,16 +587,30 @@ fn load_referenced_role(
     Some(ReferencedRole { key: key.v, arn: arn.v, name, manage_trust, span: key.span })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What `[defaults]` gives every owned role.
+struct RoleDefaults<'a> {
+    path: &'a str,
+    boundary: &'a Option<String>,
+    tags: &'a BTreeMap<String, String>,
+}
+
+/// Where a role's presets go: the cluster their defaults come from (`None`
+/// when `[cluster]` is invalid: the parameters are still checked, nothing is
+/// rendered) and the policies they make.
+struct PresetTarget<'a> {
+    cluster: Option<&'a Cluster>,
+    policies: &'a mut Vec<Policy>,
+}
+
 fn load_owned_role(
     l: &mut Loader<'_>,
     t: &Table<'_, '_>,
     key: Sp<String>,
     policy_names: &Known,
-    default_path: &str,
-    default_boundary: &Option<String>,
-    default_tags: &BTreeMap<String, String>,
+    defaults: &RoleDefaults<'_>,
+    presets: PresetTarget<'_>,
 ) -> Option<OwnedRole> {
+    let (default_path, default_boundary, default_tags) = (defaults.path, defaults.boundary, defaults.tags);
     if let Some(span) = t.key_span("manage_trust") {
         l.r.error(
             "irsa::config::manage_trust",
@@ -593,8 +644,31 @@ fn load_owned_role(
     };
 
     let mut policies: Vec<PolicyRef> = Vec::new();
+    let mut params = preset_params(l, t, &key);
+    let mut listed_presets: Vec<&'static str> = Vec::new();
     let list = t.string_list(&mut l.r, "policies", "[\"messages-read\", \"arn:aws:iam::aws:policy/ReadOnlyAccess\"]");
     for p in list.map(|l| l.v).unwrap_or_default() {
+        if let Some(name) = p.v.strip_prefix(presets::PREFIX) {
+            let Some(preset) = known_preset(l, &key, &p, name) else { continue };
+            if listed_presets.contains(&preset.name) {
+                l.r.error(
+                    "irsa::config::duplicate",
+                    p.span.clone(),
+                    format!("preset `{name}` is listed twice for role `{}`", key.v),
+                    "listed again",
+                    Some("remove the second entry".into()),
+                );
+                continue;
+            }
+            listed_presets.push(preset.name);
+            let table = params.remove(preset.name);
+            let ctx = PresetRole { role: &key.v, path: &path, tags: default_tags, adopt };
+            for policy in load_preset(l, preset, &p, table, &ctx, presets.cluster) {
+                policies.push(PolicyRef::Stack(policy.name.clone()));
+                presets.policies.push(policy);
+            }
+            continue;
+        }
         let reference = if p.v.starts_with("arn:") {
             if !l.check("irsa::config::arn", &p, |a| names::policy_arn(a).map(drop)) {
                 continue;
@@ -630,6 +704,22 @@ fn load_owned_role(
         }
         policies.push(reference);
     }
+    // Parameters of a preset the role does not use are a mistake: most
+    // likely the preset was meant to be listed.
+    let mut unused: Vec<(Sp<String>, &str)> = params.into_iter().map(|(n, (k, _))| (k, n)).collect();
+    unused.sort_by_key(|(k, _)| k.span.start);
+    for (k, name) in unused {
+        l.r.error(
+            "irsa::config::preset_unused",
+            k.span,
+            format!(
+                "[roles.{}.presets.{name}] gives parameters for preset `{name}`, which role `{}` does not list",
+                key.v, key.v
+            ),
+            "preset not in `policies`",
+            Some(format!("add \"{}{name}\" to the role's `policies`, or remove the table", presets::PREFIX)),
+        );
+    }
 
     let mut inline = BTreeMap::new();
     for (name, it) in t.named_tables(&mut l.r, "inline") {
@@ -653,6 +743,231 @@ fn load_owned_role(
         adopt,
         span: key.span,
     })
+}
+
+/// The parameter tables of a role's presets (`[roles.<role>.presets.<name>]`),
+/// by preset: a table for a preset irsa does not have, or for one that takes
+/// no parameters, is reported here.
+fn preset_params<'t, 'i>(
+    l: &mut Loader<'_>,
+    t: &Table<'t, 'i>,
+    role: &Sp<String>,
+) -> BTreeMap<&'static str, (Sp<String>, &'t DeTable<'i>)> {
+    let mut out = BTreeMap::new();
+    for (name, table) in t.named_tables(&mut l.r, "presets") {
+        match presets::find(&name.v) {
+            Some(p) if p.params.is_empty() => l.r.error(
+                "irsa::config::preset_parameter",
+                name.span.clone(),
+                format!("preset `{}` takes no parameters", p.name),
+                "no parameters",
+                Some(format!(
+                    "remove [roles.{}.presets.{}]; the presets that take parameters are: {}",
+                    role.v,
+                    p.name,
+                    presets::WITH_PARAMS.join(", ")
+                )),
+            ),
+            Some(p) => {
+                out.insert(p.name, (name, table));
+            }
+            None => {
+                let help = match closest(&name.v, presets::WITH_PARAMS.iter().copied()) {
+                    Some(c) => format!(
+                        "did you mean `{c}`? The presets that take parameters are: {}",
+                        presets::WITH_PARAMS.join(", ")
+                    ),
+                    None => format!("the presets that take parameters are: {}", presets::WITH_PARAMS.join(", ")),
+                };
+                l.r.error(
+                    "irsa::config::unknown_preset",
+                    name.span.clone(),
+                    format!(
+                        "[roles.{}.presets.{}] is for preset `{}`, which irsa does not have",
+                        role.v, name.v, name.v
+                    ),
+                    "no such preset",
+                    Some(help),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The preset a `"preset:<name>"` entry names, or a problem at the entry.
+fn known_preset(l: &mut Loader<'_>, role: &Sp<String>, entry: &Sp<String>, name: &str) -> Option<&'static Preset> {
+    if let Some(p) = presets::find(name) {
+        return Some(p);
+    }
+    let all: Vec<&str> = presets::names().collect();
+    let help = match closest(name, all.iter().copied()) {
+        Some(c) => format!("did you mean `{}{c}`? irsa's presets are: {}", presets::PREFIX, all.join(", ")),
+        None => format!("irsa's presets are: {} (see docs/presets.md)", all.join(", ")),
+    };
+    l.r.error(
+        "irsa::config::unknown_preset",
+        entry.span.clone(),
+        format!("role `{}` uses preset `{name}`, which irsa does not have", role.v),
+        "no such preset",
+        Some(help),
+    );
+    None
+}
+
+/// What a preset's policies take from their role.
+struct PresetRole<'a> {
+    role: &'a str,
+    path: &'a str,
+    tags: &'a BTreeMap<String, String>,
+    /// The role's `adopt`: its presets' policies are adopted with it.
+    adopt: bool,
+}
+
+/// A preset listed by a role, with its parameter table when the file has
+/// one: the policies it makes, or none when a parameter is wrong (each
+/// problem reported).
+fn load_preset(
+    l: &mut Loader<'_>,
+    preset: &'static Preset,
+    entry: &Sp<String>,
+    table: Option<(Sp<String>, &DeTable<'_>)>,
+    role: &PresetRole<'_>,
+    cluster: Option<&Cluster>,
+) -> Vec<Policy> {
+    let partition = cluster.map(|c| c.partition.as_str());
+    let table = table.map(|(k, t)| {
+        let name = format!("[roles.{}.presets.{}]", role.role, preset.name);
+        Table::new(t, name, k.span, presets::param_keys(preset.name), &mut l.r)
+    });
+    let mut given: BTreeMap<&str, ParamValue> = BTreeMap::new();
+    let mut ok = true;
+    for param in preset.params {
+        let present = table.as_ref().is_some_and(|t| t.has(param.name));
+        let value = match &table {
+            Some(t) if present => preset_value(l, t, param, partition),
+            _ => None,
+        };
+        match value {
+            Some(v) => {
+                given.insert(param.name, v);
+            }
+            None if present => ok = false,
+            None if param.default != presets::Default::Required => {}
+            None => {
+                ok = false;
+                match &table {
+                    Some(t) => t.missing(&mut l.r, param.name, param.example),
+                    None => l.r.error(
+                        "irsa::config::preset_parameter",
+                        entry.span.clone(),
+                        format!(
+                            "preset `{}` of role `{}` needs the parameter `{}`",
+                            preset.name, role.role, param.name
+                        ),
+                        "parameter missing",
+                        Some(format!(
+                            "add a table [roles.{}.presets.{}] with {} = {}",
+                            role.role, preset.name, param.name, param.example
+                        )),
+                    ),
+                }
+            }
+        }
+    }
+    let (true, Some(cluster)) = (ok, cluster) else { return Vec::new() };
+    let ctx = presets::Context {
+        partition: &cluster.partition,
+        cluster_name: &cluster.name,
+        region: &cluster.region,
+        account_id: &cluster.account_id,
+    };
+    let mut values = given.clone();
+    for param in preset.params {
+        if !values.contains_key(param.name)
+            && let Some(v) = presets::default_value(param, &given, &ctx)
+        {
+            values.insert(param.name, v);
+        }
+    }
+    let mut out = Vec::new();
+    for part in preset.parts {
+        let name = presets::policy_name(role.role, preset, part);
+        // Neither can fail for a shipped preset (its tests render every one,
+        // and names fit); reported, not unwrapped, all the same.
+        let document =
+            presets::render(part.template, &values, &cluster.partition).map_err(|e| vec![e]).and_then(|text| {
+                policy_doc::check_identity_policy(&text).map_err(|e| e.into_iter().map(|p| p.message).collect())
+            });
+        let document = match document {
+            Ok(d) => d,
+            Err(why) => {
+                l.r.error(
+                    "irsa::config::preset",
+                    entry.span.clone(),
+                    format!(
+                        "irsa's preset `{}` v{} makes no valid policy: {}",
+                        preset.name,
+                        preset.version,
+                        why.join("; ")
+                    ),
+                    "this preset",
+                    Some(
+                        "this is a bug in irsa; please report it, and use a [policies.<name>] of your own meanwhile"
+                            .into(),
+                    ),
+                );
+                continue;
+            }
+        };
+        if !l.check("irsa::config::name", &Sp { v: name.clone(), span: entry.span.clone() }, names::policy_name) {
+            continue;
+        }
+        out.push(Policy {
+            description: Some(format!("{} (irsa preset {}) for role {}", preset.project, preset.name, role.role)),
+            name,
+            path: role.path.to_owned(),
+            document,
+            tags: role.tags.clone(),
+            adopt: role.adopt,
+            span: entry.span.clone(),
+            preset: Some(PresetOrigin { preset: preset.name, version: preset.version, role: role.role.to_owned() }),
+        });
+    }
+    out
+}
+
+/// One parameter's value from its table, each element checked; `None`
+/// (with the problems reported) when it is wrong.
+fn preset_value(
+    l: &mut Loader<'_>,
+    t: &Table<'_, '_>,
+    param: &presets::Param,
+    partition: Option<&str>,
+) -> Option<ParamValue> {
+    let check = |l: &mut Loader<'_>, v: &Sp<String>| {
+        l.check("irsa::config::preset_parameter", v, |s| presets::check_value(param.kind, s, partition))
+    };
+    if param.kind == presets::Kind::HostedZoneArns {
+        let list = t.string_list(&mut l.r, param.name, param.example)?;
+        if list.v.is_empty() {
+            l.r.error(
+                "irsa::config::preset_parameter",
+                list.span.clone(),
+                format!("`{}` in {} is empty", param.name, t.name),
+                "no hosted zones",
+                Some(format!("list the zones the add-on may change: {} = {}", param.name, param.example)),
+            );
+            return None;
+        }
+        let mut all_ok = true;
+        for v in &list.v {
+            all_ok &= check(l, v);
+        }
+        return all_ok.then(|| ParamValue::List(list.v.into_iter().map(|v| v.v).collect()));
+    }
+    let v = t.string(&mut l.r, param.name, param.example)?;
+    check(l, &v).then_some(ParamValue::One(v.v))
 }
 
 fn load_binding(
@@ -913,6 +1228,11 @@ mod tests {
             (&defs["RoleTable"], super::ROLE_KEYS),
             (&defs["InlinePolicyTable"], super::INLINE_KEYS),
             (&defs["ServiceAccountTable"], super::BINDING_KEYS),
+            (&defs["PresetsTable"], crate::model::presets::WITH_PARAMS),
+            (&defs["HostedZonesPresetParams"], crate::model::presets::param_keys("external-dns")),
+            (&defs["HostedZonesPresetParams"], crate::model::presets::param_keys("cert-manager")),
+            (&defs["ClusterAutoscalerPresetParams"], crate::model::presets::param_keys("cluster-autoscaler")),
+            (&defs["KarpenterPresetParams"], crate::model::presets::param_keys("karpenter")),
         ];
         for (table, loader) in tables {
             assert_eq!(keys(table), sorted(loader), "{table}");

@@ -38,7 +38,8 @@ pub mod markers {
 #[derive(Debug)]
 pub struct SourceFile {
     pub path: PathBuf,
-    pub text: String,
+    /// Shared with the loader's diagnostics: a large stack file is held once.
+    pub text: Arc<String>,
 }
 
 /// Byte range of an entry in the stack file.
@@ -141,7 +142,20 @@ pub struct Policy {
     /// User tags: `[defaults] tags` merged with the policy's own.
     pub tags: BTreeMap<String, String>,
     pub adopt: bool,
+    /// Where the entry is written: its `[policies.<name>]` key, or for a
+    /// preset's policy the `"preset:…"` string in its role's list.
     pub span: Span,
+    /// The preset the policy was made from, for a `preset:` entry.
+    pub preset: Option<PresetOrigin>,
+}
+
+/// Which preset (and which of irsa's versions of it) made a policy, and for
+/// which role: said in plan reasons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresetOrigin {
+    pub preset: &'static str,
+    pub version: u32,
+    pub role: String,
 }
 
 #[derive(Debug, Clone)]

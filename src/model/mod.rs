@@ -7,6 +7,7 @@ pub mod json_span;
 pub mod names;
 pub mod observed;
 pub mod policy_doc;
+pub mod presets;
 pub mod quotas;
 pub mod trust;
 

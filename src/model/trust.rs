@@ -38,6 +38,22 @@ pub fn web_identity_statement(sid: &str, provider_arn: &str, issuer_host_path: &
     })
 }
 
+/// A statement without its `Sid`: irsa's statement as people write it by
+/// hand, and as AWS's documentation shows it.
+pub fn without_sid(statement: &Value) -> Value {
+    let mut s = statement.clone();
+    if let Value::Object(map) = &mut s {
+        map.remove("Sid");
+    }
+    s
+}
+
+/// Whether two statements mean the same, compared as policy documents are.
+pub fn same_statement(a: &Value, b: &Value) -> bool {
+    let doc = |s: &Value| PolicyDocument::from_value(json!({ "Version": "2012-10-17", "Statement": [s] }));
+    doc(a) == doc(b)
+}
+
 /// The whole trust policy of a role irsa owns: irsa's statement alone.
 pub fn owned_trust_policy(statement: Value) -> PolicyDocument {
     PolicyDocument::from_value(json!({ "Version": "2012-10-17", "Statement": [statement] }))

@@ -473,11 +473,24 @@ impl Planner<'_> {
             "document": policy.document,
             "tags": tags,
         }));
+        // Which of irsa's versions of a preset the document is: the one
+        // thing a reviewer needs when a new irsa changes a preset's policy.
+        let preset = policy.preset.as_ref().map(|p| {
+            format!(
+                "the document is irsa's preset `{}` v{} for role `{}` (docs/presets.md)",
+                p.preset, p.version, p.role
+            )
+        });
         let Some(obs) = self.o.policy(&policy.name) else {
-            self.add(address, vec![Action::Create], vec!["not present".into()], None, Some(after));
+            let reasons = std::iter::once("not present".to_owned()).chain(preset).collect();
+            self.add(address, vec![Action::Create], reasons, None, Some(after));
             return;
         };
-        let entry = format!("[policies.{}]", policy.name);
+        // A preset's policy has no table of its own: it is adopted with its role.
+        let entry = match &policy.preset {
+            Some(p) => format!("[roles.{}] (its preset `{}`)", p.role, p.preset),
+            None => format!("[policies.{}]", policy.name),
+        };
         let claim = self.claim(&address, iam_ownership(&obs.tags, self.names()), policy.adopt, &policy.span, &entry);
         let before = obj(json!({
             "name": obs.name,
@@ -485,7 +498,7 @@ impl Planner<'_> {
             "arn": obs.arn,
             "description": obs.description,
             "document": obs.document,
-            "tags": obs.tags,
+            "tags": user_tags(&obs.tags),
         }));
         let changed = changed_keys(Some(&before), Some(&after));
         // IAM cannot change a managed policy's path or description in place.
@@ -519,6 +532,11 @@ impl Planner<'_> {
                 reasons.push("IAM keeps 5 versions: the oldest non-default version is deleted first".into());
             }
         }
+        if changed.iter().any(|k| k == "document")
+            && let Some(preset) = preset
+        {
+            reasons.push(preset);
+        }
         if changed.iter().any(|k| k == "tags") && !actions.contains(&Action::Delete) {
             reasons.push("not as the stack file says: tags".into());
         }
@@ -534,10 +552,19 @@ impl Planner<'_> {
     fn owned_role(&mut self, role: &OwnedRole) {
         let address = Address::role(&role.name);
         let statement = self.role_trust(&role.name, &self.d.cluster.account_id, &trust::irsa_sid(self.stack()));
+        let obs = self.o.role(&role.name);
+        let sidless = obs.map(|_| trust::without_sid(&statement));
+        let mut trust_policy = trust::owned_trust_policy(statement);
+        // irsa's statement as people write it by hand, without irsa's Sid,
+        // is irsa's statement: a trust policy is not rewritten only to add a Sid.
+        if let (Some(o), Some(sidless)) = (obs, sidless)
+            && o.trust_policy != trust_policy
+            && o.trust_policy == trust::owned_trust_policy(sidless)
+        {
+            trust_policy = o.trust_policy.clone();
+        }
         let mut tags = role.tags.clone();
         tags.extend(self.d.ownership_tags());
-        let trust_policy = trust::owned_trust_policy(statement);
-        let obs = self.o.role(&role.name);
         if let Some(obs) = obs
             && matches!(iam_ownership(&obs.tags, self.names()), Ownership::Ours)
             && obs.name == role.name
@@ -581,7 +608,7 @@ impl Planner<'_> {
                     "description": obs.description,
                     "max_session_duration": obs.max_session_duration,
                     "permissions_boundary": obs.permissions_boundary,
-                    "tags": obs.tags,
+                    "tags": user_tags(&obs.tags),
                     "trust_policy": obs.trust_policy,
                 }));
                 let changed = changed_keys(Some(&before), Some(&after));
@@ -787,7 +814,18 @@ impl Planner<'_> {
             };
             let wanted = if has_bindings {
                 let base = without(&old);
-                trust::merged_trust_policy(&base, &sid, self.role_trust(&role.key, &account, &sid))
+                let statement = self.role_trust(&role.key, &account, &sid);
+                // irsa's statement written by hand, without irsa's Sid (as
+                // `irsa import` finds it), is irsa's statement when the
+                // trust has no statement with the Sid: it stays as it is.
+                let by_hand = trust::without_sid(&statement);
+                let has_sid =
+                    obs.trust_policy.statements().iter().any(|s| s.get("Sid").and_then(Value::as_str) == Some(&sid));
+                if !has_sid && obs.trust_policy.statements().iter().any(|s| trust::same_statement(s, &by_hand)) {
+                    obs.trust_policy.clone()
+                } else {
+                    trust::merged_trust_policy(&base, &sid, statement)
+                }
             } else {
                 // No binding left: only take irsa's own statement out.
                 without(&[&[sid.as_str()], old.as_slice()].concat())
@@ -1322,6 +1360,16 @@ fn sa_guard<'k>(
         guard.insert(guard::label(key), json!(sa.labels.get(key)));
     }
     guard
+}
+
+/// A resource's tags without those AWS itself sets (`aws:cloudformation:*`
+/// on what CloudFormation made): no one can set or remove them, so they are
+/// never a difference from the stack file, which cannot name them.
+fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    tags.iter()
+        .filter(|(k, _)| !k.to_ascii_lowercase().starts_with("aws:"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// A value as a stack file would write it.

@@ -1120,3 +1120,71 @@ fn service_account_writes_are_guarded_by_the_keys_they_touch() {
 fn obj(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
     v.as_object().cloned().unwrap()
 }
+
+/// irsa's statement for `subjects` as people write it by hand: no Sid.
+fn hand_written_statement(subjects: &[&str]) -> serde_json::Value {
+    let provider = format!("arn:aws:iam::123456789012:oidc-provider/{HOST}");
+    let subjects: Vec<String> = subjects.iter().map(|s| (*s).to_owned()).collect();
+    trust::without_sid(&trust::web_identity_statement("Unused", &provider, HOST, &subjects))
+}
+
+#[test]
+fn a_hand_written_trust_without_irsas_sid_is_adopted_as_it_is() {
+    let d = basic();
+    let mut o = in_sync(&d);
+    let role = role_mut(&mut o, "app");
+    role.tags.clear();
+    let statement = hand_written_statement(&["system:serviceaccount:backend:app"]);
+    role.trust_policy = PolicyDocument::from_value(json!({"Version": "2012-10-17", "Statement": [statement]}));
+    let p = run_with(&d, &o, &PlanOptions { adopt: true, ..Default::default() });
+    assert_eq!(shape(&p), ["role/app adopt"]);
+    assert_eq!(change(&p, "role/app").changed, ["tags"], "only the markers, not the Sid");
+
+    // One that trusts someone else too is irsa's to rewrite, with its Sid.
+    let other = hand_written_statement(&["system:serviceaccount:backend:app", "system:serviceaccount:x:y"]);
+    role_mut(&mut o, "app").trust_policy =
+        PolicyDocument::from_value(json!({"Version": "2012-10-17", "Statement": [other]}));
+    let p = run_with(&d, &o, &PlanOptions { adopt: true, ..Default::default() });
+    assert_eq!(change(&p, "role/app").changed, ["tags", "trust_policy"]);
+}
+
+#[test]
+fn a_shared_roles_hand_written_statement_for_its_bindings_is_kept_as_irsas() {
+    let d = stack(
+        r#"
+[roles.legacy]
+arn = "arn:aws:iam::123456789012:role/Legacy"
+manage_trust = true
+[[service_accounts]]
+namespace = "backend"
+name = "worker"
+role = "legacy"
+"#,
+    );
+    let mut o = in_sync(&d);
+    let ec2 = json!({"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"});
+    let mine = hand_written_statement(&["system:serviceaccount:backend:worker"]);
+    o.iam.roles.push(foreign_role("Legacy", json!({"Version": "2012-10-17", "Statement": [ec2.clone(), mine]})));
+    assert_eq!(shape(&run(&d, &o)), Vec::<String>::new());
+
+    // A hand-written statement for another subject is not irsa's: irsa adds its own.
+    let theirs = hand_written_statement(&["system:serviceaccount:backend:other"]);
+    o.iam.roles.last_mut().unwrap().trust_policy =
+        PolicyDocument::from_value(json!({"Version": "2012-10-17", "Statement": [ec2, theirs]}));
+    let p = run(&d, &o);
+    assert_eq!(shape(&p), ["role/legacy update"]);
+    assert_eq!(
+        change(&p, "role/legacy").after.as_ref().unwrap()["trust_policy"]["Statement"].as_array().unwrap().len(),
+        3
+    );
+}
+
+#[test]
+fn tags_aws_sets_itself_are_never_a_difference() {
+    let d = basic();
+    let mut o = in_sync(&d);
+    let cfn = ("aws:cloudformation:stack-name".to_owned(), "eksctl-demo-addon-iamserviceaccount".to_owned());
+    role_mut(&mut o, "app").tags.insert(cfn.0.clone(), cfn.1.clone());
+    o.iam.policies[0].tags.insert(cfn.0, cfn.1);
+    assert_eq!(shape(&run(&d, &o)), Vec::<String>::new());
+}

@@ -184,7 +184,7 @@ where
 }
 
 /// What a refresh must look for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Scope {
     pub stack: String,
     /// The stack's old name, when it is renamed: its resources are read too.
@@ -264,7 +264,7 @@ fn description(d: Option<&str>) -> Option<String> {
 
 /// Roles by name with their trust policies, as IAM returned them.
 type Trusts = Vec<(String, String)>;
-type RoleListing = (HashMap<String, (Option<String>, u32)>, Trusts);
+type RoleListing = (RoleExtras, Trusts);
 
 /// The names of the roles whose trust policy names `provider_arn` as a
 /// federated principal, sorted. Only documents that mention an OIDC
@@ -293,6 +293,73 @@ fn is_ours(tags: &BTreeMap<String, String>, stack: &str) -> bool {
 
 fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
     tags.iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()
+}
+
+/// What `irsa import` read of IAM ([`Iam::read_for_import`]).
+#[derive(Debug, Clone, Default)]
+pub struct ImportedIam {
+    /// The roles asked for that exist, by name.
+    pub roles: Vec<ObservedRole>,
+    /// The customer-managed policies attached to them, by name.
+    pub policies: Vec<ObservedPolicy>,
+    /// How many entities (roles, users, groups) each of those policies is
+    /// attached to, by ARN, as IAM counts them.
+    pub attachment_counts: BTreeMap<String, u32>,
+    /// The roles of the account each managed policy is attached to, by ARN, sorted.
+    pub role_users: BTreeMap<String, Vec<String>>,
+    /// The provider of the issuer, when it exists.
+    pub oidc_providers: Vec<OidcProvider>,
+}
+
+type RoleExtras = HashMap<String, (Option<String>, u32)>;
+
+/// A role as the authorization details describe it, with what ListRoles adds.
+fn role_from_details(r: &aws_sdk_iam::types::RoleDetail, extras: &RoleExtras) -> Result<ObservedRole, CallError> {
+    let name = r.role_name().unwrap_or_default().to_owned();
+    let (description, max_session_duration) = extras.get(&name).cloned().unwrap_or((None, 3600));
+    let mut inline_policies = BTreeMap::new();
+    for p in r.role_policy_list() {
+        let doc = document("GetAccountAuthorizationDetails", p.policy_document())?;
+        inline_policies.insert(p.policy_name().unwrap_or_default().to_owned(), doc);
+    }
+    Ok(ObservedRole {
+        path: r.path().unwrap_or("/").to_owned(),
+        arn: r.arn().unwrap_or_default().to_owned(),
+        description,
+        max_session_duration,
+        permissions_boundary: r.permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(str::to_owned),
+        trust_policy: document("GetAccountAuthorizationDetails", r.assume_role_policy_document())?,
+        tags: tag_map(r.tags()),
+        attached_policies: r
+            .attached_managed_policies()
+            .iter()
+            .filter_map(|a| a.policy_arn().map(str::to_owned))
+            .collect(),
+        inline_policies,
+        name,
+    })
+}
+
+/// A customer-managed policy as the authorization details describe it.
+fn policy_from_details(
+    p: &aws_sdk_iam::types::ManagedPolicyDetail,
+    tags: BTreeMap<String, String>,
+) -> Result<ObservedPolicy, CallError> {
+    let arn = p.arn().unwrap_or_default();
+    // A policy's name is the last part of its ARN. moto 5.2.5 leaves
+    // PolicyName out of these details; real IAM sends it.
+    let name = p.policy_name().unwrap_or_else(|| arn.rsplit('/').next().unwrap_or_default());
+    let default = p.policy_version_list().iter().find(|v| v.is_default_version());
+    Ok(ObservedPolicy {
+        name: name.to_owned(),
+        path: p.path().unwrap_or("/").to_owned(),
+        arn: arn.to_owned(),
+        description: description(p.description()),
+        document: document("GetAccountAuthorizationDetails", default.and_then(|v| v.document()))?,
+        default_version_id: p.default_version_id().unwrap_or("v1").to_owned(),
+        version_count: u32::try_from(p.policy_version_list().len()).unwrap_or(u32::MAX),
+        tags,
+    })
 }
 
 fn document(operation: &'static str, text: Option<&str>) -> Result<PolicyDocument, CallError> {
@@ -407,36 +474,10 @@ impl Iam {
         while let Some(page) = pages.next().await {
             let page = call("GetAccountAuthorizationDetails", page)?;
             for r in page.role_detail_list() {
-                let name = r.role_name().unwrap_or_default().to_owned();
-                let tags = tag_map(r.tags());
-                if !scope.wants_role(&name, &tags) {
-                    continue;
+                let name = r.role_name().unwrap_or_default();
+                if scope.wants_role(name, &tag_map(r.tags())) {
+                    roles.push(role_from_details(r, &role_extras)?);
                 }
-                let (description, max_session_duration) = role_extras.get(&name).cloned().unwrap_or((None, 3600));
-                let mut inline_policies = BTreeMap::new();
-                for p in r.role_policy_list() {
-                    let doc = document("GetAccountAuthorizationDetails", p.policy_document())?;
-                    inline_policies.insert(p.policy_name().unwrap_or_default().to_owned(), doc);
-                }
-                roles.push(ObservedRole {
-                    path: r.path().unwrap_or("/").to_owned(),
-                    arn: r.arn().unwrap_or_default().to_owned(),
-                    description,
-                    max_session_duration,
-                    permissions_boundary: r
-                        .permissions_boundary()
-                        .and_then(|b| b.permissions_boundary_arn())
-                        .map(str::to_owned),
-                    trust_policy: document("GetAccountAuthorizationDetails", r.assume_role_policy_document())?,
-                    tags,
-                    attached_policies: r
-                        .attached_managed_policies()
-                        .iter()
-                        .filter_map(|a| a.policy_arn().map(str::to_owned))
-                        .collect(),
-                    inline_policies,
-                    name,
-                });
             }
             policy_details.extend(page.policies().iter().cloned());
         }
@@ -458,24 +499,80 @@ impl Iam {
             if !scope.wants_policy(name) && !attached.contains(arn) {
                 continue;
             }
-            let default = p.policy_version_list().iter().find(|v| v.is_default_version());
             let tags = self.policy_tags(arn).await?;
             if !scope.wants_policy(name) && !scope.owns(&tags) {
                 continue;
             }
-            policies.push(ObservedPolicy {
-                name: name.to_owned(),
-                path: p.path().unwrap_or("/").to_owned(),
-                arn: arn.to_owned(),
-                description: description(p.description()),
-                document: document("GetAccountAuthorizationDetails", default.and_then(|v| v.document()))?,
-                default_version_id: p.default_version_id().unwrap_or("v1").to_owned(),
-                version_count: u32::try_from(p.policy_version_list().len()).unwrap_or(u32::MAX),
-                tags,
-            });
+            policies.push(policy_from_details(p, tags)?);
         }
         let (roles, policies) = normalized(roles, policies);
         Ok((roles, policies, trusts))
+    }
+
+    /// What `irsa import` needs of IAM, read in bulk as a refresh reads
+    /// it: the roles named `role_names` (from the ServiceAccounts'
+    /// annotations), every customer-managed policy attached to one of them
+    /// with its tags, how many entities each of those is attached to and
+    /// which other roles of the account they are, and the provider of
+    /// `issuer_host_path`. The same calls as a bulk refresh, plus one
+    /// ListPolicyTags per policy found; nothing is written.
+    pub async fn read_for_import(
+        &self,
+        role_names: &[String],
+        issuer_host_path: Option<&str>,
+    ) -> Result<ImportedIam, CallError> {
+        let (role_extras, _) = self.list_roles().await?;
+        let wanted: HashSet<&str> = role_names.iter().map(String::as_str).collect();
+        let mut roles = Vec::new();
+        let mut policy_details = Vec::new();
+        let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut pages = self
+            .client
+            .get_account_authorization_details()
+            .filter(EntityType::Role)
+            .filter(EntityType::LocalManagedPolicy)
+            .max_items(1000)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = call("GetAccountAuthorizationDetails", page)?;
+            for r in page.role_detail_list() {
+                let name = r.role_name().unwrap_or_default();
+                for a in r.attached_managed_policies() {
+                    if let Some(arn) = a.policy_arn() {
+                        users.entry(arn.to_owned()).or_default().push(name.to_owned());
+                    }
+                }
+                if wanted.contains(name) {
+                    roles.push(role_from_details(r, &role_extras)?);
+                }
+            }
+            policy_details.extend(page.policies().iter().cloned());
+        }
+        let attached: HashSet<&str> =
+            roles.iter().flat_map(|r| r.attached_policies.iter().map(String::as_str)).collect();
+        let mut policies = Vec::new();
+        let mut attachment_counts = BTreeMap::new();
+        for p in &policy_details {
+            let arn = p.arn().unwrap_or_default();
+            if !attached.contains(arn) {
+                continue;
+            }
+            let tags = self.policy_tags(arn).await?;
+            attachment_counts.insert(arn.to_owned(), u32::try_from(p.attachment_count().unwrap_or(0)).unwrap_or(0));
+            policies.push(policy_from_details(p, tags)?);
+        }
+        let (roles, policies) = normalized(roles, policies);
+        for names in users.values_mut() {
+            names.sort();
+            names.dedup();
+        }
+        let scope = Scope {
+            issuer_host_path: issuer_host_path.map(|h| h.trim_end_matches('/').to_owned()),
+            ..Scope::default()
+        };
+        let oidc_providers = self.oidc_providers(&scope).await?;
+        Ok(ImportedIam { roles, policies, attachment_counts, role_users: users, oidc_providers })
     }
 
     async fn policy_tags(&self, arn: &str) -> Result<BTreeMap<String, String>, CallError> {

@@ -110,27 +110,7 @@ impl Kube {
                     .map_err(request(format!("listing the pods of deployment {ns}/{name}")))?;
                 pods = listed.items.iter().filter_map(observe_pod).collect();
             }
-            let template_annotations = spec.template.metadata.as_ref().and_then(|m| m.annotations.as_ref());
-            let status = d.status.as_ref();
-            observed_deployments.push(ObservedDeployment {
-                namespace: ns,
-                name,
-                resource_version: d.metadata.resource_version.clone().unwrap_or_default(),
-                service_account_name: spec
-                    .template
-                    .spec
-                    .as_ref()
-                    .and_then(|p| p.service_account_name.clone().or_else(|| p.service_account.clone())),
-                restarted_at: template_annotations.and_then(|a| a.get(markers::ANNOTATION_RESTARTED_AT)).cloned(),
-                rollout: Rollout {
-                    generation: d.metadata.generation,
-                    observed_generation: status.and_then(|s| s.observed_generation),
-                    replicas: spec.replicas,
-                    status_replicas: status.and_then(|s| s.replicas),
-                    updated_replicas: status.and_then(|s| s.updated_replicas),
-                },
-                pods,
-            });
+            observed_deployments.push(observe_deployment(&d, pods));
         }
         Ok(ObservedCluster {
             oidc_issuer: None,
@@ -138,6 +118,54 @@ impl Kube {
             service_accounts: service_accounts.into_values().collect(),
             deployments: observed_deployments,
         })
+    }
+}
+
+impl Kube {
+    /// The ServiceAccounts and Deployments of one namespace, for `irsa
+    /// import`: one LIST of each, no pods, nothing written.
+    pub async fn read_namespace(
+        &self,
+        ns: &str,
+    ) -> Result<(Vec<ObservedServiceAccount>, Vec<ObservedDeployment>), KubeError> {
+        let params = ListParams::default();
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), ns);
+        let listed =
+            read_again(|| api.list(&params)).await.map_err(request(format!("listing service accounts in {ns}")))?;
+        let mut service_accounts: Vec<ObservedServiceAccount> =
+            listed.items.iter().map(|sa| observe_sa(&sa.metadata)).collect();
+        service_accounts.sort_by(|a, b| a.name.cmp(&b.name));
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
+        let listed = read_again(|| api.list(&params)).await.map_err(request(format!("listing deployments in {ns}")))?;
+        let mut deployments: Vec<ObservedDeployment> =
+            listed.items.iter().map(|d| observe_deployment(d, Vec::new())).collect();
+        deployments.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok((service_accounts, deployments))
+    }
+}
+
+fn observe_deployment(d: &Deployment, pods: Vec<ObservedPod>) -> ObservedDeployment {
+    let spec = &d.spec;
+    let template_annotations = spec.template.metadata.as_ref().and_then(|m| m.annotations.as_ref());
+    let status = d.status.as_ref();
+    ObservedDeployment {
+        namespace: d.metadata.namespace.clone().unwrap_or_default(),
+        name: d.metadata.name.clone().unwrap_or_default(),
+        resource_version: d.metadata.resource_version.clone().unwrap_or_default(),
+        service_account_name: spec
+            .template
+            .spec
+            .as_ref()
+            .and_then(|p| p.service_account_name.clone().or_else(|| p.service_account.clone())),
+        restarted_at: template_annotations.and_then(|a| a.get(markers::ANNOTATION_RESTARTED_AT)).cloned(),
+        rollout: Rollout {
+            generation: d.metadata.generation,
+            observed_generation: status.and_then(|s| s.observed_generation),
+            replicas: spec.replicas,
+            status_replicas: status.and_then(|s| s.replicas),
+            updated_replicas: status.and_then(|s| s.updated_replicas),
+        },
+        pods,
     }
 }
 

@@ -72,6 +72,10 @@ fn stack_files_of_the_wrong_shape_fail_against_the_schema() {
         ("stack_name_invalid.toml", "pattern"),
         ("path_without_trailing_slash.toml", "pattern"),
         ("issuer_trailing_slash.toml", "pattern"),
+        ("preset_parameter_unknown.toml", "additionalProperties"),
+        ("preset_table_unknown_preset.toml", "additionalProperties"),
+        ("preset_hosted_zone_arn_bad.toml", "pattern"),
+        ("preset_parameter_missing_in_table.toml", "missing properties"),
     ] {
         let value = toml_as_json(&corpus.join(case));
         match schemas.validate(&value, index) {

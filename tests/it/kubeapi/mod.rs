@@ -141,6 +141,8 @@ const TOKEN: &str = "irsa-test-token";
 struct Shared {
     state: Mutex<State>,
     requests: AtomicU64,
+    /// `METHOD path` of every request, in order, as an audit log has them.
+    log: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -167,7 +169,11 @@ impl KubeApi {
         let port = listener.local_addr().expect("the listener's address").port();
         listener.set_nonblocking(true).expect("a non-blocking listener");
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
-        let shared = Arc::new(Shared { state: Mutex::new(State::new()), requests: AtomicU64::new(0) });
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::new()),
+            requests: AtomicU64::new(0),
+            log: Mutex::new(Vec::new()),
+        });
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let serving = shared.clone();
         let thread = std::thread::Builder::new()
@@ -337,6 +343,12 @@ impl KubeApi {
 
     pub fn reset_requests(&self) {
         self.shared.requests.store(0, Ordering::SeqCst);
+        self.shared.log.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// `METHOD path` of every request since the start or the last reset.
+    pub fn request_log(&self) -> Vec<String> {
+        self.shared.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -403,6 +415,9 @@ async fn serve(listener: std::net::TcpListener, shared: Arc<Shared>, mut stopped
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     shared.requests.fetch_add(1, Ordering::SeqCst);
+    if let Ok(mut log) = shared.log.lock() {
+        log.push(format!("{} {}", req.method(), req.uri().path()));
+    }
     let (parts, body) = req.into_parts();
     let result = match body.collect().await {
         Ok(body) => respond(&shared, &parts, &body.to_bytes()),
