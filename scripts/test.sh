@@ -10,6 +10,14 @@ if ! python3 -c 'import moto, importlib.metadata as m; assert m.version("moto") 
   python3 -m pip install --quiet --disable-pip-version-check -r tests/moto-requirements.txt
 fi
 
+# The example pipelines' test (tests/it/examples.rs) runs their steps as a
+# GitHub runner would: `gh --jq` goes to jq, and the terminal test needs
+# util-linux `script`; both are on GitHub's runners and in Debian.
+if ! command -v jq >/dev/null || ! command -v script >/dev/null; then
+  echo "installing jq and util-linux (apt-get)"
+  apt-get update -qq && apt-get install -y -qq jq util-linux >/dev/null
+fi
+
 # Doctests first: nextest does not run them, and its summary should close the log.
 cargo test --workspace --doc --quiet
 if cargo nextest --version >/dev/null 2>&1; then

@@ -27,7 +27,7 @@ use crate::model::Address;
 use crate::model::desired::Desired;
 use crate::plan::saved::SavedPlan;
 use crate::plan::{self, Action, Change, Plan, PlanError, PlanOptions};
-use crate::refresh::{self, Clients, ReadError};
+use crate::refresh::{self, Clients, ReadError, ReadStatus};
 use crate::store::{JournalEntry, StepState, Store, StoreError};
 
 /// What a run applies: a fresh plan of the stack file, or a saved plan.
@@ -61,6 +61,8 @@ pub struct Settings {
 /// hears of every step.
 pub trait Frontend {
     type Error;
+    /// How far the read of what exists has got (see [`refresh::read_watched`]).
+    fn reading(&mut self, _status: &ReadStatus) {}
     /// The plan about to be applied (also when it is empty).
     fn show(&mut self, plan: &Plan, done_before: usize) -> Result<(), Self::Error>;
     /// Whether to apply it; asked only when it has changes.
@@ -175,7 +177,9 @@ async fn locked<F: Frontend>(
     frontend: &mut F,
 ) -> Result<Report, RunError<F::Error>> {
     let store = Store::open(&settings.store_dir).map_err(WorkflowError::from)?;
-    let (observed, refresh) = refresh::read(desired, clients).await.map_err(WorkflowError::from)?;
+    let (observed, refresh) = refresh::read_watched(desired, clients, |status| frontend.reading(status))
+        .await
+        .map_err(WorkflowError::from)?;
     store.put_snapshot(&desired.stack.name, &observed).map_err(WorkflowError::from)?;
     let (adopt, destroy) = match source {
         Source::Stack { adopt, destroy, .. } => (*adopt, *destroy),

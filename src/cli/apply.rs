@@ -3,12 +3,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::live::{self, AwsArgs, KubeArgs};
+use super::progress::{ApplyBar, ReadBars};
 use super::{CliError, Ctx, Diag, Severity, exit};
 use crate::apply::workflow::{self, Frontend, Report, RunError, Settings, Source};
-use crate::apply::{Event, Outcome, Step};
+use crate::apply::{Event, Outcome, Step, has_step};
 use crate::lock::LockOptions;
 use crate::plan::Plan;
 use crate::plan::saved::SavedPlan;
+use crate::refresh::ReadStatus;
 use crate::render::{self, Format};
 
 /// Make AWS IAM and the cluster match a stack file, or carry out a saved plan.
@@ -125,26 +127,29 @@ fn run_source(ctx: &Ctx, args: &ApplyArgs, stack: &Path, source: Source) -> Resu
         settle: Duration::from_secs(args.iam_settle_seconds),
         parallelism: usize::from(args.parallelism),
     };
-    let mut frontend = Terminal { ctx, auto_approve: args.auto_approve };
+    let mut frontend =
+        Terminal { ctx, auto_approve: args.auto_approve, total: 0, reading: ReadBars::new(ctx), bar: None };
     let report = live::runtime()?.block_on(async {
         let clients = live::connect(&desired, &args.aws, &args.kube, source.targets()).await?;
         workflow::run(&desired, &clients, &source, &settings, &mut frontend).await.map_err(|e| match e {
             RunError::Frontend(e) => e,
             RunError::Workflow(e) => CliError::from_workflow(&desired, e),
         })
-    })?;
-    match report {
+    });
+    // The bars leave the screen before the summary or the error is written.
+    frontend.finish();
+    match report? {
         Report::NoChanges => Ok(exit::SUCCESS),
         Report::Cancelled => {
-            eprintln!("Apply cancelled; nothing was changed.");
+            ctx.say("Apply cancelled; nothing was changed.");
             Ok(exit::ERROR)
         }
-        Report::Applied { outcome, iam_calls } => summary(&outcome, iam_calls),
+        Report::Applied { outcome, iam_calls } => summary(ctx, &outcome, iam_calls),
     }
 }
 
 /// The last lines of a run: how many steps were done, failed and skipped.
-fn summary(outcome: &Outcome, calls: u64) -> Result<u8, CliError> {
+fn summary(ctx: &Ctx, outcome: &Outcome, calls: u64) -> Result<u8, CliError> {
     let count = |f: fn(&Step) -> bool| outcome.steps.iter().filter(|s| f(s)).count();
     let done_now = count(|s| matches!(s, Step::Done { .. }));
     let skipped = count(|s| matches!(s, Step::Skipped { .. }));
@@ -157,34 +162,69 @@ fn summary(outcome: &Outcome, calls: u64) -> Result<u8, CliError> {
         })
         .collect();
     if !failed.is_empty() {
-        eprintln!(
+        ctx.say(&format!(
             "Apply finished with failures: {done_now} done, {} failed, {skipped} skipped ({calls} IAM calls).",
             failed.len()
-        );
+        ));
         return Err(CliError::ApplyFailed { address: failed.join(", ") });
     }
-    eprintln!("Apply complete: {done_now} step{} done ({calls} IAM calls).", if done_now == 1 { "" } else { "s" });
+    ctx.say(&format!(
+        "Apply complete: {done_now} step{} done ({calls} IAM calls).",
+        if done_now == 1 { "" } else { "s" }
+    ));
     Ok(exit::SUCCESS)
 }
 
-/// The run as a person or a pipeline sees it: the plan on stdout, each
-/// step and every warning on stderr, and the question on the terminal.
+/// The run as a person or a pipeline sees it: the plan on stdout; on
+/// stderr each step as a line (above a progress bar on a terminal; none
+/// with `-q`), every warning, and the question on the terminal.
 struct Terminal<'a> {
     ctx: &'a Ctx,
     auto_approve: bool,
+    /// The steps this run carries out, counted when the plan is shown.
+    total: usize,
+    reading: ReadBars,
+    /// Made at the first step, after the question.
+    bar: Option<ApplyBar>,
+}
+
+impl Terminal<'_> {
+    fn line(&mut self, text: &str) {
+        if self.ctx.tells() {
+            match &self.bar {
+                Some(bar) => bar.println(text),
+                None => eprintln!("{text}"),
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        self.reading.finish();
+        if let Some(bar) = &mut self.bar {
+            bar.finish();
+        }
+    }
 }
 
 impl Frontend for Terminal<'_> {
     type Error = CliError;
 
+    fn reading(&mut self, status: &ReadStatus) {
+        self.reading.update(status);
+    }
+
     fn show(&mut self, plan: &Plan, done_before: usize) -> Result<(), CliError> {
+        self.reading.finish();
         let options = render::Options { full_documents: false, color: self.ctx.color_stdout };
         self.ctx.print(&render::render(plan, Format::Text, options))?;
+        let steps: usize =
+            plan.changes.iter().map(|c| usize::from(has_step(c, true)) + usize::from(has_step(c, false))).sum();
+        self.total = steps.saturating_sub(done_before);
         if done_before > 0 && !plan.changes.is_empty() {
-            eprintln!(
+            self.ctx.info(&format!(
                 "{done_before} step{} of this plan were done by an earlier run; the rest follows.",
                 if done_before == 1 { "" } else { "s" }
-            );
+            ));
         }
         Ok(())
     }
@@ -194,20 +234,26 @@ impl Frontend for Terminal<'_> {
     }
 
     fn event(&mut self, event: &Event) {
+        let (ctx, total) = (self.ctx, self.total);
+        self.bar.get_or_insert_with(|| ApplyBar::new(ctx, total)).event(event);
         match event {
             Event::Started { address, .. } => tracing::info!("{address}: started"),
-            Event::Finished { step: Step::Done { address, what }, .. } => eprintln!("  {address}: {what}"),
+            Event::Finished { step: Step::Done { address, what }, .. } => self.line(&format!("  {address}: {what}")),
             Event::Finished { step: Step::Failed { address, error }, .. } => {
-                eprintln!("  {address}: FAILED: {error}");
+                self.line(&format!("  {address}: FAILED: {error}"));
             }
             Event::Finished { step: Step::Skipped { address }, .. } => {
-                eprintln!("  {address}: skipped (it depends on a change that failed)");
+                self.line(&format!("  {address}: skipped (it depends on a change that failed)"));
             }
         }
     }
 
     fn warn(&mut self, message: &str) {
-        self.ctx.warn(message, Diag::unlocated(Severity::Warning, "irsa::apply::warning", message, None));
+        let diag = Diag::unlocated(Severity::Warning, "irsa::apply::warning", message, None);
+        match &self.bar {
+            Some(bar) => bar.suspend(|| self.ctx.warn(message, diag)),
+            None => self.ctx.warn(message, diag),
+        }
     }
 }
 

@@ -99,15 +99,20 @@ pub async fn connect(
     Ok(Clients { iam, kube, discovered_issuer, issuer, strategy: aws.refresh_strategy })
 }
 
-/// Connect and read, for commands that only read.
-pub async fn observe(
+/// Connect and read, for commands that only read, with the read's progress
+/// on a terminal.
+pub async fn observe_shown(
+    ctx: &super::Ctx,
     desired: &Desired,
     aws: &AwsArgs,
     kube: &KubeArgs,
     targets: &[String],
 ) -> Result<(Observed, RefreshInfo), CliError> {
     let clients = connect(desired, aws, kube, targets).await?;
-    Ok(crate::refresh::read(desired, &clients).await?)
+    let mut bars = super::progress::ReadBars::new(ctx);
+    let read = crate::refresh::read_watched(desired, &clients, |status| bars.update(status)).await;
+    bars.finish();
+    Ok(read?)
 }
 
 #[cfg(test)]

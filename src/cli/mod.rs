@@ -11,6 +11,7 @@ mod import;
 mod live;
 mod man;
 mod plan;
+mod progress;
 mod refresh;
 mod schema;
 mod show;
@@ -36,6 +37,11 @@ pub struct Cli {
     /// More logging on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+
+    /// Only the plan (or the summary) and errors: no progress, no step
+    /// lines, no notices such as "saved the plan to".
+    #[arg(short, long, global = true)]
+    quiet: bool,
 
     /// When to use colours: auto (a terminal, and NO_COLOR unset), always, never.
     #[arg(long, global = true, value_enum, default_value_t = ColorWhen::Auto)]
@@ -100,6 +106,11 @@ pub struct Ctx {
     pub color_stderr: bool,
     /// How errors and warnings are written.
     pub error_format: ErrorFormat,
+    /// `-q`: only the plan or the summary, and errors.
+    pub quiet: bool,
+    /// Progress bars on stderr: a terminal, no `-q`, no `-v` logging to
+    /// interleave with them, and not the JSON error form.
+    pub progress: bool,
     /// Warnings held for the JSON document, which is written once, at the end.
     held: RefCell<Vec<Diag>>,
 }
@@ -185,6 +196,19 @@ impl Ctx {
             eprintln!("{text}");
         }
     }
+
+    /// A line of information that is not the summary ("saved the plan to
+    /// …", each apply step): as [`Ctx::say`], and left out by `-q`.
+    pub fn info(&self, text: &str) {
+        if self.tells() {
+            eprintln!("{text}");
+        }
+    }
+
+    /// Whether [`Ctx::info`] lines are written at all.
+    pub fn tells(&self) -> bool {
+        !self.quiet && self.error_format != ErrorFormat::Json
+    }
 }
 
 fn color_on<S: anstream::stream::RawStream>(when: ColorWhen, stream: &S) -> bool {
@@ -220,6 +244,12 @@ pub fn run() -> ExitCode {
         color_stdout: color_on(cli.color, &std::io::stdout()),
         color_stderr: color_on(cli.color, &std::io::stderr()),
         error_format: cli.error_format,
+        quiet: cli.quiet,
+        progress: std::io::stderr().is_terminal()
+            && !cli.quiet
+            && cli.verbose == 0
+            && cli.error_format != ErrorFormat::Json
+            && std::env::var_os("RUST_LOG").is_none(),
         held: RefCell::new(Vec::new()),
     };
     init_logging(cli.verbose, ctx.color_stderr);

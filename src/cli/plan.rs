@@ -95,7 +95,7 @@ pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
             };
             (observed, refresh)
         }
-        None => live::runtime()?.block_on(live::observe(&desired, &args.aws, &args.kube, &args.target))?,
+        None => live::runtime()?.block_on(live::observe_shown(ctx, &desired, &args.aws, &args.kube, &args.target))?,
     };
     tracing::info!(
         roles = observed.iam.roles.len(),
@@ -118,7 +118,7 @@ pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
         let saved = SavedPlan::new(plan.clone(), &args.file.display().to_string(), &desired, args.adopt, args.destroy);
         let json = serde_json::to_string_pretty(&saved).expect("a plan serialises to JSON") + "\n";
         std::fs::write(out, json).map_err(|source| CliError::Write { path: out.display().to_string(), source })?;
-        ctx.say(&format!("Saved the plan to {}: `irsa show {}` renders it.", out.display(), out.display()));
+        ctx.info(&format!("Saved the plan to {}: `irsa show {}` renders it.", out.display(), out.display()));
     }
     // The plan shows its warnings; a pipeline's annotations and JSON get them
     // too, at the entry of the stack file they are about.

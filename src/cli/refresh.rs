@@ -32,7 +32,7 @@ pub struct RefreshArgs {
 pub fn run(ctx: &Ctx, args: RefreshArgs) -> Result<u8, CliError> {
     let desired = crate::config::load(&args.file)?;
     let (observed, refresh) =
-        live::runtime()?.block_on(live::observe(&desired, &args.aws, &args.kube, &args.target))?;
+        live::runtime()?.block_on(live::observe_shown(ctx, &desired, &args.aws, &args.kube, &args.target))?;
     ctx.say(&format!(
         "Read {} OIDC provider{}, {} role{} and {} polic{} with {} IAM calls ({}), and {} service account{} and {} deployment{} with {} Kubernetes requests.",
         observed.iam.oidc_providers.len(),
@@ -52,7 +52,7 @@ pub fn run(ctx: &Ctx, args: RefreshArgs) -> Result<u8, CliError> {
     if let Some(path) = &args.export {
         let json = serde_json::to_string_pretty(&observed).expect("the observed model serialises to JSON") + "\n";
         std::fs::write(path, json).map_err(|source| CliError::Write { path: path.display().to_string(), source })?;
-        ctx.say(&format!("Wrote the snapshot to {}.", path.display()));
+        ctx.info(&format!("Wrote the snapshot to {}.", path.display()));
     }
     Ok(exit::SUCCESS)
 }
