@@ -7,6 +7,25 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+unsafe extern "C" {
+    /// mimalloc's `mi_option_set` (linked from the mimalloc crate's static library).
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// `mi_option_purge_delay` in mimalloc v3's `mi_option_t` (what the
+/// mimalloc crate builds by default; see its `c_src/mimalloc/v3/include/mimalloc.h`).
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
 fn main() -> ExitCode {
+    // Hand freed memory back at once instead of after 10 ms: loading a large
+    // stack frees the TOML parse tree and every document's scratch tree
+    // while it allocates the model, and the delay kept both resident (a
+    // 10,000-binding validate peaked at 179 MB instead of 134 MB; no
+    // measurable cost in time). Respect a user's MIMALLOC_PURGE_DELAY.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: a plain setter of an integer option, called before any
+        // other thread exists; an unknown option index is ignored by mimalloc.
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    }
     irsa::cli::run()
 }
