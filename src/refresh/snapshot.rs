@@ -38,8 +38,15 @@ pub fn parse(name: &str, text: String) -> Result<Observed, SnapshotError> {
             help: Some(help.into()),
         }))
     };
-    // Read the version first so a newer file gets "upgrade irsa", not a
-    // confusing complaint about a field this version does not know.
+    let parsed = match serde_json::from_str::<Observed>(&source.text) {
+        Ok(o) if o.format_version == SNAPSHOT_FORMAT_VERSION => return Ok(o),
+        other => other,
+    };
+    // Then the version, read alone, so that a newer file gets "upgrade
+    // irsa", not a confusing complaint about a field this version does not
+    // know. Not first: it is a second pass over the whole text, which a
+    // snapshot of a large stack (hundreds of MB) should not pay when it is
+    // fine.
     #[derive(serde::Deserialize)]
     struct Version {
         format_version: Option<u32>,
@@ -70,7 +77,7 @@ pub fn parse(name: &str, text: String) -> Result<Observed, SnapshotError> {
         }
         _ => {}
     }
-    serde_json::from_str::<Observed>(&source.text).map_err(|e| {
+    parsed.map_err(|e| {
         let offset = source.offset_of(e.line(), e.column());
         // serde_json appends " at line L column C"; the position is shown anyway.
         let message = e.to_string();
