@@ -24,6 +24,8 @@ const STACK_KEYS: &[&str] = &["name"];
 const CLUSTER_KEYS: &[&str] = &["name", "region", "account_id", "oidc_issuer", "context", "oidc_thumbprints"];
 const DEFAULTS_KEYS: &[&str] = &["role_path", "permissions_boundary", "tags"];
 const POLICY_KEYS: &[&str] = &["description", "path", "document", "document_file", "tags", "adopt"];
+/// `arn` and `manage_trust` (a role referenced by ARN) first: the rest are
+/// [`OWNED_ONLY_ROLE_KEYS`].
 const ROLE_KEYS: &[&str] = &[
     "arn",
     "manage_trust",
@@ -37,18 +39,9 @@ const ROLE_KEYS: &[&str] = &[
     "adopt",
     "presets",
 ];
-/// Keys that describe a role irsa owns, so an `arn =` role cannot take them.
-const OWNED_ONLY_ROLE_KEYS: &[&str] = &[
-    "policies",
-    "inline",
-    "description",
-    "path",
-    "max_session_duration",
-    "permissions_boundary",
-    "tags",
-    "adopt",
-    "presets",
-];
+/// Keys that describe a role irsa owns, so an `arn =` role cannot take
+/// them: every role key after the two that only a referenced role takes.
+const OWNED_ONLY_ROLE_KEYS: &[&str] = ROLE_KEYS.split_at(2).1;
 const INLINE_KEYS: &[&str] = &["document", "document_file"];
 const BINDING_KEYS: &[&str] = &["namespace", "name", "role", "workloads", "annotations", "adopt"];
 
