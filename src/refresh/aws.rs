@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use aws_config::BehaviorVersion;
 use aws_sdk_iam::Client;
 use aws_sdk_iam::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_iam::operation::get_account_authorization_details::GetAccountAuthorizationDetailsOutput;
 use aws_sdk_iam::types::{EntityType, SummaryKeyType, Tag};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -463,16 +464,7 @@ impl Iam {
 
         let mut roles = Vec::new();
         let mut policy_details = Vec::new();
-        let mut pages = self
-            .client
-            .get_account_authorization_details()
-            .filter(EntityType::Role)
-            .filter(EntityType::LocalManagedPolicy)
-            .max_items(1000)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = call("GetAccountAuthorizationDetails", page)?;
+        self.authorization_details(|page| {
             for r in page.role_detail_list() {
                 let name = r.role_name().unwrap_or_default();
                 if scope.wants_role(name, &tag_map(r.tags())) {
@@ -480,7 +472,9 @@ impl Iam {
                 }
             }
             policy_details.extend(page.policies().iter().cloned());
-        }
+            Ok(())
+        })
+        .await?;
 
         // Policies: the stack's by name, and any attached to a role of the
         // stack (a policy dropped from the file is still attached there, or
@@ -526,16 +520,7 @@ impl Iam {
         let mut roles = Vec::new();
         let mut policy_details = Vec::new();
         let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut pages = self
-            .client
-            .get_account_authorization_details()
-            .filter(EntityType::Role)
-            .filter(EntityType::LocalManagedPolicy)
-            .max_items(1000)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = call("GetAccountAuthorizationDetails", page)?;
+        self.authorization_details(|page| {
             for r in page.role_detail_list() {
                 let name = r.role_name().unwrap_or_default();
                 for a in r.attached_managed_policies() {
@@ -548,7 +533,9 @@ impl Iam {
                 }
             }
             policy_details.extend(page.policies().iter().cloned());
-        }
+            Ok(())
+        })
+        .await?;
         let attached: HashSet<&str> =
             roles.iter().flat_map(|r| r.attached_policies.iter().map(String::as_str)).collect();
         let mut policies = Vec::new();
@@ -573,6 +560,27 @@ impl Iam {
         };
         let oidc_providers = self.oidc_providers(&scope).await?;
         Ok(ImportedIam { roles, policies, attachment_counts, role_users: users, oidc_providers })
+    }
+
+    /// Every role and customer-managed policy of the account, a page at a
+    /// time (GetAccountAuthorizationDetails, the bulk read's main call);
+    /// `each` sees every page in order.
+    async fn authorization_details(
+        &self,
+        mut each: impl FnMut(&GetAccountAuthorizationDetailsOutput) -> Result<(), CallError>,
+    ) -> Result<(), CallError> {
+        let mut pages = self
+            .client
+            .get_account_authorization_details()
+            .filter(EntityType::Role)
+            .filter(EntityType::LocalManagedPolicy)
+            .max_items(1000)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            each(&call("GetAccountAuthorizationDetails", page)?)?;
+        }
+        Ok(())
     }
 
     async fn policy_tags(&self, arn: &str) -> Result<BTreeMap<String, String>, CallError> {
