@@ -553,15 +553,18 @@ impl Planner<'_> {
         let address = Address::role(&role.name);
         let statement = self.role_trust(&role.name, &self.d.cluster.account_id, &trust::irsa_sid(self.stack()));
         let obs = self.o.role(&role.name);
-        let sidless = obs.map(|_| trust::without_sid(&statement));
         let mut trust_policy = trust::owned_trust_policy(statement);
         // irsa's statement as people write it by hand, without irsa's Sid,
-        // is irsa's statement: a trust policy is not rewritten only to add a Sid.
-        if let (Some(o), Some(sidless)) = (obs, sidless)
+        // is irsa's statement: a trust policy is not rewritten only to add a
+        // Sid. (Generated again only for a trust that differs: an in-sync
+        // role, the common case, pays for nothing more.)
+        if let Some(o) = obs
             && o.trust_policy != trust_policy
-            && o.trust_policy == trust::owned_trust_policy(sidless)
         {
-            trust_policy = o.trust_policy.clone();
+            let statement = self.role_trust(&role.name, &self.d.cluster.account_id, &trust::irsa_sid(self.stack()));
+            if o.trust_policy == trust::owned_trust_policy(trust::without_sid(&statement)) {
+                trust_policy = o.trust_policy.clone();
+            }
         }
         let mut tags = role.tags.clone();
         tags.extend(self.d.ownership_tags());
