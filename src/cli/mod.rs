@@ -127,11 +127,7 @@ impl Ctx {
     ) -> Result<(), CliError> {
         let Some(dir) = split_dir else {
             if format == crate::render::Format::Json {
-                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                return match crate::render::json::write(plan, &mut out).and_then(|()| out.flush()) {
-                    Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Output(e)),
-                    _ => Ok(()),
-                };
+                return self.write_stdout(|out| crate::render::json::write(plan, out));
             }
             return self.print(&crate::render::render(plan, format, options));
         };
@@ -162,8 +158,17 @@ impl Ctx {
 
     /// Write data to stdout. A closed pipe (`irsa plan | head`) is not an error.
     pub fn print(&self, text: &str) -> Result<(), CliError> {
-        let mut out = std::io::stdout().lock();
-        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        self.write_stdout(|out| out.write_all(text.as_bytes()))
+    }
+
+    /// Write to stdout through `write`, buffered; a reader that went away
+    /// (`irsa plan | head`) is not an error.
+    fn write_stdout(
+        &self,
+        write: impl FnOnce(&mut std::io::BufWriter<std::io::StdoutLock<'static>>) -> std::io::Result<()>,
+    ) -> Result<(), CliError> {
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        match write(&mut out).and_then(|()| out.flush()) {
             Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Output(e)),
             _ => Ok(()),
         }
