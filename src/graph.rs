@@ -35,14 +35,20 @@ impl Graph {
     /// (resources that exist and will be deleted), wired by the rules above.
     pub fn build(desired: &Desired, extra: impl IntoIterator<Item = Address>) -> Graph {
         let mut graph = Graph::default();
-        let oidc = Address::oidc(&desired.cluster.name);
-        graph.node(&oidc);
+        // Every cluster's provider comes before every role: IAM refuses a
+        // trust policy that names a provider it does not have.
+        let providers: Vec<Address> = desired.clusters.iter().map(|c| Address::oidc(c.address_name())).collect();
+        for oidc in &providers {
+            graph.node(oidc);
+        }
         for name in desired.policies.keys() {
             graph.node(&Address::policy(name));
         }
         for (key, role) in &desired.roles {
             let role_addr = Address::role(key);
-            graph.edge(&oidc, &role_addr);
+            for oidc in &providers {
+                graph.edge(oidc, &role_addr);
+            }
             if let Role::Owned(role) = role {
                 for p in &role.policies {
                     graph.node(&Address::attach(key, p.address_name()));
@@ -53,10 +59,11 @@ impl Graph {
             }
         }
         for b in &desired.bindings {
-            let sa = Address::service_account(&b.namespace, &b.name);
+            let cluster = b.cluster.as_deref();
+            let sa = Address::service_account(cluster, &b.namespace, &b.name);
             graph.edge(&Address::role(&b.role), &sa);
             for d in &b.deployments {
-                graph.edge(&sa, &Address::deployment(&b.namespace, d));
+                graph.edge(&sa, &Address::deployment(cluster, &b.namespace, d));
             }
         }
         for address in extra {
@@ -78,7 +85,11 @@ impl Graph {
                     }
                 }
                 Address::Inline { role, .. } => graph.edge(&Address::role(role), address),
-                Address::Role { .. } => graph.edge(&oidc, address),
+                Address::Role { .. } => {
+                    for oidc in &providers {
+                        graph.edge(oidc, address);
+                    }
+                }
                 _ => {}
             }
         }

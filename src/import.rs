@@ -230,7 +230,7 @@ impl Ctx<'_> {
             why.extend(not_admitted);
             return Take::Referenced { manage_trust: false, why };
         }
-        let owned_form = |s: Value| trust::owned_trust_policy(s);
+        let owned_form = |s: Value| trust::owned_trust_policy(vec![s]);
         if account == self.f.account_id
             && (*doc == owned_form(statement.clone()) || *doc == owned_form(by_hand.clone()))
         {

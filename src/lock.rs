@@ -33,9 +33,18 @@ pub struct LockOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error(
-        "stack {stack} is locked by {holder} (lease {namespace}/{name}, held since {since}); another apply is running"
+        "stack {stack} is locked by {holder} (lease {namespace}/{name}{}, held since {since}); another apply is running",
+        .cluster.as_ref().map(|c| format!(" in cluster {c}")).unwrap_or_default()
     )]
-    Held { stack: String, holder: String, namespace: String, name: String, since: String },
+    Held {
+        stack: String,
+        holder: String,
+        namespace: String,
+        name: String,
+        since: String,
+        /// The cluster's key, in a stack of several.
+        cluster: Option<String>,
+    },
     #[error("{what} lease {namespace}/{name} failed: {source}")]
     Request {
         what: &'static str,
@@ -122,8 +131,14 @@ fn conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(a) if a.code == 409)
 }
 
-/// Take the stack's lock, waiting up to `options.timeout` for a holder.
-pub async fn acquire(kube: &Kube, stack: &str, options: &LockOptions) -> Result<LeaseLock, LockError> {
+/// Take the stack's lock in one cluster (`cluster`: its key in a stack of
+/// several), waiting up to `options.timeout` for a holder.
+pub async fn acquire(
+    kube: &Kube,
+    cluster: Option<&str>,
+    stack: &str,
+    options: &LockOptions,
+) -> Result<LeaseLock, LockError> {
     let api: Api<Lease> = Api::namespaced(kube.client.clone(), &options.namespace);
     let name = lease_name(stack);
     let holder = holder_identity();
@@ -166,6 +181,7 @@ pub async fn acquire(kube: &Kube, stack: &str, options: &LockOptions) -> Result<
                         namespace: options.namespace.clone(),
                         name,
                         since: spec.acquire_time.map(|t| t.0.to_string()).unwrap_or_else(|| "an unknown time".into()),
+                        cluster: cluster.map(str::to_owned),
                     });
                 }
                 tracing::info!("waiting for the lock held by {}", spec.holder_identity.unwrap_or_default());

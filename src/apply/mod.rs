@@ -13,7 +13,7 @@ pub mod kube;
 pub mod retry;
 pub mod workflow;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -54,10 +54,11 @@ pub fn has_step(change: &Change, removal: bool) -> bool {
     }
 }
 
-/// What carries changes out: IAM and, when the run reaches the cluster, kube.
+/// What carries changes out: IAM and, for each cluster the run reaches, kube.
 pub struct Appliers<'a> {
     pub iam: iam::IamApplier<'a>,
-    pub kube: Option<kube::KubeApplier<'a>>,
+    /// By cluster key (`None`: a `[cluster]` file's one cluster).
+    pub kube: BTreeMap<Option<String>, kube::KubeApplier<'a>>,
     /// How long to let a new or re-trusted role settle in IAM before pods
     /// that will assume it are rolled: STS can reject a role for a few
     /// seconds after IAM accepted it.
@@ -282,7 +283,8 @@ pub async fn apply(
 }
 
 async fn run_step(appliers: &Appliers<'_>, change: &Change, removal: bool) -> Result<&'static str, String> {
-    match (change.kind.is_iam(), &appliers.kube) {
+    let kube = appliers.kube.get(&change.address.cluster().map(str::to_owned));
+    match (change.kind.is_iam(), kube) {
         (true, _) if removal => appliers.iam.remove(change).await.map(|()| removed(change)).map_err(|e| e.to_string()),
         (true, _) => appliers.iam.make(change).await.map(|()| made(change)).map_err(|e| e.to_string()),
         (false, Some(k)) if removal => k.remove(change).await.map(|()| removed(change)).map_err(|e| e.to_string()),

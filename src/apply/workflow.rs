@@ -148,21 +148,43 @@ pub async fn run<F: Frontend>(
     // Take the lock before reading, as Terraform does: a second apply that
     // waited must plan against what the first one left. A run whose targets
     // stay in IAM does not contact the cluster, and so takes no lock.
-    let lock = match &clients.kube {
-        Some(kube) => {
-            let lock = lock::acquire(kube, &desired.stack.name, &settings.lock).await.map_err(WorkflowError::from)?;
-            tracing::info!("holding the lock as {}", lock.holder());
-            Some(lock)
+    // A stack of several clusters is locked in each, one after the other
+    // in key order: two applies of the stack wait for each other, and never
+    // each hold a lock the other waits for.
+    let mut locks = Vec::new();
+    for (key, kube) in clients.kubes() {
+        match lock::acquire(kube, key, &desired.stack.name, &settings.lock).await {
+            Ok(lock) => {
+                tracing::info!(
+                    "holding the lock{} as {}",
+                    key.map(|k| format!(" in {k}")).unwrap_or_default(),
+                    lock.holder()
+                );
+                locks.push(lock);
+            }
+            Err(e) => {
+                for lock in locks.into_iter().rev() {
+                    if let Err(e) = lock.release().await {
+                        tracing::warn!("{e}");
+                    }
+                }
+                return Err(WorkflowError::from(e).into());
+            }
         }
-        None => None,
-    };
+    }
     let result = locked(desired, clients, source, settings, frontend).await;
-    if let Some(lock) = lock {
+    let mut release_error = None;
+    for lock in locks.into_iter().rev() {
         if lock.lost() {
             frontend
                 .warn("the lock expired during the run and was taken by another apply; plan again to check the result");
         }
-        lock.release().await.map_err(WorkflowError::from)?;
+        if let Err(e) = lock.release().await {
+            release_error.get_or_insert(e);
+        }
+    }
+    if let Some(e) = release_error {
+        return Err(WorkflowError::from(e).into());
     }
     result
 }
@@ -221,7 +243,7 @@ async fn locked<F: Frontend>(
     let calls_before = clients.iam.calls.total();
     let appliers = Appliers {
         iam: IamApplier { iam: &clients.iam, patience: Patience::default() },
-        kube: clients.kube.as_ref().map(|kube| KubeApplier { kube }),
+        kube: clients.kubes().map(|(key, kube)| (key.map(str::to_owned), KubeApplier { kube })).collect(),
         settle: settings.settle,
         parallelism: settings.parallelism,
     };

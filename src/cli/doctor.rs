@@ -9,7 +9,7 @@ use crate::doctor::checks::{self, host_path};
 use crate::doctor::facts::{self, Bound, Context, Read, StackContext, Subject};
 use crate::doctor::{Reads, Report, read, render};
 use crate::model::desired::markers::ANNOTATION_ROLE_ARN;
-use crate::model::desired::{Desired, Role};
+use crate::model::desired::{Cluster, Desired, Role};
 use crate::refresh::aws::{Connection, Iam, sdk_config};
 use crate::render::Format;
 
@@ -39,6 +39,11 @@ pub struct DoctorArgs {
     /// With --namespace: only this ServiceAccount (annotated or not).
     #[arg(long, value_name = "NAME", requires = "namespace")]
     service_account: Option<String>,
+
+    /// With a stack file of several clusters ([clusters.<name>]): the
+    /// cluster whose bindings to check (one per run; the only one by default).
+    #[arg(long, value_name = "NAME", requires = "file")]
+    cluster: Option<String>,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -94,20 +99,39 @@ pub fn run(ctx: &Ctx, args: DoctorArgs) -> Result<u8, CliError> {
     Ok(if report.failed() { exit::ERROR } else { exit::SUCCESS })
 }
 
+/// The stack's cluster doctor checks: `--cluster`, or the only one.
+fn checked_cluster<'d>(args: &DoctorArgs, desired: &'d Desired) -> Result<&'d Cluster, CliError> {
+    let names: Vec<&str> = desired.clusters.iter().map(Cluster::address_name).collect();
+    match &args.cluster {
+        None if desired.clusters.len() == 1 => Ok(&desired.clusters[0]),
+        None => Err(CliError::Usage {
+            message: format!("the stack has clusters {}: doctor checks one at a time", names.join(", ")),
+            help: format!("name it with --cluster {}", names[0]),
+        }),
+        Some(name) => desired.clusters.iter().find(|c| c.address_name() == name).ok_or_else(|| CliError::Usage {
+            message: format!("the stack has no cluster `{name}`"),
+            help: format!("use one of {}", names.join(", ")),
+        }),
+    }
+}
+
 async fn diagnose(args: &DoctorArgs, desired: Option<&Desired>) -> Result<Report, CliError> {
+    let cluster = desired.map(|d| checked_cluster(args, d)).transpose()?;
+    let key = cluster.and_then(|c| c.key.clone());
+    let kube_error = |e| CliError::Kube(key.clone(), e);
     let conn = KubeConnection {
         kubeconfig: args.kube.kubeconfig.clone(),
-        context: args.kube.context.clone().or_else(|| desired.and_then(|d| d.cluster.context.clone())),
+        context: args.kube.context.clone().or_else(|| cluster.and_then(|c| c.context.clone())),
     };
-    let kube = Kube::connect(&conn).await.map_err(CliError::Kube)?;
-    let (issuer, issuer_source) = match desired.and_then(|d| d.cluster.oidc_issuer.clone()) {
+    let kube = Kube::connect(&conn).await.map_err(kube_error)?;
+    let (issuer, issuer_source) = match cluster.and_then(|c| c.oidc_issuer.clone()) {
         Some(i) => (Some(i.trim_end_matches('/').to_owned()), "stack"),
-        None => (kube.issuer().await.map_err(CliError::Kube)?, "discovery"),
+        None => (kube.issuer().await.map_err(kube_error)?, "discovery"),
     };
     let region = args
         .region
         .clone()
-        .or_else(|| desired.map(|d| d.cluster.region.clone()))
+        .or_else(|| cluster.map(|c| c.region.clone()))
         .or_else(|| issuer.as_deref().and_then(checks::issuer_region));
     let aws = Connection {
         region: region.clone().unwrap_or_else(|| "us-east-1".into()),
@@ -126,6 +150,7 @@ async fn diagnose(args: &DoctorArgs, desired: Option<&Desired>) -> Result<Report
         (Some(d), _) => d
             .bindings
             .iter()
+            .filter(|b| b.cluster == key)
             .map(|b| {
                 let role_managed = match &d.roles[&b.role] {
                     Role::Owned(_) => true,
@@ -155,7 +180,7 @@ async fn diagnose(args: &DoctorArgs, desired: Option<&Desired>) -> Result<Report
         Ok::<_, crate::cluster::KubeError>((read, read::webhook(&kube).await))
     };
     let (iam_facts, kube_facts) = tokio::join!(iam_read, kube_read);
-    let (mut by_namespace, webhook) = kube_facts.map_err(CliError::Kube)?;
+    let (mut by_namespace, webhook) = kube_facts.map_err(kube_error)?;
 
     let wanted: Vec<(String, String, Option<Bound>)> = match &args.namespace {
         Some(ns) => {
@@ -200,7 +225,7 @@ async fn diagnose(args: &DoctorArgs, desired: Option<&Desired>) -> Result<Report
     let context = Context {
         stack: desired.map(|d| StackContext {
             file: args.file.as_ref().map(|f| f.display().to_string()).unwrap_or_default(),
-            account_id: d.cluster.account_id.clone(),
+            account_id: d.account_id().to_owned(),
         }),
         region,
     };

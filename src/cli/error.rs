@@ -54,8 +54,9 @@ pub enum CliError {
     Runtime(#[source] std::io::Error),
     #[error("reading AWS IAM: {0}")]
     Aws(crate::refresh::aws::CallError),
-    #[error("reading the cluster")]
-    Kube(#[source] crate::cluster::KubeError),
+    /// The cluster's key in a stack of several clusters, and what failed.
+    #[error("reading the cluster{}", .0.as_ref().map(|k| format!(" {k}")).unwrap_or_default())]
+    Kube(Option<String>, #[source] crate::cluster::KubeError),
     #[error(transparent)]
     Lock(Box<crate::lock::LockError>),
     /// A saved plan whose world moved since it was made; `plan_errors` are
@@ -80,7 +81,7 @@ impl From<crate::refresh::ReadError> for CliError {
     fn from(e: crate::refresh::ReadError) -> Self {
         match e {
             crate::refresh::ReadError::Aws(e) => CliError::Aws(e),
-            crate::refresh::ReadError::Kube(e) => CliError::Kube(e),
+            crate::refresh::ReadError::Kube(key, e) => CliError::Kube(key, e),
         }
     }
 }
@@ -106,7 +107,7 @@ impl CliError {
             CliError::Output(_) => "irsa::output",
             CliError::Runtime(_) => "irsa::runtime",
             CliError::Aws(_) => "irsa::aws",
-            CliError::Kube(_) => "irsa::kube",
+            CliError::Kube(..) => "irsa::kube",
             CliError::Lock(_) => "irsa::lock",
             CliError::Stale { .. } => "irsa::stale",
             CliError::Store(_) => "irsa::store",

@@ -96,10 +96,10 @@ pub fn run(ctx: &Ctx, args: ImportArgs) -> Result<u8, CliError> {
     let rt = live::runtime()?;
     let read = rt.block_on(async {
         let conn = KubeConnection { kubeconfig: args.kube.kubeconfig.clone(), context: args.kube.context.clone() };
-        let kube = Kube::connect(&conn).await.map_err(CliError::Kube)?;
+        let kube = Kube::connect(&conn).await.map_err(|e| CliError::Kube(None, e))?;
         let (issuer, listed) = tokio::join!(kube.issuer(), kube.read_namespace(&args.namespace));
         let (issuer, (service_accounts, deployments)) =
-            (issuer.map_err(CliError::Kube)?, listed.map_err(CliError::Kube)?);
+            (issuer.map_err(|e| CliError::Kube(None, e))?, listed.map_err(|e| CliError::Kube(None, e))?);
         Ok::<_, CliError>((kube, issuer, service_accounts, deployments))
     })?;
     let (kube, discovered, all_service_accounts, deployments) = read;

@@ -5,8 +5,8 @@ use crate::cluster::{Kube, KubeConnection};
 use crate::model::desired::Desired;
 use crate::model::observed::Observed;
 use crate::plan::RefreshInfo;
-use crate::refresh::Clients;
 use crate::refresh::aws::{Connection, Iam, Strategy};
+use crate::refresh::{Clients, ClusterClient};
 
 /// How to reach the cluster.
 #[derive(Debug, Clone, clap::Args)]
@@ -17,7 +17,8 @@ pub struct KubeArgs {
     pub kubeconfig: Option<std::path::PathBuf>,
 
     /// The kubeconfig context; otherwise the stack's `[cluster] context`,
-    /// otherwise the current context.
+    /// otherwise the current context. A stack of several clusters takes
+    /// each one's from its `[clusters.<name>] context`.
     #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
 }
@@ -59,44 +60,56 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(CliError::Runtime)
 }
 
-/// Connect to IAM, and to the cluster when the targets can reach it. The
-/// issuer comes from the stack file or, when it has none, from the
-/// cluster's discovery document.
+/// Connect to IAM, and to each cluster when the targets can reach one. A
+/// cluster's issuer comes from the stack file or, when it has none, from the
+/// cluster's discovery document. Clusters are connected to at once.
 pub async fn connect(
     desired: &Desired,
     aws: &AwsArgs,
     kube: &KubeArgs,
     targets: &[String],
 ) -> Result<Clients, CliError> {
-    let (kube, discovered_issuer) = if targets_need_cluster(targets) {
-        let conn = KubeConnection {
-            kubeconfig: kube.kubeconfig.clone(),
-            context: kube.context.clone().or_else(|| desired.cluster.context.clone()),
-        };
-        let client = Kube::connect(&conn).await.map_err(CliError::Kube)?;
-        let issuer = client.issuer().await.map_err(CliError::Kube)?;
-        (Some(client), issuer)
-    } else {
-        (None, None)
-    };
-    let Some(issuer) = desired.cluster.oidc_issuer.clone().or_else(|| discovered_issuer.clone()) else {
+    if let (true, Some(_)) = (desired.multi_cluster(), &kube.context) {
         return Err(CliError::Usage {
-            message: if kube.is_some() {
-                "the stack file does not set [cluster] oidc_issuer and the cluster serves no OIDC discovery document"
-                    .into()
-            } else {
-                "the stack file does not set [cluster] oidc_issuer, and these targets do not reach the cluster to read it".into()
-            },
-            help: "set oidc_issuer (aws eks describe-cluster --name NAME --query cluster.identity.oidc.issuer)".into(),
+            message: "--context picks one cluster, and this stack has [clusters.<name>] tables".into(),
+            help: "set context in each [clusters.<name>] table instead".into(),
         });
-    };
+    }
+    let reach = targets_need_cluster(targets);
+    let connections = desired.clusters.iter().map(|cluster| async move {
+        let (client, discovered) = if reach {
+            let conn = KubeConnection {
+                kubeconfig: kube.kubeconfig.clone(),
+                context: kube.context.clone().or_else(|| cluster.context.clone()),
+            };
+            let in_cluster = |e| CliError::Kube(cluster.key.clone(), e);
+            let client = Kube::connect(&conn).await.map_err(in_cluster)?;
+            let issuer = client.issuer().await.map_err(in_cluster)?;
+            (Some(client), issuer)
+        } else {
+            (None, None)
+        };
+        let table = cluster.table();
+        let Some(issuer) = cluster.oidc_issuer.clone().or_else(|| discovered.clone()) else {
+            return Err(CliError::Usage {
+                message: if client.is_some() {
+                    format!("the stack file does not set {table} oidc_issuer and the cluster serves no OIDC discovery document")
+                } else {
+                    format!("the stack file does not set {table} oidc_issuer, and these targets do not reach the cluster to read it")
+                },
+                help: "set oidc_issuer (aws eks describe-cluster --name NAME --query cluster.identity.oidc.issuer)".into(),
+            });
+        };
+        Ok(ClusterClient { key: cluster.key.clone(), kube: client, discovered_issuer: discovered, issuer })
+    });
+    let clusters = futures_util::future::join_all(connections).await.into_iter().collect::<Result<Vec<_>, _>>()?;
     let conn = Connection {
-        region: aws.region.clone().unwrap_or_else(|| desired.cluster.region.clone()),
+        region: aws.region.clone().unwrap_or_else(|| desired.clusters[0].region.clone()),
         endpoint_url: aws.endpoint_url.clone(),
         profile: aws.profile.clone(),
     };
     let iam = Iam::connect(&conn).await;
-    Ok(Clients { iam, kube, discovered_issuer, issuer, strategy: aws.refresh_strategy })
+    Ok(Clients { iam, clusters, strategy: aws.refresh_strategy })
 }
 
 /// Connect and read, for commands that only read, with the read's progress

@@ -100,8 +100,8 @@ pub fn run(ctx: &Ctx, args: PlanArgs) -> Result<u8, CliError> {
     tracing::info!(
         roles = observed.iam.roles.len(),
         policies = observed.iam.policies.len(),
-        service_accounts = observed.cluster.service_accounts.len(),
-        deployments = observed.cluster.deployments.len(),
+        service_accounts = observed.cluster_counts().0,
+        deployments = observed.cluster_counts().1,
         "observed state read"
     );
     let options = PlanOptions { adopt: args.adopt, targets: args.target.clone(), refresh, destroy: args.destroy };

@@ -33,6 +33,7 @@ pub fn run(ctx: &Ctx, args: RefreshArgs) -> Result<u8, CliError> {
     let desired = crate::config::load(&args.file)?;
     let (observed, refresh) =
         live::runtime()?.block_on(live::observe_shown(ctx, &desired, &args.aws, &args.kube, &args.target))?;
+    let (service_accounts, deployments) = observed.cluster_counts();
     ctx.say(&format!(
         "Read {} OIDC provider{}, {} role{} and {} polic{} with {} IAM calls ({}), and {} service account{} and {} deployment{} with {} Kubernetes requests.",
         observed.iam.oidc_providers.len(),
@@ -43,10 +44,10 @@ pub fn run(ctx: &Ctx, args: RefreshArgs) -> Result<u8, CliError> {
         if observed.iam.policies.len() == 1 { "y" } else { "ies" },
         refresh.iam_calls,
         refresh.strategy,
-        observed.cluster.service_accounts.len(),
-        if observed.cluster.service_accounts.len() == 1 { "" } else { "s" },
-        observed.cluster.deployments.len(),
-        if observed.cluster.deployments.len() == 1 { "" } else { "s" },
+        service_accounts,
+        if service_accounts == 1 { "" } else { "s" },
+        deployments,
+        if deployments == 1 { "" } else { "s" },
         refresh.kube_requests,
     ));
     if let Some(path) = &args.export {

@@ -51,7 +51,7 @@ pub fn run(ctx: &Ctx, args: ValidateArgs) -> Result<u8, CliError> {
             message.clone(),
             Some(format!("{fix}: [stack] name = \"team-a\". {rename}")),
         )
-        .at(&source, &desired.cluster.span);
+        .at(&source, &desired.clusters[0].span);
         ctx.warn(&format!("{message}; {fix}:\n  [stack]\n  name = \"team-a\"\n{rename}"), diag);
     }
     super::leak_at_exit(desired);

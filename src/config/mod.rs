@@ -123,7 +123,7 @@ role = "legacy"
 "#
         )))
         .unwrap();
-        assert_eq!(d.cluster.partition, "aws");
+        assert_eq!(d.partition(), "aws");
         assert_eq!(d.policies["p"].tags["env"], "dev", "an entry's tag wins over the default");
         assert_eq!(d.policies["p"].tags["team"], "platform");
         let Role::Owned(r) = &d.roles["r"] else { panic!() };

@@ -18,14 +18,24 @@ use serde_json::Value;
 /// An irsa stack file: the IAM roles and policies of a cluster's pods and the
 /// Kubernetes service accounts that use them.
 #[derive(JsonSchema)]
-#[schemars(title = "irsa stack file", deny_unknown_fields)]
+#[schemars(
+    title = "irsa stack file",
+    deny_unknown_fields,
+    extend("oneOf" = [{"required": ["cluster"]}, {"required": ["clusters"]}])
+)]
 #[allow(dead_code)] // only the schema is derived from these types
 pub struct StackFile {
     /// The stack file format; this irsa reads version 1.
     #[schemars(range(min = 1, max = 1))]
     version: u32,
     stack: Option<StackTable>,
-    cluster: ClusterTable,
+    /// The one cluster of the stack (or `[clusters.<name>]` for several).
+    cluster: Option<ClusterTable>,
+    /// The clusters of a stack of several, by the name bindings and
+    /// addresses use: `[clusters.<name>]` (a lowercase DNS label). Needs
+    /// `[stack] name`.
+    #[schemars(extend("propertyNames" = {"pattern": "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", "maxLength": 40}))]
+    clusters: Option<BTreeMap<String, KeyedClusterTable>>,
     defaults: Option<DefaultsTable>,
     /// Customer-managed IAM policies, by name: `[policies.<name>]`.
     policies: Option<BTreeMap<String, PolicyTable>>,
@@ -66,6 +76,32 @@ struct ClusterTable {
     #[schemars(regex(pattern = r"^https://[^/]+(/.*[^/])?$"))]
     oidc_issuer: Option<String>,
     /// The kubeconfig context to use; the cluster's name when left out.
+    context: Option<String>,
+    /// SHA-1 thumbprints (40 hex digits) of the issuer's certificates, for
+    /// the IAM OIDC provider.
+    #[schemars(length(max = 5), inner(regex(pattern = r"^[0-9a-fA-F]{40}$")))]
+    oidc_thumbprints: Option<Vec<String>>,
+}
+
+/// One cluster of a stack of several (`[clusters.<name>]`).
+#[derive(JsonSchema)]
+#[schemars(deny_unknown_fields)]
+#[allow(dead_code)]
+struct KeyedClusterTable {
+    /// The EKS cluster's name; the table's name when left out.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"), length(max = 100))]
+    name: Option<String>,
+    /// The AWS region of the cluster, e.g. `us-east-1`.
+    #[schemars(regex(pattern = r"^[a-z]+(-[a-z]+)+-[0-9]+$"))]
+    region: String,
+    /// The 12-digit AWS account id, as a string; the same for every cluster of the stack.
+    #[schemars(regex(pattern = r"^[0-9]{12}$"))]
+    account_id: String,
+    /// The cluster's OIDC issuer URL (https, no trailing slash); discovered
+    /// from the cluster when left out.
+    #[schemars(regex(pattern = r"^https://[^/]+(/.*[^/])?$"))]
+    oidc_issuer: Option<String>,
+    /// The kubeconfig context of this cluster; the current one when left out.
     context: Option<String>,
     /// SHA-1 thumbprints (40 hex digits) of the issuer's certificates, for
     /// the IAM OIDC provider.
@@ -224,6 +260,12 @@ struct InlinePolicyTable {
 #[schemars(deny_unknown_fields)]
 #[allow(dead_code)]
 struct ServiceAccountTable {
+    /// The cluster the service account is in: a name from `[clusters]`
+    /// (the only cluster when left out).
+    cluster: Option<String>,
+    /// The clusters it is in, one service account in each (while workloads
+    /// move from one cluster to another); instead of `cluster`.
+    clusters: Option<Vec<String>>,
     /// The namespace (a DNS-1123 label).
     #[schemars(regex(pattern = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"), length(max = 63))]
     namespace: String,

@@ -1,6 +1,6 @@
 //! The rules of the stack file: shapes, names, references and quotas.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::path::Path;
@@ -11,7 +11,7 @@ use toml::de::DeTable;
 use super::diagnostic::{Problem, Problems, Source};
 use super::raw::{Reporter, Sp, Span, Table};
 use crate::model::desired::{
-    Binding, Cluster, DEFAULT_MAX_SESSION, DefaultTags, Desired, OwnedRole, Policy, PolicyRef, PresetOrigin,
+    Binding, Cluster, DEFAULT_MAX_SESSION, DefaultTags, Desired, Issuers, OwnedRole, Policy, PolicyRef, PresetOrigin,
     ReferencedRole, Role, SourceFile, Stack, markers,
 };
 use crate::model::names::{self, Invalid, closest};
@@ -19,7 +19,8 @@ use crate::model::policy_doc::{self, PolicyDocument};
 use crate::model::presets::{self, ParamValue, Preset};
 use crate::model::quotas::{self, Quotas};
 
-const ROOT_KEYS: &[&str] = &["version", "stack", "cluster", "defaults", "policies", "roles", "service_accounts"];
+const ROOT_KEYS: &[&str] =
+    &["version", "stack", "cluster", "clusters", "defaults", "policies", "roles", "service_accounts"];
 const STACK_KEYS: &[&str] = &["name"];
 const CLUSTER_KEYS: &[&str] = &["name", "region", "account_id", "oidc_issuer", "context", "oidc_thumbprints"];
 const DEFAULTS_KEYS: &[&str] = &["role_path", "permissions_boundary", "tags"];
@@ -43,7 +44,8 @@ const ROLE_KEYS: &[&str] = &[
 /// them: every role key after the two that only a referenced role takes.
 const OWNED_ONLY_ROLE_KEYS: &[&str] = ROLE_KEYS.split_at(2).1;
 const INLINE_KEYS: &[&str] = &["document", "document_file"];
-const BINDING_KEYS: &[&str] = &["namespace", "name", "role", "workloads", "annotations", "adopt"];
+const BINDING_KEYS: &[&str] =
+    &["cluster", "clusters", "namespace", "name", "role", "workloads", "annotations", "adopt"];
 
 /// IAM's limits on a role's maximum session, in seconds.
 const MAX_SESSION_RANGE: std::ops::RangeInclusive<i64> = 3600..=43_200;
@@ -297,7 +299,19 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
     }
 
     let stack_name = load_stack(&mut l, &root);
-    let cluster = load_cluster(&mut l, &root);
+    let clusters = load_clusters(&mut l, &root);
+    if let Some(key) = root.key_span("clusters")
+        && !root.has("stack")
+    {
+        l.r.error(
+            "irsa::config::stack_name",
+            key,
+            "a stack of several clusters needs a name of its own",
+            "no [stack] name",
+            Some("add [stack] name = \"…\" (a stack of one [cluster] may go without: it is then named after its cluster)".into()),
+        );
+    }
+    let role_clusters = clusters.as_ref().map(|c| bound_clusters(&l, &root, c)).unwrap_or_default();
     let (role_path, boundary, default_tags, default_tags_span) = load_defaults(&mut l, &root);
 
     // Policies.
@@ -338,7 +352,12 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
             l.check("irsa::config::name", &key, names::role_name);
             unique_ignoring_case(&mut l, &mut folded, &key, "role");
             let defaults = RoleDefaults { path: &role_path, boundary: &boundary, tags: &default_tags };
-            let presets = PresetTarget { cluster: cluster.as_ref(), policies: &mut preset_policies };
+            let bound_in: Vec<&Cluster> = match (&clusters, role_clusters.get(&key.v)) {
+                (Some(all), Some(keys)) => all.iter().filter(|c| keys.contains(&c.key)).collect(),
+                (Some(all), None) => all.iter().collect(),
+                (None, _) => Vec::new(),
+            };
+            let presets = PresetTarget { clusters: bound_in, policies: &mut preset_policies };
             if let Some(role) = load_owned_role(&mut l, &t, key, &policy_names, &defaults, presets) {
                 roles.insert(role.name.clone(), Role::Owned(role));
             }
@@ -372,17 +391,15 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
     // Roles named by any binding, even one with problems of its own: a role
     // is not "bound to no service account" because its binding has a typo.
     let mut used_roles: HashSet<String> = HashSet::new();
-    let mut bound: HashMap<(String, String), Span> = HashMap::new();
-    let mut workloads: HashMap<(String, String), Span> = HashMap::new();
+    let mut bound: HashMap<BindingKey, Span> = HashMap::new();
+    let mut workloads: HashMap<BindingKey, Span> = HashMap::new();
     for (span, t) in root.table_array(&mut l.r, "service_accounts") {
         let header = header_span(&l.r.source.text, &span);
         let t = Table::new(t, "[[service_accounts]]", header, BINDING_KEYS, &mut l.r);
         if let Some(role) = t.string(&mut Reporter::new(l.r.source.clone()), "role", "") {
             used_roles.insert(role.v);
         }
-        if let Some(b) = load_binding(&mut l, &t, &role_keys, &mut bound, &mut workloads) {
-            bindings.push(b);
-        }
+        bindings.extend(load_binding(&mut l, &t, &role_keys, clusters.as_deref(), &mut bound, &mut workloads));
     }
 
     // An owned role nobody uses would get an empty trust policy, which IAM rejects.
@@ -400,17 +417,17 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
         }
     }
 
-    let (Some(cluster), true) = (cluster, l.r.problems.is_empty()) else {
+    let (Some(clusters), true) = (clusters, l.r.problems.is_empty()) else {
         return Err(fail(l));
     };
     let stack = match stack_name {
         Some(name) => Stack { name, explicit: true, renamed_from: None },
-        None => Stack { name: cluster.name.clone(), explicit: false, renamed_from: None },
+        None => Stack { name: clusters[0].name.clone(), explicit: false, renamed_from: None },
     };
     let mut desired = Desired {
         source: Arc::new(SourceFile { path: path.to_owned(), text }),
         stack,
-        cluster,
+        clusters,
         policies,
         roles,
         bindings,
@@ -419,10 +436,12 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
         quotas_passed: None,
     };
 
-    let issuer = desired.cluster.oidc_issuer.clone();
-    let violations = quotas::check(&desired, &Quotas::default(), issuer.as_deref());
-    if violations.is_empty() {
-        desired.quotas_passed = issuer.map(|i| (Quotas::default(), i));
+    // Trust sizes are measured with the issuers the file sets; the plan
+    // measures again when a cluster's issuer comes from the cluster.
+    let issuers = Issuers::declared(&desired);
+    let violations = quotas::check(&desired, &Quotas::default(), &issuers);
+    if violations.is_empty() && issuers.0.len() == desired.clusters.len() {
+        desired.quotas_passed = Some((Quotas::default(), issuers));
     }
     for v in violations {
         l.r.error("irsa::config::quota", v.span, v.message, "over the IAM quota", Some(v.help));
@@ -473,19 +492,148 @@ fn load_stack(l: &mut Loader<'_>, root: &Table<'_, '_>) -> Option<String> {
     l.check("irsa::config::name", &name, names::stack_name).then_some(name.v)
 }
 
-fn load_cluster(l: &mut Loader<'_>, root: &Table<'_, '_>) -> Option<Cluster> {
-    let Some((key, t)) = root.table(&mut l.r, "cluster") else {
-        if !root.has("cluster") {
-            root.missing(
-                &mut l.r,
-                "cluster",
-                "{ name = \"…\", region = \"…\", account_id = \"…\" } (a [cluster] section)",
+/// `[cluster]`, or the `[clusters.<key>]` tables: one form or the other.
+fn load_clusters(l: &mut Loader<'_>, root: &Table<'_, '_>) -> Option<Vec<Cluster>> {
+    let example = "{ name = \"…\", region = \"…\", account_id = \"…\" } (a [cluster] section, or [clusters.<name>] sections for several)";
+    match (root.key_span("cluster"), root.key_span("clusters")) {
+        (None, None) => {
+            root.missing(&mut l.r, "cluster", example);
+            None
+        }
+        (Some(_), Some(both)) => {
+            l.r.error(
+                "irsa::config::clusters",
+                both,
+                "the stack file has both [cluster] and [clusters.<name>] tables",
+                "one form or the other",
+                Some("move [cluster] into a [clusters.<name>] table of its own (the bindings then name their cluster), or remove these".into()),
+            );
+            None
+        }
+        (Some(_), None) => {
+            let (key, t) = root.table(&mut l.r, "cluster")?;
+            let t = Table::new(t, "[cluster]", key.span.clone(), CLUSTER_KEYS, &mut l.r);
+            load_cluster(l, &t, None, key.span).map(|c| vec![c])
+        }
+        (None, Some(span)) => {
+            let tables = root.named_tables(&mut l.r, "clusters");
+            if tables.is_empty() {
+                l.r.error(
+                    "irsa::config::clusters",
+                    span,
+                    "`clusters` names no cluster",
+                    "empty",
+                    Some("add a [clusters.<name>] table with name, region and account_id".into()),
+                );
+                return None;
+            }
+            let mut clusters: Vec<Cluster> = Vec::new();
+            let mut ok = true;
+            let mut sids: HashMap<String, Sp<String>> = HashMap::new();
+            for (key, t) in tables {
+                let t = Table::new(t, format!("[clusters.{}]", key.v), key.span.clone(), CLUSTER_KEYS, &mut l.r);
+                if !l.check("irsa::config::name", &key, names::cluster_key) {
+                    ok = false;
+                    continue;
+                }
+                // The key goes into trust-statement Sids, which keep only letters and digits.
+                let sid = crate::model::trust::cluster_sid("", Some(&key.v));
+                if let Some(first) = sids.get(&sid) {
+                    l.r.error(
+                        "irsa::config::duplicate",
+                        key.span.clone(),
+                        format!(
+                            "clusters `{}` and `{}` differ only in `-`, and would share a trust statement Sid",
+                            first.v, key.v
+                        ),
+                        "same Sid as another",
+                        Some("give the clusters names that differ in letters or digits".into()),
+                    );
+                    ok = false;
+                    continue;
+                }
+                sids.insert(sid, key.clone());
+                match load_cluster(l, &t, Some(&key), key.span.clone()) {
+                    Some(c) => clusters.push(c),
+                    None => ok = false,
+                }
+            }
+            if !ok {
+                return None;
+            }
+            same_account(l, &clusters);
+            clusters.sort_by(|a, b| a.key.cmp(&b.key));
+            Some(clusters)
+        }
+    }
+}
+
+/// The clusters of one stack share its account and partition: its roles and
+/// policies live in one account, where every cluster's OIDC provider is made.
+fn same_account(l: &mut Loader<'_>, clusters: &[Cluster]) {
+    let first = &clusters[0];
+    let mut issuers: HashMap<String, &Cluster> = HashMap::new();
+    for c in clusters {
+        if c.account_id != first.account_id {
+            l.r.error(
+                "irsa::config::account",
+                c.span.clone(),
+                format!(
+                    "{} is in account {}, but {} is in {}: a stack's roles and providers are in one account",
+                    c.table(),
+                    c.account_id,
+                    first.table(),
+                    first.account_id
+                ),
+                "another account",
+                Some("write a stack file per account, or give every cluster the account where the roles are".into()),
+            );
+        } else if c.partition != first.partition {
+            l.r.error(
+                "irsa::config::region",
+                c.span.clone(),
+                format!(
+                    "{} is in partition {}, but {} is in {}",
+                    c.table(),
+                    c.partition,
+                    first.table(),
+                    first.partition
+                ),
+                "another partition",
+                Some("write a stack file per partition".into()),
             );
         }
-        return None;
+        if let Some(issuer) = &c.oidc_issuer {
+            let norm = issuer.trim_end_matches('/').to_owned();
+            if let Some(other) = issuers.get(&norm) {
+                l.r.error(
+                    "irsa::config::issuer",
+                    c.oidc_issuer_span.clone().unwrap_or(c.span.clone()),
+                    format!(
+                        "{} has the OIDC issuer of {}: each cluster has an issuer of its own",
+                        c.table(),
+                        other.table()
+                    ),
+                    "same issuer",
+                    Some(
+                        "copy each cluster's issuer from aws eks describe-cluster --query cluster.identity.oidc.issuer"
+                            .into(),
+                    ),
+                );
+            } else {
+                issuers.insert(norm, c);
+            }
+        }
+    }
+}
+
+/// One cluster's table; `key` is `[clusters.<key>]`'s (`None` for `[cluster]`,
+/// whose `name` is required; a keyed cluster's name defaults to its key).
+fn load_cluster(l: &mut Loader<'_>, t: &Table<'_, '_>, key: Option<&Sp<String>>, span: Span) -> Option<Cluster> {
+    let name = match key {
+        None => t.required_string(&mut l.r, "name", "\"my-cluster\""),
+        Some(k) => t.string(&mut l.r, "name", "\"my-cluster\"").or_else(|| Some(k.clone())),
     };
-    let t = Table::new(t, "[cluster]", key.span.clone(), CLUSTER_KEYS, &mut l.r);
-    let name = t.required_string(&mut l.r, "name", "\"my-cluster\"");
     let region = t.required_string(&mut l.r, "region", "\"us-east-1\"");
     let account = t.required_string(&mut l.r, "account_id", "\"123456789012\"");
     let issuer = t.string(&mut l.r, "oidc_issuer", "\"https://oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE\"");
@@ -519,6 +667,7 @@ fn load_cluster(l: &mut Loader<'_>, root: &Table<'_, '_>) -> Option<Cluster> {
         return None;
     }
     Some(Cluster {
+        key: key.map(|k| k.v.clone()),
         partition: names::partition_of(&region.v).to_owned(),
         name: name.v,
         region: region.v,
@@ -527,8 +676,34 @@ fn load_cluster(l: &mut Loader<'_>, root: &Table<'_, '_>) -> Option<Cluster> {
         oidc_issuer: issuer.map(|i| i.v),
         context: context.map(|c| c.v),
         oidc_thumbprints: prints,
-        span: key.span,
+        span,
     })
+}
+
+/// The clusters each role is bound in, by a quiet first look at the
+/// `[[service_accounts]]` entries (their own problems are reported when
+/// they are loaded): a role's presets take their cluster defaults from there.
+fn bound_clusters(
+    l: &Loader<'_>,
+    root: &Table<'_, '_>,
+    clusters: &[Cluster],
+) -> HashMap<String, BTreeSet<Option<String>>> {
+    let mut quiet = Reporter::new(l.r.source.clone());
+    let mut out: HashMap<String, BTreeSet<Option<String>>> = HashMap::new();
+    for (span, t) in root.table_array(&mut quiet, "service_accounts") {
+        let t = Table::new(t, "[[service_accounts]]", span, BINDING_KEYS, &mut quiet);
+        let Some(role) = t.string(&mut quiet, "role", "") else { continue };
+        let keys: Vec<Option<String>> =
+            match (t.string(&mut quiet, "cluster", ""), t.string_list(&mut quiet, "clusters", "")) {
+                (Some(c), _) => vec![Some(c.v)],
+                (None, Some(list)) => list.v.into_iter().map(|c| Some(c.v)).collect(),
+                (None, None) => vec![clusters[0].key.clone()],
+            };
+        // The `[cluster]` form's bindings are all in its one cluster.
+        let keys = keys.into_iter().map(|k| if clusters[0].key.is_none() { None } else { k });
+        out.entry(role.v).or_default().extend(keys);
+    }
+    out
 }
 
 fn load_defaults(
@@ -587,11 +762,11 @@ struct RoleDefaults<'a> {
     tags: &'a BTreeMap<String, String>,
 }
 
-/// Where a role's presets go: the cluster their defaults come from (`None`
-/// when `[cluster]` is invalid: the parameters are still checked, nothing is
-/// rendered) and the policies they make.
+/// Where a role's presets go: the clusters their defaults come from (those
+/// the role is bound in; none when the clusters are invalid: the parameters
+/// are still checked, nothing is rendered) and the policies they make.
 struct PresetTarget<'a> {
-    cluster: Option<&'a Cluster>,
+    clusters: Vec<&'a Cluster>,
     policies: &'a mut Vec<Policy>,
 }
 
@@ -656,7 +831,7 @@ fn load_owned_role(
             listed_presets.push(preset.name);
             let table = params.remove(preset.name);
             let ctx = PresetRole { role: &key.v, path: &path, tags: default_tags, adopt };
-            for policy in load_preset(l, preset, &p, table, &ctx, presets.cluster) {
+            for policy in load_preset(l, preset, &p, table, &ctx, &presets.clusters) {
                 policies.push(PolicyRef::Stack(policy.name.clone()));
                 presets.policies.push(policy);
             }
@@ -826,8 +1001,9 @@ fn load_preset(
     entry: &Sp<String>,
     table: Option<(Sp<String>, &DeTable<'_>)>,
     role: &PresetRole<'_>,
-    cluster: Option<&Cluster>,
+    clusters: &[&Cluster],
 ) -> Vec<Policy> {
+    let cluster = clusters.first().copied();
     let partition = cluster.map(|c| c.partition.as_str());
     let table = table.map(|(k, t)| {
         let name = format!("[roles.{}.presets.{}]", role.role, preset.name);
@@ -869,6 +1045,37 @@ fn load_preset(
         }
     }
     let (true, Some(cluster)) = (ok, cluster) else { return Vec::new() };
+    // A role bound in several clusters takes a cluster's name or region
+    // from them only when they agree on it.
+    for param in preset.params {
+        let from_cluster = match param.default {
+            presets::Default::ClusterName | presets::Default::KarpenterNodeRole => {
+                !given.contains_key("cluster_name") && clusters.iter().any(|c| c.name != cluster.name)
+            }
+            presets::Default::Region => clusters.iter().any(|c| c.region != cluster.region),
+            _ => false,
+        };
+        if from_cluster && !given.contains_key(param.name) {
+            let names: Vec<&str> = clusters.iter().map(|c| c.address_name()).collect();
+            l.r.error(
+                "irsa::config::preset_parameter",
+                entry.span.clone(),
+                format!(
+                    "preset `{}` of role `{}` takes `{}` from the role's cluster, and the role is bound in clusters {}",
+                    preset.name,
+                    role.role,
+                    param.name,
+                    names.join(" and ")
+                ),
+                "which cluster?",
+                Some(format!(
+                    "set it in [roles.{}.presets.{}]: {} = {}, or give each cluster a role of its own",
+                    role.role, preset.name, param.name, param.example
+                )),
+            );
+            return Vec::new();
+        }
+    }
     let ctx = presets::Context {
         partition: &cluster.partition,
         cluster_name: &cluster.name,
@@ -963,13 +1170,109 @@ fn preset_value(
     check(l, &v).then_some(ParamValue::One(v.v))
 }
 
+/// (cluster key, namespace, name) of a ServiceAccount or Deployment.
+type BindingKey = (Option<String>, String, String);
+
+/// The clusters a `[[service_accounts]]` entry is in: `cluster = "…"`, or
+/// `clusters = [ … ]` (one ServiceAccount in each, during a move from one
+/// cluster to another), or the stack's only cluster. `None` when they are
+/// wrong (reported); `Some(vec![None])` in a `[cluster]` file.
+fn binding_clusters(
+    l: &mut Loader<'_>,
+    t: &Table<'_, '_>,
+    clusters: Option<&[Cluster]>,
+) -> Option<Vec<Option<String>>> {
+    let one = t.string(&mut l.r, "cluster", "\"blue\"");
+    let many = t.string_list(&mut l.r, "clusters", "[\"blue\", \"green\"]");
+    let clusters = clusters?;
+    let given: Vec<Sp<String>> = match (one, many) {
+        (Some(_), Some(list)) => {
+            l.r.error(
+                "irsa::config::binding_cluster",
+                list.span,
+                "the entry has both `cluster` and `clusters`",
+                "one or the other",
+                Some("keep `cluster = \"…\"` for one cluster or `clusters = [ … ]` for several".into()),
+            );
+            return None;
+        }
+        (Some(c), None) => vec![c],
+        (None, Some(list)) if list.v.is_empty() => {
+            l.r.error(
+                "irsa::config::binding_cluster",
+                list.span,
+                "`clusters` is empty",
+                "no cluster",
+                Some("name the clusters the ServiceAccount is in, or remove the entry".into()),
+            );
+            return None;
+        }
+        (None, Some(list)) => list.v,
+        (None, None) => {
+            if clusters.len() > 1 {
+                let keys: Vec<&str> = clusters.iter().map(Cluster::address_name).collect();
+                t.missing(
+                    &mut l.r,
+                    "cluster",
+                    &format!("\"{}\" (the stack has clusters {})", keys[0], keys.join(", ")),
+                );
+                return None;
+            }
+            return Some(vec![clusters[0].key.clone()]);
+        }
+    };
+    let mut out: Vec<Option<String>> = Vec::new();
+    let mut ok = true;
+    for c in given {
+        let found = clusters.iter().find(|k| match &k.key {
+            Some(key) => *key == c.v,
+            // A `[cluster]` file's bindings may name it, by its name.
+            None => k.name == c.v,
+        });
+        match found {
+            Some(k) if out.contains(&k.key) => {
+                l.r.error(
+                    "irsa::config::duplicate",
+                    c.span.clone(),
+                    format!("cluster `{}` is listed twice", c.v),
+                    "listed again",
+                    Some("remove the second entry".into()),
+                );
+                ok = false;
+            }
+            Some(k) => out.push(k.key.clone()),
+            None => {
+                let keys: Vec<String> = clusters.iter().map(|k| k.address_name().to_owned()).collect();
+                let help = match closest(&c.v, keys.iter().map(String::as_str)) {
+                    Some(k) => format!("did you mean `{k}`? The stack's clusters are {}", keys.join(", ")),
+                    None if clusters[0].key.is_none() => {
+                        "the stack file has one [cluster]: remove `cluster`, or add [clusters.<name>] tables".into()
+                    }
+                    None => format!("define [clusters.{}], or use one of {}", c.v, keys.join(", ")),
+                };
+                l.r.error(
+                    "irsa::config::dangling_reference",
+                    c.span.clone(),
+                    format!("service account is in cluster `{}`, which is not defined", c.v),
+                    "no such cluster",
+                    Some(help),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
 fn load_binding(
     l: &mut Loader<'_>,
     t: &Table<'_, '_>,
     role_keys: &Known,
-    bound: &mut HashMap<(String, String), Span>,
-    workloads: &mut HashMap<(String, String), Span>,
-) -> Option<Binding> {
+    clusters: Option<&[Cluster]>,
+    bound: &mut HashMap<BindingKey, Span>,
+    workloads: &mut HashMap<BindingKey, Span>,
+) -> Vec<Binding> {
+    let in_clusters = binding_clusters(l, t, clusters);
     let namespace = t.required_string(&mut l.r, "namespace", "\"backend\"");
     let name = t.required_string(&mut l.r, "name", "\"my-service-account\"");
     let role = t.required_string(&mut l.r, "role", "\"backend-messages\"");
@@ -1052,51 +1355,62 @@ fn load_binding(
         listed.push(Sp { v: dep.to_owned(), span: w.span.clone() });
     }
 
-    let (namespace, name, role) = (namespace?, name?, role?);
+    let (Some(namespace), Some(name), Some(role), Some(in_clusters)) = (namespace, name, role, in_clusters) else {
+        return Vec::new();
+    };
     if !(ns_ok && name_ok && role_ok) {
-        return None;
+        return Vec::new();
     }
-    let key = (namespace.v.clone(), name.v.clone());
-    if let Some(first) = bound.get(&key) {
-        let (line, _) = l.r.source.line_col(first.start);
-        l.r.error(
-            "irsa::config::duplicate_binding",
-            name.span.clone(),
-            format!("service account {}/{} is bound twice (first on line {line})", namespace.v, name.v),
-            "bound again",
-            Some("a service account has one role: keep one entry, or give one of them another name".into()),
-        );
-        return None;
-    }
-    bound.insert(key, name.span.clone());
-
-    let mut deployments = Vec::new();
-    for dep in listed {
-        let wkey = (namespace.v.clone(), dep.v.clone());
-        if let Some(first) = workloads.get(&wkey) {
+    let mut out = Vec::new();
+    for cluster in in_clusters {
+        let at = cluster.as_ref().map(|c| format!(" in cluster {c}")).unwrap_or_default();
+        let key = (cluster.clone(), namespace.v.clone(), name.v.clone());
+        if let Some(first) = bound.get(&key) {
             let (line, _) = l.r.source.line_col(first.start);
             l.r.error(
-                "irsa::config::duplicate_workload",
-                dep.span.clone(),
-                format!("deployment {}/{} is bound to two service accounts (first on line {line})", namespace.v, dep.v),
+                "irsa::config::duplicate_binding",
+                name.span.clone(),
+                format!("service account {}/{}{at} is bound twice (first on line {line})", namespace.v, name.v),
                 "bound again",
-                Some("a Deployment runs as one service account: list it under one binding".into()),
+                Some("a service account has one role: keep one entry, or give one of them another name".into()),
             );
             continue;
         }
-        workloads.insert(wkey, dep.span);
-        deployments.push(dep.v);
-    }
+        bound.insert(key, name.span.clone());
 
-    Some(Binding {
-        namespace: namespace.v,
-        name: name.v,
-        role: role.v,
-        deployments,
-        annotations,
-        adopt,
-        span: name.span,
-    })
+        let mut deployments = Vec::new();
+        for dep in &listed {
+            let wkey = (cluster.clone(), namespace.v.clone(), dep.v.clone());
+            if let Some(first) = workloads.get(&wkey) {
+                let (line, _) = l.r.source.line_col(first.start);
+                l.r.error(
+                    "irsa::config::duplicate_workload",
+                    dep.span.clone(),
+                    format!(
+                        "deployment {}/{}{at} is bound to two service accounts (first on line {line})",
+                        namespace.v, dep.v
+                    ),
+                    "bound again",
+                    Some("a Deployment runs as one service account: list it under one binding".into()),
+                );
+                continue;
+            }
+            workloads.insert(wkey, dep.span.clone());
+            deployments.push(dep.v.clone());
+        }
+
+        out.push(Binding {
+            cluster,
+            namespace: namespace.v.clone(),
+            name: name.v.clone(),
+            role: role.v.clone(),
+            deployments,
+            annotations: annotations.clone(),
+            adopt,
+            span: name.span.clone(),
+        });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1216,6 +1530,7 @@ mod tests {
             (&schema, super::ROOT_KEYS),
             (&defs["StackTable"], super::STACK_KEYS),
             (&defs["ClusterTable"], super::CLUSTER_KEYS),
+            (&defs["KeyedClusterTable"], super::CLUSTER_KEYS),
             (&defs["DefaultsTable"], super::DEFAULTS_KEYS),
             (&defs["PolicyTable"], super::POLICY_KEYS),
             (&defs["RoleTable"], super::ROLE_KEYS),

@@ -22,10 +22,12 @@ pub enum Address {
     Attach { role: String, policy: String },
     /// `role/<role>/inline/<name>`: an inline policy of a role.
     Inline { role: String, name: String },
-    /// `sa/<namespace>/<name>`: a ServiceAccount.
-    ServiceAccount { namespace: String, name: String },
-    /// `deploy/<namespace>/<name>`: a Deployment that uses a bound ServiceAccount.
-    Deployment { namespace: String, name: String },
+    /// `sa/<namespace>/<name>`: a ServiceAccount; `sa/<cluster>/<namespace>/<name>`
+    /// in a stack of several clusters (`[clusters.<cluster>]`).
+    ServiceAccount { cluster: Option<String>, namespace: String, name: String },
+    /// `deploy/<namespace>/<name>` (or `deploy/<cluster>/<namespace>/<name>`):
+    /// a Deployment that uses a bound ServiceAccount.
+    Deployment { cluster: Option<String>, namespace: String, name: String },
 }
 
 /// The kind of resource behind an address, as named in the JSON plan.
@@ -76,11 +78,29 @@ impl Address {
     pub fn inline(role: &str, name: &str) -> Self {
         Address::Inline { role: role.to_owned(), name: name.to_owned() }
     }
-    pub fn service_account(namespace: &str, name: &str) -> Self {
-        Address::ServiceAccount { namespace: namespace.to_owned(), name: name.to_owned() }
+    /// `cluster` is the `[clusters.<key>]` the object is in, `None` in a
+    /// stack of one `[cluster]` (whose addresses name no cluster).
+    pub fn service_account(cluster: Option<&str>, namespace: &str, name: &str) -> Self {
+        Address::ServiceAccount {
+            cluster: cluster.map(str::to_owned),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
     }
-    pub fn deployment(namespace: &str, name: &str) -> Self {
-        Address::Deployment { namespace: namespace.to_owned(), name: name.to_owned() }
+    pub fn deployment(cluster: Option<&str>, namespace: &str, name: &str) -> Self {
+        Address::Deployment {
+            cluster: cluster.map(str::to_owned),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// The cluster a cluster resource is in (`None`: the only one, or an IAM resource).
+    pub fn cluster(&self) -> Option<&str> {
+        match self {
+            Address::ServiceAccount { cluster, .. } | Address::Deployment { cluster, .. } => cluster.as_deref(),
+            _ => None,
+        }
     }
 
     /// Whether `--target PREFIX` selects this address. A prefix matches whole
@@ -101,16 +121,25 @@ impl fmt::Display for Address {
             Address::Role { name } => write!(f, "role/{name}"),
             Address::Attach { role, policy } => write!(f, "role/{role}/attach/{policy}"),
             Address::Inline { role, name } => write!(f, "role/{role}/inline/{name}"),
-            Address::ServiceAccount { namespace, name } => write!(f, "sa/{namespace}/{name}"),
-            Address::Deployment { namespace, name } => write!(f, "deploy/{namespace}/{name}"),
+            Address::ServiceAccount { cluster, namespace, name } => {
+                write!(f, "sa/{}{namespace}/{name}", prefix(cluster))
+            }
+            Address::Deployment { cluster, namespace, name } => {
+                write!(f, "deploy/{}{namespace}/{name}", prefix(cluster))
+            }
         }
     }
+}
+
+/// `<cluster>/` for an object of a stack of several clusters.
+fn prefix(cluster: &Option<String>) -> String {
+    cluster.as_ref().map(|c| format!("{c}/")).unwrap_or_default()
 }
 
 /// A string that is not an address.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "`{0}` is not a resource address (expected oidc/<cluster>, policy/<name>, role/<name>, role/<role>/attach/<policy>, role/<role>/inline/<name>, sa/<namespace>/<name> or deploy/<namespace>/<name>)"
+    "`{0}` is not a resource address (expected oidc/<cluster>, policy/<name>, role/<name>, role/<role>/attach/<policy>, role/<role>/inline/<name>, sa/[<cluster>/]<namespace>/<name> or deploy/[<cluster>/]<namespace>/<name>)"
 )]
 pub struct AddressParseError(String);
 
@@ -140,15 +169,19 @@ impl FromStr for Address {
                 }
             }
             "sa" | "deploy" => {
-                let (ns, name) = rest.split_once('/').ok_or_else(err)?;
+                // Two segments in a stack of one cluster, three (the
+                // cluster first) in one of several.
+                let parts: Vec<&str> = rest.split('/').collect();
+                let (cluster, ns, name) = match parts[..] {
+                    [ns, name] => (None, ns, name),
+                    [cluster, ns, name] => (Some(nonempty(cluster)?), ns, name),
+                    _ => return Err(err()),
+                };
                 let (namespace, name) = (nonempty(ns)?, nonempty(name)?);
-                if name.contains('/') {
-                    return Err(err());
-                }
                 Ok(if kind == "sa" {
-                    Address::ServiceAccount { namespace, name }
+                    Address::ServiceAccount { cluster, namespace, name }
                 } else {
-                    Address::Deployment { namespace, name }
+                    Address::Deployment { cluster, namespace, name }
                 })
             }
             _ => Err(err()),
@@ -182,8 +215,10 @@ mod tests {
             Address::attach("backend-messages", "messages-read"),
             Address::attach("r", "arn:aws:iam::aws:policy/service-role/AmazonS3ReadOnlyAccess"),
             Address::inline("backend-messages", "kms-decrypt"),
-            Address::service_account("backend", "my-service-account"),
-            Address::deployment("backend", "backend"),
+            Address::service_account(None, "backend", "my-service-account"),
+            Address::deployment(None, "backend", "backend"),
+            Address::service_account(Some("blue"), "backend", "my-service-account"),
+            Address::deployment(Some("green"), "backend", "backend"),
         ];
         for address in cases {
             let text = address.to_string();
@@ -193,9 +228,29 @@ mod tests {
 
     #[test]
     fn malformed_addresses_are_rejected() {
-        for bad in ["", "role", "role/", "role/x/other/y", "sa/ns", "sa/ns/a/b", "bucket/x", "policy/"] {
+        for bad in [
+            "",
+            "role",
+            "role/",
+            "role/x/other/y",
+            "sa/ns",
+            "sa/c/ns/a/b",
+            "sa//ns/a",
+            "deploy/c/ns/",
+            "bucket/x",
+            "policy/",
+        ] {
             assert!(bad.parse::<Address>().is_err(), "{bad:?} parsed");
         }
+    }
+
+    #[test]
+    fn one_cluster_addresses_name_no_cluster() {
+        assert_eq!(Address::service_account(None, "ns", "a").to_string(), "sa/ns/a");
+        assert_eq!(Address::service_account(Some("blue"), "ns", "a").to_string(), "sa/blue/ns/a");
+        assert_eq!(Address::deployment(Some("blue"), "ns", "web").to_string(), "deploy/blue/ns/web");
+        assert_eq!("sa/blue/ns/a".parse::<Address>().unwrap().cluster(), Some("blue"));
+        assert_eq!("sa/ns/a".parse::<Address>().unwrap().cluster(), None);
     }
 
     #[test]

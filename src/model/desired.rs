@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::Value;
+
 use foldhash::{HashMap, HashMapExt};
 use std::ops::Range;
 use std::path::PathBuf;
@@ -50,7 +52,10 @@ pub struct Desired {
     pub source: Arc<SourceFile>,
     /// The stack's identity: its markers, its lock, its trust statements.
     pub stack: Stack,
-    pub cluster: Cluster,
+    /// The clusters the stack's ServiceAccounts live in, in key order: one
+    /// for a `[cluster]` file (its key `None`), or each `[clusters.<key>]`.
+    /// All are in one AWS account and partition (the loader checks).
+    pub clusters: Vec<Cluster>,
     pub policies: BTreeMap<String, Policy>,
     pub roles: BTreeMap<String, Role>,
     pub bindings: Vec<Binding>,
@@ -63,7 +68,34 @@ pub struct Desired {
     /// The quotas and issuer the loader checked the stack against, when it
     /// passed: a plan under the same ones need not check again (that check
     /// generates every role's trust policy to measure it).
-    pub quotas_passed: Option<(super::quotas::Quotas, String)>,
+    pub quotas_passed: Option<(super::quotas::Quotas, Issuers)>,
+}
+
+/// Each cluster's OIDC issuer (`https://…`, no trailing `/`), by cluster key,
+/// in cluster order: what trust statements are generated from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Issuers(pub Vec<(Option<String>, String)>);
+
+impl Issuers {
+    /// The issuer of the cluster of key `key`, when known.
+    pub fn get(&self, key: Option<&str>) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k.as_deref() == key).map(|(_, i)| i.as_str())
+    }
+
+    /// The issuers the stack file itself sets (clusters without one are left out).
+    pub fn declared(desired: &Desired) -> Issuers {
+        Issuers(
+            desired
+                .clusters
+                .iter()
+                .filter_map(|c| Some((c.key.clone(), c.oidc_issuer.as_deref()?.trim_end_matches('/').to_owned())))
+                .collect(),
+        )
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Option<&str>, &str)> {
+        self.0.iter().map(|(k, i)| (k.as_deref(), i.as_str()))
+    }
 }
 
 /// The tags every policy and owned role gets from `[defaults] tags`.
@@ -117,8 +149,12 @@ pub struct Stack {
 
 #[derive(Debug, Clone)]
 pub struct Cluster {
-    /// The EKS cluster; names the OIDC provider's address. The stack's own
-    /// name is [`Stack::name`].
+    /// The `<key>` of `[clusters.<key>]`, which bindings name and addresses
+    /// carry (`sa/<key>/…`); `None` for the one-cluster `[cluster]` form,
+    /// whose addresses name no cluster.
+    pub key: Option<String>,
+    /// The EKS cluster; names the OIDC provider's address in the one-cluster
+    /// form. The stack's own name is [`Stack::name`].
     pub name: String,
     pub region: String,
     pub account_id: String,
@@ -130,6 +166,22 @@ pub struct Cluster {
     pub context: Option<String>,
     pub oidc_thumbprints: Vec<String>,
     pub span: Span,
+}
+
+impl Cluster {
+    /// What the cluster's OIDC provider address names: the key in a stack
+    /// of several clusters, the EKS cluster's name in a `[cluster]` file.
+    pub fn address_name(&self) -> &str {
+        self.key.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The table that declares the cluster, for messages.
+    pub fn table(&self) -> String {
+        match &self.key {
+            Some(k) => format!("[clusters.{k}]"),
+            None => "[cluster]".into(),
+        }
+    }
 }
 
 /// A customer-managed policy the stack owns.
@@ -220,6 +272,9 @@ pub struct ReferencedRole {
 /// One `[[service_accounts]]` entry.
 #[derive(Debug, Clone)]
 pub struct Binding {
+    /// The key of the cluster the ServiceAccount is in (`None`: the file's
+    /// one `[cluster]`), as [`Cluster::key`].
+    pub cluster: Option<String>,
     pub namespace: String,
     pub name: String,
     /// Key of the role in `[roles]`.
@@ -241,19 +296,44 @@ impl Desired {
         issuer.strip_prefix("https://").unwrap_or(issuer)
     }
 
+    /// The AWS account every cluster of the stack names (the loader checks they agree).
+    pub fn account_id(&self) -> &str {
+        &self.clusters[0].account_id
+    }
+
+    /// The partition of the stack's region(s): `aws`, `aws-cn` or `aws-us-gov`.
+    pub fn partition(&self) -> &str {
+        &self.clusters[0].partition
+    }
+
+    /// Whether the file has `[clusters.<key>]` tables (addresses then name the cluster).
+    pub fn multi_cluster(&self) -> bool {
+        self.clusters[0].key.is_some()
+    }
+
+    /// The cluster of key `key` (as a binding or an address names it).
+    pub fn cluster(&self, key: Option<&str>) -> Option<&Cluster> {
+        self.clusters.iter().find(|c| c.key.as_deref() == key)
+    }
+
+    /// The cluster a binding's ServiceAccount is in.
+    pub fn cluster_of(&self, binding: &Binding) -> &Cluster {
+        self.cluster(binding.cluster.as_deref()).expect("the loader checks that a binding's cluster exists")
+    }
+
     /// The ARN IAM gives the cluster's OIDC provider in `account`.
     pub fn oidc_provider_arn(&self, account: &str, issuer: &str) -> String {
-        format!("arn:{}:iam::{}:oidc-provider/{}", self.cluster.partition, account, Self::issuer_host_path(issuer))
+        format!("arn:{}:iam::{}:oidc-provider/{}", self.partition(), account, Self::issuer_host_path(issuer))
     }
 
     /// The ARN of an owned role.
     pub fn role_arn(&self, role: &OwnedRole) -> String {
-        format!("arn:{}:iam::{}:role{}{}", self.cluster.partition, self.cluster.account_id, role.path, role.name)
+        format!("arn:{}:iam::{}:role{}{}", self.partition(), self.account_id(), role.path, role.name)
     }
 
     /// The ARN of a stack policy.
     pub fn policy_arn(&self, policy: &Policy) -> String {
-        format!("arn:{}:iam::{}:policy{}{}", self.cluster.partition, self.cluster.account_id, policy.path, policy.name)
+        format!("arn:{}:iam::{}:policy{}{}", self.partition(), self.account_id(), policy.path, policy.name)
     }
 
     /// The ARN a policy reference resolves to.
@@ -316,23 +396,39 @@ impl Desired {
                 (k, v)
             })
             .collect();
-        let model = json!({
+        let cluster = |c: &Cluster| {
+            json!({
+                "name": c.name, "region": c.region, "account_id": c.account_id,
+                "oidc_issuer": c.oidc_issuer, "context": c.context,
+                "oidc_thumbprints": c.oidc_thumbprints,
+            })
+        };
+        let mut model = json!({
             "stack": self.stack.name, "renamed_from": self.stack.renamed_from,
-            "cluster": {
-                "name": self.cluster.name, "region": self.cluster.region, "account_id": self.cluster.account_id,
-                "oidc_issuer": self.cluster.oidc_issuer, "context": self.cluster.context,
-                "oidc_thumbprints": self.cluster.oidc_thumbprints,
-            },
             "policies": self.policies.values().map(|p| json!({
                 "name": p.name, "path": p.path, "description": p.description, "document": p.document,
                 "tags": p.tags, "adopt": p.adopt,
             })).collect::<Vec<_>>(),
             "roles": roles,
-            "bindings": self.bindings.iter().map(|b| json!({
-                "namespace": b.namespace, "name": b.name, "role": b.role, "deployments": b.deployments,
-                "annotations": b.annotations, "adopt": b.adopt,
-            })).collect::<Vec<_>>(),
+            "bindings": self.bindings.iter().map(|b| {
+                let mut v = json!({
+                    "namespace": b.namespace, "name": b.name, "role": b.role, "deployments": b.deployments,
+                    "annotations": b.annotations, "adopt": b.adopt,
+                });
+                if let Some(c) = &b.cluster {
+                    v["cluster"] = json!(c);
+                }
+                v
+            }).collect::<Vec<_>>(),
         });
+        // A `[cluster]` file hashes as it did before stacks had several clusters.
+        if self.multi_cluster() {
+            let clusters: BTreeMap<&str, Value> =
+                self.clusters.iter().map(|c| (c.address_name(), cluster(c))).collect();
+            model["clusters"] = json!(clusters);
+        } else {
+            model["cluster"] = cluster(&self.clusters[0]);
+        }
         super::sha256_hex(model.to_string().as_bytes())
     }
 
@@ -343,7 +439,7 @@ impl Desired {
         Desired {
             source: self.source.clone(),
             stack: self.stack.clone(),
-            cluster: self.cluster.clone(),
+            clusters: self.clusters.clone(),
             policies: BTreeMap::new(),
             roles: self
                 .roles
@@ -367,8 +463,8 @@ impl Desired {
 /// Deployment, and a scan of all bindings per warning was quadratic.
 pub struct Locator<'d> {
     desired: &'d Desired,
-    bindings: HashMap<(&'d str, &'d str), &'d Span>,
-    deployments: HashMap<(&'d str, &'d str), &'d Span>,
+    bindings: HashMap<(Option<&'d str>, &'d str, &'d str), &'d Span>,
+    deployments: HashMap<(Option<&'d str>, &'d str, &'d str), &'d Span>,
 }
 
 impl<'d> Locator<'d> {
@@ -376,9 +472,10 @@ impl<'d> Locator<'d> {
         let mut bindings = HashMap::new();
         let mut deployments = HashMap::new();
         for b in &desired.bindings {
-            bindings.insert((b.namespace.as_str(), b.name.as_str()), &b.span);
+            let cluster = b.cluster.as_deref();
+            bindings.insert((cluster, b.namespace.as_str(), b.name.as_str()), &b.span);
             for d in &b.deployments {
-                deployments.insert((b.namespace.as_str(), d.as_str()), &b.span);
+                deployments.insert((cluster, b.namespace.as_str(), d.as_str()), &b.span);
             }
         }
         Locator { desired, bindings, deployments }
@@ -389,13 +486,21 @@ impl<'d> Locator<'d> {
         use super::address::Address as A;
         let d = self.desired;
         match address {
-            A::Oidc { .. } => Some(&d.cluster.span),
+            // `oidc/<cluster>`, or `oidc/<cluster>@<old issuer>` and a multi-cluster
+            // stack's `oidc/<issuer>` of a cluster no longer in the file.
+            A::Oidc { cluster } => {
+                d.clusters.iter().find(|c| c.address_name() == cluster).or(d.clusters.first()).map(|c| &c.span)
+            }
             A::Policy { name } => d.policies.get(name).map(|p| &p.span),
             A::Role { name } | A::Attach { role: name, .. } | A::Inline { role: name, .. } => {
                 d.roles.get(name).map(Role::span)
             }
-            A::ServiceAccount { namespace, name } => self.bindings.get(&(namespace.as_str(), name.as_str())).copied(),
-            A::Deployment { namespace, name } => self.deployments.get(&(namespace.as_str(), name.as_str())).copied(),
+            A::ServiceAccount { cluster, namespace, name } => {
+                self.bindings.get(&(cluster.as_deref(), namespace.as_str(), name.as_str())).copied()
+            }
+            A::Deployment { cluster, namespace, name } => {
+                self.deployments.get(&(cluster.as_deref(), namespace.as_str(), name.as_str())).copied()
+            }
         }
     }
 }
@@ -468,10 +573,11 @@ workloads = ["deployment/web"]
         let at = |a: Address| locator.span_of(&a).map(|s| &text[s.clone()]);
         assert_eq!(at(Address::role("a")), Some("a"));
         assert_eq!(at(Address::attach("a", "arn:aws:iam::aws:policy/ReadOnlyAccess")), Some("a"));
-        assert_eq!(at(Address::ServiceAccount { namespace: "ns".into(), name: "z".into() }), Some("\"z\""));
-        assert_eq!(at(Address::Deployment { namespace: "ns".into(), name: "web".into() }), Some("\"z\""));
+        assert_eq!(at(Address::service_account(None, "ns", "z")), Some("\"z\""));
+        assert_eq!(at(Address::deployment(None, "ns", "web")), Some("\"z\""));
         assert_eq!(at(Address::Oidc { cluster: "c".into() }), Some("cluster"));
-        assert_eq!(at(Address::Deployment { namespace: "other".into(), name: "web".into() }), None);
+        assert_eq!(at(Address::deployment(None, "other", "web")), None);
+        assert_eq!(at(Address::deployment(Some("c"), "ns", "web")), None);
         assert_eq!(at(Address::Policy { name: "gone".into() }), None);
     }
 }

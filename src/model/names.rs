@@ -152,6 +152,25 @@ pub fn cluster_name(name: &str) -> Result<(), Invalid> {
     }
 }
 
+/// The `<key>` of `[clusters.<key>]`: it goes into addresses
+/// (`sa/<key>/<ns>/<name>`) and trust-statement Sids, so it is a short
+/// DNS-1123 label.
+pub fn cluster_key(name: &str) -> Result<(), Invalid> {
+    let ok = !name.is_empty()
+        && name.len() <= 40
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        invalid(
+            format!("`{name}` is not a name for a cluster of the stack"),
+            "use 1 to 40 lowercase letters, digits and `-`, starting and ending with a letter or digit (such as \"blue\"); the EKS cluster's own name goes in `name`",
+        )
+    }
+}
+
 /// A DNS-1123 label: Kubernetes namespaces.
 pub fn dns_label(what: &str, name: &str) -> Result<(), Invalid> {
     let ok = !name.is_empty()

@@ -30,7 +30,13 @@ pub struct Observed {
     #[serde(default)]
     pub refresh: RefreshStats,
     pub iam: ObservedIam,
+    /// The cluster of a `[cluster]` stack file. (Empty for a stack of
+    /// several clusters, whose state is in `clusters`.)
+    #[serde(default)]
     pub cluster: ObservedCluster,
+    /// Each cluster of a stack file with `[clusters.<key>]` tables, by key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub clusters: BTreeMap<String, ObservedCluster>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,6 +295,25 @@ fn one() -> u32 {
 }
 
 impl Observed {
+    /// The state of the cluster of key `key` (`None`: the `[cluster]` one).
+    pub fn cluster_state(&self, key: Option<&str>) -> Option<&ObservedCluster> {
+        match key {
+            None => Some(&self.cluster),
+            Some(k) => self.clusters.get(k),
+        }
+    }
+
+    /// Every cluster's state with its key: the `[cluster]` one (`None`),
+    /// then those of `[clusters.<key>]`.
+    pub fn cluster_states(&self) -> impl Iterator<Item = (Option<&str>, &ObservedCluster)> {
+        std::iter::once((None, &self.cluster)).chain(self.clusters.iter().map(|(k, c)| (Some(k.as_str()), c)))
+    }
+
+    /// How many ServiceAccounts and Deployments were read, in every cluster.
+    pub fn cluster_counts(&self) -> (usize, usize) {
+        self.cluster_states().fold((0, 0), |(s, d), (_, c)| (s + c.service_accounts.len(), d + c.deployments.len()))
+    }
+
     pub fn role(&self, name: &str) -> Option<&ObservedRole> {
         // IAM role names are unique case-insensitively.
         self.iam.roles.iter().find(|r| r.name.eq_ignore_ascii_case(name))
@@ -302,14 +327,19 @@ impl Observed {
     pub fn oidc_provider(&self, issuer_host_path: &str) -> Option<&OidcProvider> {
         self.iam.oidc_providers.iter().find(|p| p.url == issuer_host_path)
     }
-    pub fn service_account(&self, namespace: &str, name: &str) -> Option<&ObservedServiceAccount> {
-        self.cluster.service_accounts.iter().find(|s| s.namespace == namespace && s.name == name)
+    pub fn service_account(
+        &self,
+        cluster: Option<&str>,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&ObservedServiceAccount> {
+        self.cluster_state(cluster)?.service_accounts.iter().find(|s| s.namespace == namespace && s.name == name)
     }
-    pub fn deployment(&self, namespace: &str, name: &str) -> Option<&ObservedDeployment> {
-        self.cluster.deployments.iter().find(|d| d.namespace == namespace && d.name == name)
+    pub fn deployment(&self, cluster: Option<&str>, namespace: &str, name: &str) -> Option<&ObservedDeployment> {
+        self.cluster_state(cluster)?.deployments.iter().find(|d| d.namespace == namespace && d.name == name)
     }
-    pub fn has_namespace(&self, namespace: &str) -> bool {
-        self.cluster.namespaces.iter().any(|n| n == namespace)
+    pub fn has_namespace(&self, cluster: Option<&str>, namespace: &str) -> bool {
+        self.cluster_state(cluster).is_some_and(|c| c.namespaces.iter().any(|n| n == namespace))
     }
 
     /// The same lookups by index, for a caller that makes one per resource
@@ -334,11 +364,13 @@ pub struct ObservedIndex<'a> {
     roles_by_arn: HashMap<&'a str, usize>,
     /// Lower-cased policy name.
     policies: HashMap<String, usize>,
-    service_accounts: HashMap<(&'a str, &'a str), usize>,
-    deployments: HashMap<(&'a str, &'a str), usize>,
-    namespaces: HashSet<&'a str>,
-    /// Positions of the Deployments running as (namespace, ServiceAccount), in list order.
-    deployments_by_service_account: HashMap<(&'a str, &'a str), Vec<usize>>,
+    /// Keyed by (cluster key, namespace, name): [`Observed::cluster_states`]'
+    /// clusters, each one's lists.
+    service_accounts: HashMap<ObjectKey<'a>, &'a ObservedServiceAccount>,
+    deployments: HashMap<ObjectKey<'a>, &'a ObservedDeployment>,
+    namespaces: HashSet<(Option<&'a str>, &'a str)>,
+    /// The Deployments running as (cluster, namespace, ServiceAccount), in list order.
+    deployments_by_service_account: HashMap<ObjectKey<'a>, Vec<&'a ObservedDeployment>>,
     /// Positions of the roles that attach a policy ARN, in list order, each role once.
     roles_attaching: HashMap<&'a str, Vec<usize>>,
     /// Positions of the policies with an ARN, in list order.
@@ -351,6 +383,9 @@ impl Deref for ObservedIndex<'_> {
         self.o
     }
 }
+
+/// A cluster object's key in the index: (cluster key, namespace, name).
+type ObjectKey<'a> = (Option<&'a str>, &'a str, &'a str);
 
 /// Insert `key` unless present: the first of equal keys wins.
 fn first<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: K, i: usize) {
@@ -366,7 +401,7 @@ impl<'a> ObservedIndex<'a> {
             policies: HashMap::with_capacity(o.iam.policies.len()),
             service_accounts: HashMap::with_capacity(o.cluster.service_accounts.len()),
             deployments: HashMap::with_capacity(o.cluster.deployments.len()),
-            namespaces: o.cluster.namespaces.iter().map(String::as_str).collect(),
+            namespaces: HashSet::default(),
             deployments_by_service_account: HashMap::new(),
             roles_attaching: HashMap::new(),
             policies_by_arn: HashMap::new(),
@@ -385,13 +420,16 @@ impl<'a> ObservedIndex<'a> {
             first(&mut ix.policies, p.name.to_ascii_lowercase(), i);
             ix.policies_by_arn.entry(p.arn.as_str()).or_default().push(i);
         }
-        for (i, s) in o.cluster.service_accounts.iter().enumerate() {
-            first(&mut ix.service_accounts, (s.namespace.as_str(), s.name.as_str()), i);
-        }
-        for (i, d) in o.cluster.deployments.iter().enumerate() {
-            first(&mut ix.deployments, (d.namespace.as_str(), d.name.as_str()), i);
-            let key = (d.namespace.as_str(), d.effective_service_account());
-            ix.deployments_by_service_account.entry(key).or_default().push(i);
+        for (cluster, c) in o.cluster_states() {
+            ix.namespaces.extend(c.namespaces.iter().map(|n| (cluster, n.as_str())));
+            for s in &c.service_accounts {
+                ix.service_accounts.entry((cluster, s.namespace.as_str(), s.name.as_str())).or_insert(s);
+            }
+            for d in &c.deployments {
+                ix.deployments.entry((cluster, d.namespace.as_str(), d.name.as_str())).or_insert(d);
+                let key = (cluster, d.namespace.as_str(), d.effective_service_account());
+                ix.deployments_by_service_account.entry(key).or_default().push(d);
+            }
         }
         ix
     }
@@ -405,20 +443,30 @@ impl<'a> ObservedIndex<'a> {
     pub fn policy(&self, name: &str) -> Option<&'a ObservedPolicy> {
         self.policies.get(&name.to_ascii_lowercase()).map(|i| &self.o.iam.policies[*i])
     }
-    pub fn service_account(&self, namespace: &str, name: &str) -> Option<&'a ObservedServiceAccount> {
-        self.service_accounts.get(&(namespace, name)).map(|i| &self.o.cluster.service_accounts[*i])
+    pub fn service_account(
+        &self,
+        cluster: Option<&str>,
+        namespace: &str,
+        name: &str,
+    ) -> Option<&'a ObservedServiceAccount> {
+        self.service_accounts.get(&(cluster, namespace, name)).copied()
     }
-    pub fn deployment(&self, namespace: &str, name: &str) -> Option<&'a ObservedDeployment> {
-        self.deployments.get(&(namespace, name)).map(|i| &self.o.cluster.deployments[*i])
+    pub fn deployment(&self, cluster: Option<&str>, namespace: &str, name: &str) -> Option<&'a ObservedDeployment> {
+        self.deployments.get(&(cluster, namespace, name)).copied()
     }
-    pub fn has_namespace(&self, namespace: &str) -> bool {
-        self.namespaces.contains(namespace)
+    pub fn has_namespace(&self, cluster: Option<&str>, namespace: &str) -> bool {
+        self.namespaces.contains(&(cluster, namespace))
     }
 
-    /// The Deployments of `namespace` whose pods run as `service_account`, in list order.
-    pub fn deployments_running_as(&self, namespace: &str, service_account: &str) -> Vec<&'a ObservedDeployment> {
-        let ids = self.deployments_by_service_account.get(&(namespace, service_account));
-        ids.into_iter().flatten().map(|i| &self.o.cluster.deployments[*i]).collect()
+    /// The Deployments of `namespace` in `cluster` whose pods run as
+    /// `service_account`, in list order.
+    pub fn deployments_running_as(
+        &self,
+        cluster: Option<&str>,
+        namespace: &str,
+        service_account: &str,
+    ) -> Vec<&'a ObservedDeployment> {
+        self.deployments_by_service_account.get(&(cluster, namespace, service_account)).cloned().unwrap_or_default()
     }
 
     /// The roles that have the policy `arn` attached, in list order.
@@ -513,16 +561,27 @@ mod tests {
         for arn in ["arn:r/App", "arn:r/app", "arn:r/none"] {
             assert_eq!(ix.role_by_arn(arn), o.role_by_arn(arn), "{arn}");
         }
-        for (ns, name) in [("ns", "a"), ("other", "a"), ("ns", "b"), ("ns", "web"), ("ns", "jobs")] {
-            assert_eq!(ix.service_account(ns, name), o.service_account(ns, name), "{ns}/{name}");
-            assert_eq!(ix.deployment(ns, name), o.deployment(ns, name), "{ns}/{name}");
+        // A second cluster's objects are its own.
+        let mut blue = o.cluster.clone();
+        blue.deployments.truncate(1);
+        blue.namespaces = vec!["ns".into()];
+        o.clusters.insert("blue".into(), blue);
+        let ix = o.index();
+        for cluster in [None, Some("blue"), Some("green")] {
+            for (ns, name) in [("ns", "a"), ("other", "a"), ("ns", "b"), ("ns", "web"), ("ns", "jobs")] {
+                let at = format!("{cluster:?} {ns}/{name}");
+                assert_eq!(ix.service_account(cluster, ns, name), o.service_account(cluster, ns, name), "{at}");
+                assert_eq!(ix.deployment(cluster, ns, name), o.deployment(cluster, ns, name), "{at}");
+            }
+            for ns in ["ns", "other", "none"] {
+                assert_eq!(ix.has_namespace(cluster, ns), o.has_namespace(cluster, ns), "{cluster:?} {ns}");
+            }
         }
-        for ns in ["ns", "other", "none"] {
-            assert_eq!(ix.has_namespace(ns), o.has_namespace(ns), "{ns}");
-        }
+        assert!(ix.has_namespace(None, "other") && !ix.has_namespace(Some("blue"), "other"));
         let names = |ds: Vec<&ObservedDeployment>| ds.iter().map(|d| d.name.clone()).collect::<Vec<_>>();
-        assert_eq!(names(ix.deployments_running_as("ns", "a")), ["web", "api"]);
-        assert_eq!(names(ix.deployments_running_as("ns", "default")), ["jobs"]);
+        assert_eq!(names(ix.deployments_running_as(None, "ns", "a")), ["web", "api"]);
+        assert_eq!(names(ix.deployments_running_as(Some("blue"), "ns", "a")), ["web"]);
+        assert_eq!(names(ix.deployments_running_as(None, "ns", "default")), ["jobs"]);
         let roles = |rs: Vec<&ObservedRole>| rs.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
         assert_eq!(roles(ix.roles_attaching("arn:p/a")), ["App", "app"], "each role once");
         let policies = |ps: Vec<&ObservedPolicy>| ps.iter().map(|p| p.name.clone()).collect::<Vec<_>>();

@@ -44,7 +44,7 @@ impl Quotas {
     pub const INLINE_SIZE_KEY: &'static str = "RolePolicySizeQuota";
 }
 
-use super::desired::{Desired, Role, Span};
+use super::desired::{Desired, Issuers, Role, Span};
 use super::trust;
 
 /// A quota the desired stack would exceed.
@@ -59,7 +59,7 @@ pub struct Violation {
 /// Every quota violation of `desired` under `quotas`. The trust policy size
 /// needs the issuer, which is not known before discovery when the stack
 /// omits it; pass `None` then, and check again once it is known.
-pub fn check(desired: &Desired, quotas: &Quotas, issuer: Option<&str>) -> Vec<Violation> {
+pub fn check(desired: &Desired, quotas: &Quotas, issuers: &Issuers) -> Vec<Violation> {
     let mut out = Vec::new();
     let raise = |key: &str| {
         format!(
@@ -139,23 +139,28 @@ pub fn check(desired: &Desired, quotas: &Quotas, issuer: Option<&str>) -> Vec<Vi
         if too_many(role.tags.len()) {
             out.push(too_many_tags(&role.span, "role", &role.name, role.tags.len(), from_defaults, quotas));
         }
-        if let Some(issuer) = issuer {
+        let statements = trust::role_statements(desired, &role.name, desired.account_id(), |k| issuers.get(k));
+        if !statements.is_empty() {
             let subjects: Vec<String> = desired.bindings_of(&role.name).map(|b| b.subject()).collect();
-            let host = Desired::issuer_host_path(issuer);
-            let provider = desired.oidc_provider_arn(&desired.cluster.account_id, issuer);
-            let statement =
-                trust::web_identity_statement(&trust::irsa_sid(&desired.stack.name), &provider, host, &subjects);
-            let size = trust::owned_trust_policy(statement).size();
+            let clusters = statements.len();
+            let size = trust::owned_trust_policy(statements).size();
             if size > quotas.trust_policy_size {
+                let over = trust::subjects_that_fit(quotas.trust_policy_size, size, &subjects) + 1;
+                let across =
+                    if clusters > 1 { format!(" in {clusters} clusters, one statement each") } else { String::new() };
                 out.push(Violation {
                     span: role.span.clone(),
                     message: format!(
-                        "the trust policy generated for role `{}` ({} service accounts) is {size} characters long; IAM allows {}",
+                        "the trust policy generated for role `{}` ({} service accounts{across}) is {size} characters long; IAM allows {}",
                         role.name,
                         subjects.len(),
                         quotas.trust_policy_size
                     ),
-                    help: format!("bind fewer service accounts to this role and give the others a role of their own; {}", raise(Quotas::TRUST_SIZE_KEY)),
+                    help: format!(
+                        "bind about {over} fewer service account{} to this role and give the others a role of their own; {}",
+                        if over == 1 { "" } else { "s" },
+                        raise(Quotas::TRUST_SIZE_KEY)
+                    ),
                 });
             }
         }

@@ -7,6 +7,7 @@
 use serde_json::{Value, json};
 
 use super::desired::markers::STS_AUDIENCE;
+use super::desired::{Binding, Desired};
 use super::policy_doc::PolicyDocument;
 
 /// The `Sid` that marks irsa's statement in a trust policy it shares with
@@ -15,6 +16,60 @@ use super::policy_doc::PolicyDocument;
 pub fn irsa_sid(stack: &str) -> String {
     let name: String = stack.chars().filter(char::is_ascii_alphanumeric).collect();
     format!("Irsa{name}")
+}
+
+/// The `Sid` of the stack's statement for one cluster: [`irsa_sid`] in a
+/// `[cluster]` file, and `Irsa<stack>In<cluster>` for `[clusters.<cluster>]`
+/// (one statement per cluster's provider). A stack of several clusters has a
+/// `[stack] name` (lowercase), so the capital `I` of `In` cannot be part of
+/// it and [`is_stack_sid`] tells every stack's statements apart.
+pub fn cluster_sid(stack: &str, cluster: Option<&str>) -> String {
+    let base = irsa_sid(stack);
+    match cluster {
+        None => base,
+        Some(c) => format!("{base}In{}", c.chars().filter(char::is_ascii_alphanumeric).collect::<String>()),
+    }
+}
+
+/// Whether `sid` marks one of `stack`'s statements, for any cluster it has
+/// or had: the statement of a cluster taken out of the file is found by it.
+pub fn is_stack_sid(sid: &str, stack: &str) -> bool {
+    let base = irsa_sid(stack);
+    sid == base
+        || sid.strip_prefix(base.as_str()).and_then(|rest| rest.strip_prefix("In")).is_some_and(|cluster| {
+            !cluster.is_empty() && cluster.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        })
+}
+
+/// The statements irsa wants in the trust policy of role `role_key`: one
+/// per cluster the role is bound in, in cluster order, each for that
+/// cluster's provider and the subjects bound there. `issuer_of` gives each
+/// cluster's issuer; a cluster whose issuer is unknown gets no statement.
+pub fn role_statements<'i>(
+    desired: &Desired,
+    role_key: &str,
+    account: &str,
+    issuer_of: impl Fn(Option<&str>) -> Option<&'i str>,
+) -> Vec<Value> {
+    let mut by_cluster: Vec<(Option<&str>, Vec<String>)> = Vec::new();
+    for b in desired.bindings_of(role_key) {
+        let key = b.cluster.as_deref();
+        match by_cluster.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, subjects)) => subjects.push(Binding::subject(b)),
+            None => by_cluster.push((key, vec![b.subject()])),
+        }
+    }
+    let mut out = Vec::with_capacity(by_cluster.len());
+    for cluster in &desired.clusters {
+        let key = cluster.key.as_deref();
+        let (Some((_, subjects)), Some(issuer)) = (by_cluster.iter().find(|(k, _)| *k == key), issuer_of(key)) else {
+            continue;
+        };
+        let provider = desired.oidc_provider_arn(account, issuer);
+        let sid = cluster_sid(&desired.stack.name, key);
+        out.push(web_identity_statement(&sid, &provider, Desired::issuer_host_path(issuer), subjects));
+    }
+    out
 }
 
 /// irsa's statement: the OIDC provider may assume the role for exactly these
@@ -54,19 +109,38 @@ pub fn same_statement(a: &Value, b: &Value) -> bool {
     doc(a) == doc(b)
 }
 
-/// The whole trust policy of a role irsa owns: irsa's statement alone.
-pub fn owned_trust_policy(statement: Value) -> PolicyDocument {
-    PolicyDocument::from_value(json!({ "Version": "2012-10-17", "Statement": [statement] }))
+/// The whole trust policy of a role irsa owns: irsa's statements alone
+/// (one per cluster the role is bound in).
+pub fn owned_trust_policy(statements: Vec<Value>) -> PolicyDocument {
+    PolicyDocument::from_value(json!({ "Version": "2012-10-17", "Statement": statements }))
+}
+
+/// About how many more ServiceAccounts fit in a trust policy of `size`
+/// characters under `quota`, from the length of the subjects it has: each
+/// adds its quoted subject and a comma.
+pub fn subjects_that_fit(size: usize, quota: usize, subjects: &[String]) -> usize {
+    let each = if subjects.is_empty() {
+        "\"system:serviceaccount:namespace:service-account\",".len()
+    } else {
+        subjects.iter().map(|s| s.len() + 3).sum::<usize>().div_ceil(subjects.len())
+    };
+    quota.saturating_sub(size) / each
 }
 
 /// The trust policy of a shared role: `existing` with irsa's statement (found
 /// by its Sid) replaced by `statement`, or added; every other statement is kept
 /// exactly as it is.
 pub fn merged_trust_policy(existing: &PolicyDocument, sid: &str, statement: Value) -> PolicyDocument {
-    let mut doc = existing.canonical().clone();
     let mut statements: Vec<Value> =
         existing.statements().iter().filter(|s| s.get("Sid").and_then(Value::as_str) != Some(sid)).cloned().collect();
     statements.push(statement);
+    with_statements(existing, statements)
+}
+
+/// `existing` (its Version and any other top-level key) with `statements`
+/// as its statements.
+pub fn with_statements(existing: &PolicyDocument, statements: Vec<Value>) -> PolicyDocument {
+    let mut doc = existing.canonical().clone();
     if let Value::Object(map) = &mut doc {
         map.insert("Statement".into(), Value::Array(statements));
         map.entry("Version").or_insert_with(|| json!("2012-10-17"));
@@ -104,6 +178,27 @@ mod tests {
             many["Condition"]["StringEquals"][format!("{ISSUER}:sub")],
             json!(["system:serviceaccount:a:b", "system:serviceaccount:z:b"])
         );
+    }
+
+    #[test]
+    fn each_cluster_has_its_own_sid_and_every_one_is_the_stacks() {
+        assert_eq!(cluster_sid("team-a", None), "Irsateama");
+        assert_eq!(cluster_sid("team-a", Some("blue-1")), "IrsateamaInblue1");
+        for sid in ["Irsateama", "IrsateamaInblue1", "IrsateamaIngreen"] {
+            assert!(is_stack_sid(sid, "team-a"), "{sid}");
+        }
+        // Another stack's, or no stack's.
+        for sid in ["Irsateamab", "IrsateamabInblue", "IrsateamaIn", "IrsateamaInBlue", "Irsa", "Other"] {
+            assert!(!is_stack_sid(sid, "team-a"), "{sid}");
+        }
+    }
+
+    #[test]
+    fn room_for_subjects_is_counted_from_the_subjects_there() {
+        let subjects = vec!["system:serviceaccount:ns:a".to_owned(); 2];
+        // 29 characters each with quotes and comma.
+        assert_eq!(subjects_that_fit(1000, 1058, &subjects), 2);
+        assert_eq!(subjects_that_fit(1100, 1058, &subjects), 0);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! whenever a field changes meaning; fields may be added within a version.
 //! See `docs/plan-format.md`.
 
+#[cfg(test)]
+mod cluster_tests;
 pub mod guard;
 mod planner;
 pub mod review;

@@ -17,7 +17,9 @@ use serde_json::{Map, Value, json};
 use super::{Action, Change, FORMAT_VERSION, Plan, RefreshInfo, Summary, Warning, guard};
 use crate::graph::Graph;
 use crate::model::Address;
-use crate::model::desired::{Binding, Desired, OwnedRole, Policy, PolicyRef, ReferencedRole, Role, Span, markers};
+use crate::model::desired::{
+    Binding, Cluster, Desired, Issuers, OwnedRole, Policy, PolicyRef, ReferencedRole, Role, Span, markers,
+};
 use crate::model::observed::{Observed, ObservedIndex, ObservedPod, ObservedRole, ObservedServiceAccount};
 use crate::model::policy_doc::{self, PolicyDocument};
 use crate::model::quotas;
@@ -124,20 +126,24 @@ struct Planner<'a> {
     /// may call `&mut self` methods.)
     o: &'a ObservedIndex<'a>,
     opts: &'a PlanOptions,
-    issuer: String,
+    /// Each cluster's issuer, as resolved against the observed state.
+    issuers: Issuers,
     changes: BTreeMap<Address, Change>,
     errors: Vec<PlanError>,
     warnings: Vec<Warning>,
     /// Stack policies that are replaced, by name.
     replaced_policies: HashSet<String>,
-    /// Service accounts whose role ARN annotation changes in this plan.
-    role_arn_changes: BTreeMap<(String, String), (Option<String>, String)>,
+    /// Service accounts (cluster, namespace, name) whose role ARN annotation changes in this plan.
+    role_arn_changes: BTreeMap<SaKey, (Option<String>, String)>,
     /// The ARNs of the roles referenced by `arn =`.
     referenced_arns: HashSet<&'a str>,
     /// [`Planner::attachment_name`]'s map of ARN to stack policy name, built
     /// when first needed (only attachments to delete ask).
     stack_policy_names: OnceCell<HashMap<String, String>>,
 }
+
+/// A ServiceAccount's (cluster key, namespace, name).
+type SaKey = (Option<String>, String, String);
 
 /// Plan `desired` against `observed`.
 pub fn plan(desired: &Desired, observed: &Observed, opts: &PlanOptions) -> Result<Plan, Vec<PlanError>> {
@@ -156,10 +162,21 @@ pub fn plan_despite_errors(
     observed: &Observed,
     opts: &PlanOptions,
 ) -> Result<(Plan, Vec<PlanError>), Vec<PlanError>> {
-    let issuer = resolve_issuer(desired, observed)?;
+    same_clusters(desired, observed)?;
+    let mut issuers = Issuers::default();
+    let mut issuer_errors = Vec::new();
+    for cluster in &desired.clusters {
+        match resolve_issuer(cluster, observed) {
+            Ok(issuer) => issuers.0.push((cluster.key.clone(), issuer)),
+            Err(e) => issuer_errors.extend(e),
+        }
+    }
+    if !issuer_errors.is_empty() {
+        return Err(issuer_errors);
+    }
     let quotas = observed.iam.quotas.unwrap_or_default();
-    let checked = desired.quotas_passed.as_ref().is_some_and(|(q, i)| *q == quotas && *i == issuer);
-    let violations = if checked { Vec::new() } else { quotas::check(desired, &quotas, Some(&issuer)) };
+    let checked = desired.quotas_passed.as_ref().is_some_and(|(q, i)| *q == quotas && *i == issuers);
+    let violations = if checked { Vec::new() } else { quotas::check(desired, &quotas, &issuers) };
     if !violations.is_empty() {
         return Err(violations
             .into_iter()
@@ -171,7 +188,7 @@ pub fn plan_despite_errors(
         d: desired,
         o: &index,
         opts,
-        issuer,
+        issuers,
         changes: BTreeMap::new(),
         errors: Vec::new(),
         warnings: Vec::new(),
@@ -187,7 +204,7 @@ pub fn plan_despite_errors(
             .collect(),
         stack_policy_names: OnceCell::new(),
     };
-    p.oidc_provider();
+    p.oidc_providers();
     for policy in desired.policies.values() {
         p.policy(policy);
     }
@@ -217,25 +234,58 @@ pub fn plan_despite_errors(
     }
 }
 
-fn resolve_issuer(d: &Desired, o: &Observed) -> Result<String, Vec<PlanError>> {
+/// The observed state was read for the clusters the file names: a snapshot
+/// of another form or other clusters would make every object look absent.
+fn same_clusters(d: &Desired, o: &Observed) -> Result<(), Vec<PlanError>> {
+    let read: Vec<&str> = o.clusters.keys().map(String::as_str).collect();
+    let missing: Vec<&Cluster> = d
+        .clusters
+        .iter()
+        .filter(|c| match &c.key {
+            Some(k) => !o.clusters.contains_key(k),
+            None => !o.clusters.is_empty(),
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let had = if read.is_empty() { "one [cluster]".to_owned() } else { format!("clusters {}", read.join(", ")) };
+    Err(missing
+        .into_iter()
+        .map(|c| PlanError {
+            address: Some(Address::oidc(c.address_name())),
+            span: Some(c.span.clone()),
+            message: format!("the observed state has no state for {}: it was read for {had}", c.table()),
+            help: "read it again with this stack file (irsa refresh FILE --export SNAPSHOT), or plan live".into(),
+        })
+        .collect())
+}
+
+/// The cluster's issuer, or (one) error saying why it is not known.
+fn resolve_issuer(c: &Cluster, o: &Observed) -> Result<String, Vec<PlanError>> {
     let norm = |s: &str| s.trim_end_matches('/').to_owned();
-    match (&d.cluster.oidc_issuer, &o.cluster.oidc_issuer) {
+    let observed = o.cluster_state(c.key.as_deref()).and_then(|s| s.oidc_issuer.as_ref());
+    let table = c.table();
+    let whose = match &c.key {
+        None => "the cluster's OIDC issuer".to_owned(),
+        Some(k) => format!("the OIDC issuer of cluster `{k}`"),
+    };
+    match (&c.oidc_issuer, observed) {
         (Some(mine), Some(theirs)) if norm(mine) != norm(theirs) => Err(vec![PlanError {
-            address: Some(Address::oidc(&d.cluster.name)),
-            span: d.cluster.oidc_issuer_span.clone(),
-            message: format!(
-                "the stack file says the cluster's OIDC issuer is {mine}, but the cluster says {theirs}"
+            address: Some(Address::oidc(c.address_name())),
+            span: c.oidc_issuer_span.clone(),
+            message: format!("the stack file says {whose} is {mine}, but the cluster says {theirs}"),
+            help: format!(
+                "check that {table} context points at the right cluster; if it does, fix oidc_issuer or remove it to use the cluster's"
             ),
-            help: "check that [cluster] context points at the right cluster; if it does, fix oidc_issuer or remove it to use the cluster's"
-                .into(),
         }]),
         (Some(mine), _) => Ok(norm(mine)),
         (None, Some(theirs)) => Ok(norm(theirs)),
         (None, None) => Err(vec![PlanError {
-            address: Some(Address::oidc(&d.cluster.name)),
-            span: Some(d.cluster.span.clone()),
-            message: "the cluster's OIDC issuer is unknown: the stack file does not set it and the observed state has none".into(),
-            help: "set oidc_issuer in [cluster] (aws eks describe-cluster --query cluster.identity.oidc.issuer)".into(),
+            address: Some(Address::oidc(c.address_name())),
+            span: Some(c.span.clone()),
+            message: format!("{whose} is unknown: the stack file does not set it and the observed state has none"),
+            help: format!("set oidc_issuer in {table} (aws eks describe-cluster --query cluster.identity.oidc.issuer)"),
         }]),
     }
 }
@@ -281,6 +331,16 @@ impl<'a> Planner<'a> {
 impl Planner<'_> {
     fn stack(&self) -> &str {
         &self.d.stack.name
+    }
+
+    /// The issuer of the cluster of key `key` (resolved for every cluster before planning).
+    fn issuer(&self, key: Option<&str>) -> &str {
+        self.issuers.get(key).expect("every cluster's issuer is resolved before planning")
+    }
+
+    /// The cluster key an address of the binding's objects carries: `None` in a `[cluster]` file.
+    fn sa_address(b: &Binding) -> Address {
+        Address::service_account(b.cluster.as_deref(), &b.namespace, &b.name)
     }
 
     /// Record a change; the caller may fill in more of it (a cluster
@@ -382,16 +442,24 @@ impl Planner<'_> {
         );
     }
 
-    fn oidc_provider(&mut self) {
+    fn oidc_providers(&mut self) {
         if self.opts.destroy {
             return;
         }
-        let address = Address::oidc(&self.d.cluster.name);
-        let host = Desired::issuer_host_path(&self.issuer).to_owned();
-        let thumbprints = &self.d.cluster.oidc_thumbprints;
+        let d: &Desired = self.d;
+        for cluster in &d.clusters {
+            self.oidc_provider(cluster);
+        }
+    }
+
+    fn oidc_provider(&mut self, cluster: &Cluster) {
+        let address = Address::oidc(cluster.address_name());
+        let issuer = self.issuer(cluster.key.as_deref()).to_owned();
+        let host = Desired::issuer_host_path(&issuer).to_owned();
+        let thumbprints = &cluster.oidc_thumbprints;
         let mut after = json!({
-            "arn": self.d.oidc_provider_arn(&self.d.cluster.account_id, &self.issuer),
-            "url": self.issuer,
+            "arn": self.d.oidc_provider_arn(self.d.account_id(), &issuer),
+            "url": issuer,
             "client_ids": [markers::STS_AUDIENCE],
             "tags": self.d.ownership_tags(),
         });
@@ -414,7 +482,7 @@ impl Planner<'_> {
                 };
                 self.error(
                     address,
-                    self.d.cluster.oidc_issuer_span.clone(),
+                    cluster.oidc_issuer_span.clone(),
                     format!("the OIDC provider {} (owned by {owner}) lacks the client id sts.amazonaws.com, so pods cannot assume roles through it", obs.arn),
                     format!("add the client id: aws iam add-client-id-to-open-id-connect-provider --open-id-connect-provider-arn {} --client-id sts.amazonaws.com", obs.arn),
                 );
@@ -543,26 +611,59 @@ impl Planner<'_> {
         self.add(address, actions, reasons, Some(before), Some(after));
     }
 
-    fn role_trust(&self, role_key: &str, account: &str, sid: &str) -> Value {
+    /// irsa's statements for the role: one per cluster it is bound in.
+    fn role_trust(&self, role_key: &str, account: &str) -> Vec<Value> {
+        trust::role_statements(self.d, role_key, account, |k| self.issuers.get(k))
+    }
+
+    /// A reason to say how full a trust policy of several clusters'
+    /// statements is, or an error when it is over the account's quota.
+    fn trust_room(
+        &mut self,
+        address: &Address,
+        span: &Span,
+        role_key: &str,
+        trust_policy: &PolicyDocument,
+    ) -> Option<String> {
+        let quota = self.o.iam.quotas.unwrap_or_default().trust_policy_size;
+        let size = trust_policy.size();
         let subjects: Vec<String> = self.d.bindings_of(role_key).map(Binding::subject).collect();
-        let provider = self.d.oidc_provider_arn(account, &self.issuer);
-        trust::web_identity_statement(sid, &provider, Desired::issuer_host_path(&self.issuer), &subjects)
+        if size > quota {
+            let over = trust::subjects_that_fit(quota, size, &subjects) + 1;
+            self.error(
+                address.clone(),
+                Some(span.clone()),
+                format!("the trust policy of {address} would be {size} characters long; the account allows {quota}"),
+                format!(
+                    "bind about {over} fewer service account{} to this role and give the others a role of their own, or raise the quota (Service Quotas: Role trust policy length)",
+                    plural(&vec![(); over])
+                ),
+            );
+            return None;
+        }
+        let clusters = self.d.bindings_of(role_key).map(|b| &b.cluster).collect::<BTreeSet<_>>().len();
+        (clusters > 1).then(|| {
+            format!(
+                "the trust policy has a statement for each of {clusters} clusters' providers: {size} of {quota} characters, room for about {} more service accounts",
+                trust::subjects_that_fit(size, quota, &subjects)
+            )
+        })
     }
 
     fn owned_role(&mut self, role: &OwnedRole) {
         let address = Address::role(&role.name);
-        let statement = self.role_trust(&role.name, &self.d.cluster.account_id, &trust::irsa_sid(self.stack()));
+        let statements = self.role_trust(&role.name, self.d.account_id());
         let obs = self.o.role(&role.name);
-        let mut trust_policy = trust::owned_trust_policy(statement);
-        // irsa's statement as people write it by hand, without irsa's Sid,
-        // is irsa's statement: a trust policy is not rewritten only to add a
-        // Sid. (Generated again only for a trust that differs: an in-sync
-        // role, the common case, pays for nothing more.)
+        let mut trust_policy = trust::owned_trust_policy(statements);
+        // irsa's statements as people write them by hand, without irsa's
+        // Sids, are irsa's statements: a trust policy is not rewritten only
+        // to add Sids. (Generated again only for a trust that differs: an
+        // in-sync role, the common case, pays for nothing more.)
         if let Some(o) = obs
             && o.trust_policy != trust_policy
         {
-            let statement = self.role_trust(&role.name, &self.d.cluster.account_id, &trust::irsa_sid(self.stack()));
-            if o.trust_policy == trust::owned_trust_policy(trust::without_sid(&statement)) {
+            let by_hand = self.role_trust(&role.name, self.d.account_id()).iter().map(trust::without_sid).collect();
+            if o.trust_policy == trust::owned_trust_policy(by_hand) {
                 trust_policy = o.trust_policy.clone();
             }
         }
@@ -598,7 +699,9 @@ impl Planner<'_> {
         let mut existing: Option<&ObservedRole> = None;
         match obs {
             None => {
-                self.add(address, vec![Action::Create], vec!["not present".into()], None, Some(after));
+                let mut reasons = vec!["not present".to_owned()];
+                reasons.extend(self.trust_room(&address, &role.span, &role.name, &trust_policy));
+                self.add(address, vec![Action::Create], reasons, None, Some(after));
             }
             Some(obs) => {
                 let entry = format!("[roles.{}]", role.name);
@@ -640,6 +743,7 @@ impl Planner<'_> {
                 if !actions.is_empty() {
                     if changed.iter().any(|k| k == "trust_policy") && !replace {
                         reasons.push(trust_reason(&obs.trust_policy, &role.name));
+                        reasons.extend(self.trust_room(&address, &role.span, &role.name, &trust_policy));
                     }
                     let other: Vec<&str> = changed
                         .iter()
@@ -779,8 +883,7 @@ impl Planner<'_> {
             );
             return;
         };
-        let account = role.arn.split(':').nth(4).unwrap_or(&self.d.cluster.account_id).to_owned();
-        let sid = trust::irsa_sid(self.stack());
+        let account = role.arn.split(':').nth(4).unwrap_or(self.d.account_id()).to_owned();
         if let (true, Ownership::OtherStack(owner)) = (role.manage_trust, iam_ownership(&obs.tags, self.names())) {
             // That stack writes the role's whole trust policy from its own
             // bindings: a statement added here would be gone at its next
@@ -799,60 +902,19 @@ impl Planner<'_> {
             return;
         }
         if role.manage_trust {
-            let has_bindings = self.d.bindings_of(&role.key).next().is_some();
-            // irsa's statement under the stack's old name goes when it is renamed.
-            let old_sid = self.d.stack.renamed_from.as_deref().map(trust::irsa_sid);
-            let old: Vec<&str> = old_sid.as_deref().into_iter().collect();
-            let without = |sids: &[&str]| {
-                let kept: Vec<Value> = obs
-                    .trust_policy
-                    .statements()
-                    .iter()
-                    .filter(|s| s.get("Sid").and_then(Value::as_str).is_none_or(|sid| !sids.contains(&sid)))
-                    .cloned()
-                    .collect();
-                let mut doc = obs.trust_policy.canonical().clone();
-                doc["Statement"] = Value::Array(kept);
-                PolicyDocument::from_value(doc)
-            };
-            let wanted = if has_bindings {
-                let base = without(&old);
-                let statement = self.role_trust(&role.key, &account, &sid);
-                // irsa's statement written by hand, without irsa's Sid (as
-                // `irsa import` finds it), is irsa's statement when the
-                // trust has no statement with the Sid: it stays as it is.
-                let by_hand = trust::without_sid(&statement);
-                let has_sid =
-                    obs.trust_policy.statements().iter().any(|s| s.get("Sid").and_then(Value::as_str) == Some(&sid));
-                if !has_sid && obs.trust_policy.statements().iter().any(|s| trust::same_statement(s, &by_hand)) {
-                    obs.trust_policy.clone()
-                } else {
-                    trust::merged_trust_policy(&base, &sid, statement)
-                }
-            } else {
-                // No binding left: only take irsa's own statement out.
-                without(&[&[sid.as_str()], old.as_slice()].concat())
-            };
-            if wanted != obs.trust_policy {
-                let before = obj(json!({ "arn": obs.arn, "trust_policy": obs.trust_policy }));
-                let after = obj(json!({ "arn": obs.arn, "trust_policy": wanted }));
-                let reason = format!(
-                    "manage_trust = true: irsa's trust statement ({sid}) is {}; every other statement is kept as it is",
-                    if has_bindings { "added or brought up to date" } else { "removed" }
-                );
-                self.add(address, vec![Action::Update], vec![reason], Some(before), Some(after));
-            }
+            self.shared_trust(role, obs, &account);
             return;
         }
-        let provider = self.d.oidc_provider_arn(&account, &self.issuer);
-        let host = Desired::issuer_host_path(&self.issuer).to_owned();
-        let bindings: Vec<&Binding> = self.d.bindings_of(&role.key).collect();
-        for b in bindings {
+        for b in self.d.bindings_of(&role.key) {
+            let issuer = self.issuer(b.cluster.as_deref());
+            let provider = self.d.oidc_provider_arn(&account, issuer);
+            let host = Desired::issuer_host_path(issuer).to_owned();
             if !policy_doc::admits_web_identity(&obs.trust_policy, &provider, &host, &b.subject()) {
+                let sid = trust::cluster_sid(self.stack(), b.cluster.as_deref());
                 let statement = trust::web_identity_statement(&sid, &provider, &host, &[b.subject()]);
                 let pretty = serde_json::to_string_pretty(&statement).unwrap_or_default();
                 self.error(
-                    Address::service_account(&b.namespace, &b.name),
+                    Self::sa_address(b),
                     Some(b.span.clone()),
                     format!("role {} does not trust {} through {provider}, and [roles.{}] has manage_trust = false", role.arn, b.subject(), role.key),
                     format!("set manage_trust = true on [roles.{}] to let irsa add its statement, or add this statement to the role's trust policy:\n{pretty}", role.key),
@@ -861,21 +923,95 @@ impl Planner<'_> {
         }
     }
 
+    /// `manage_trust = true`: irsa's statements in a role it does not own,
+    /// one per cluster the role is bound in, found by their Sids (for any
+    /// cluster the stack has or had, under its name or the one it is renamed
+    /// from); every other statement is kept as it is, in its place.
+    fn shared_trust(&mut self, role: &ReferencedRole, obs: &ObservedRole, account: &str) {
+        let stack = self.stack().to_owned();
+        let old = self.d.stack.renamed_from.clone();
+        let ours = |st: &Value| {
+            st.get("Sid").and_then(Value::as_str).is_some_and(|sid| {
+                trust::is_stack_sid(sid, &stack) || old.as_deref().is_some_and(|o| trust::is_stack_sid(sid, o))
+            })
+        };
+        let wanted_statements = self.role_trust(&role.key, account);
+        let (had, mut kept): (Vec<Value>, Vec<Value>) = obs.trust_policy.statements().iter().cloned().partition(ours);
+        // irsa's statement written by hand, without irsa's Sid (as `irsa
+        // import` finds it), is irsa's statement: it stays as it is rather
+        // than be rewritten only to add the Sid.
+        let missing: Vec<Value> = wanted_statements
+            .iter()
+            .filter(|st| {
+                let by_hand = trust::without_sid(st);
+                !kept.iter().any(|k| k.get("Sid").is_none() && trust::same_statement(k, &by_hand))
+            })
+            .cloned()
+            .collect();
+        kept.extend(missing);
+        let wanted = trust::with_statements(&obs.trust_policy, kept);
+        if wanted == obs.trust_policy {
+            return;
+        }
+        let sid_of = |st: &Value| st.get("Sid").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let reason = if self.d.multi_cluster() {
+            let before: BTreeMap<String, &Value> = had.iter().map(|st| (sid_of(st), st)).collect();
+            let after: BTreeMap<String, &Value> = wanted_statements.iter().map(|st| (sid_of(st), st)).collect();
+            let mut parts = Vec::new();
+            let added: Vec<&str> = after.keys().filter(|k| !before.contains_key(*k)).map(String::as_str).collect();
+            let changed: Vec<&str> = after
+                .iter()
+                .filter(|(k, st)| before.get(*k).is_some_and(|b| !trust::same_statement(b, st)))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            let removed: Vec<&str> = before.keys().filter(|k| !after.contains_key(*k)).map(String::as_str).collect();
+            for (what, sids) in [("added", added), ("brought up to date", changed), ("removed", removed)] {
+                if !sids.is_empty() {
+                    parts.push(format!("{} {what}", sids.join(", ")));
+                }
+            }
+            if parts.is_empty() {
+                parts.push("written again with their Sids".into());
+            }
+            format!(
+                "manage_trust = true: irsa's trust statements, one per cluster: {}; every other statement is kept as it is",
+                parts.join("; ")
+            )
+        } else {
+            let sid = trust::irsa_sid(&stack);
+            format!(
+                "manage_trust = true: irsa's trust statement ({sid}) is {}; every other statement is kept as it is",
+                if wanted_statements.is_empty() { "removed" } else { "added or brought up to date" }
+            )
+        };
+        let address = Address::role(&role.key);
+        let mut reasons = vec![reason];
+        if !wanted_statements.is_empty() {
+            reasons.extend(self.trust_room(&address, &role.span, &role.key, &wanted));
+        }
+        let before = obj(json!({ "arn": obs.arn, "trust_policy": obs.trust_policy }));
+        let after = obj(json!({ "arn": obs.arn, "trust_policy": wanted }));
+        self.add(address, vec![Action::Update], reasons, Some(before), Some(after));
+    }
+
     /// The roles outside this stack that still trust the provider
     /// `provider_arn` once this plan is applied: any role but this stack's
     /// own, and a role referenced by ARN only through statements other than
     /// irsa's (which this plan takes out when the stack lets go of it).
     fn other_users_of(&self, provider_arn: &str, trusted_by: &[String]) -> Vec<String> {
         let names = self.names();
-        let sids: Vec<String> = std::iter::once(self.stack()).chain(names.renamed_from).map(trust::irsa_sid).collect();
+        let stacks: Vec<&str> = std::iter::once(self.stack()).chain(names.renamed_from).collect();
         trusted_by
             .iter()
             .filter(|name| match self.o.role(name) {
                 Some(r) if iam_ownership(&r.tags, names).is_mine() => false,
-                Some(r) if self.referenced_arns.contains(r.arn.as_str()) => r
-                    .trust_policy
-                    .statements_naming_federated(provider_arn)
-                    .any(|st| st.get("Sid").and_then(Value::as_str).is_none_or(|sid| !sids.iter().any(|s| s == sid))),
+                Some(r) if self.referenced_arns.contains(r.arn.as_str()) => {
+                    r.trust_policy.statements_naming_federated(provider_arn).any(|st| {
+                        st.get("Sid")
+                            .and_then(Value::as_str)
+                            .is_none_or(|sid| !stacks.iter().any(|s| trust::is_stack_sid(sid, s)))
+                    })
+                }
                 _ => true,
             })
             .cloned()
@@ -885,18 +1021,27 @@ impl Planner<'_> {
     /// IAM resources carrying this stack's markers that the stack no longer declares.
     fn orphaned_iam(&mut self) {
         let names = self.names();
-        let cluster = self.d.cluster.name.clone();
-        let host = Desired::issuer_host_path(&self.issuer).to_owned();
+        let d: &Desired = self.d;
+        // The cluster whose issuer each current provider serves.
+        let hosts: Vec<(String, &Cluster)> = d
+            .clusters
+            .iter()
+            .map(|c| (Desired::issuer_host_path(self.issuer(c.key.as_deref())).to_owned(), c))
+            .collect();
         let gone = "no longer in the stack file".to_owned();
         for p in &self.o.iam.oidc_providers {
-            let current = p.url == host;
-            if (current && !self.opts.destroy) || !iam_ownership(&p.tags, names).is_mine() {
+            let current = hosts.iter().find(|(h, _)| *h == p.url).map(|(_, c)| *c);
+            if (current.is_some() && !self.opts.destroy) || !iam_ownership(&p.tags, names).is_mine() {
                 continue;
             }
             // The address names the cluster, so a second provider of the
-            // stack (an old issuer) is told apart by a suffix.
-            let address =
-                if current { Address::oidc(&cluster) } else { Address::oidc(&format!("{cluster}@{}", p.url)) };
+            // stack (an old issuer) is told apart by a suffix; in a stack of
+            // several clusters, one no cluster has any more is named by its issuer.
+            let address = match current {
+                Some(c) => Address::oidc(c.address_name()),
+                None if d.multi_cluster() => Address::oidc(&p.url),
+                None => Address::oidc(&format!("{}@{}", d.clusters[0].name, p.url)),
+            };
             // One provider serves every stack of the cluster: the stack that
             // made it does not take it from the others' roles.
             let users = self.other_users_of(&p.arn, &p.trusted_by);
@@ -916,11 +1061,19 @@ impl Planner<'_> {
             let before = obj(
                 json!({ "arn": p.arn, "url": format!("https://{}", p.url), "client_ids": p.client_ids, "tags": p.tags }),
             );
-            let reason = if current {
-                "the stack is destroyed".to_owned()
-            } else {
-                format!("the cluster's issuer is now {}", self.issuer)
+            let reason = match current {
+                Some(_) => "the stack is destroyed".to_owned(),
+                None if d.multi_cluster() => "no cluster of the stack file has this issuer any more".to_owned(),
+                None => format!("the cluster's issuer is now {}", self.issuer(None)),
             };
+            if current.is_none() && d.multi_cluster() {
+                // The cluster is gone from the file, so it is not read: what
+                // irsa made in it stays, its pods no longer trusted.
+                self.warn(
+                    Some(address.clone()),
+                    format!("the ServiceAccounts this stack made in the cluster of issuer https://{} are not read or removed now that the file no longer names it: delete them with the cluster, or name the cluster again to clean them up", p.url),
+                );
+            }
             self.add(address, vec![Action::Delete], vec![reason], Some(before), None);
         }
         let mut deleted_policy_arns = Vec::new();
@@ -984,11 +1137,13 @@ impl Planner<'_> {
     fn namespaces(&mut self) {
         let mut seen = BTreeSet::new();
         for b in &self.d.bindings {
-            if seen.insert(b.namespace.clone()) && !self.o.has_namespace(&b.namespace) {
+            let cluster = b.cluster.as_deref();
+            if seen.insert((cluster, b.namespace.as_str())) && !self.o.has_namespace(cluster, &b.namespace) {
+                let in_cluster = cluster.map(|c| format!(" in cluster {c}")).unwrap_or_default();
                 self.warn(
-                    Some(Address::service_account(&b.namespace, &b.name)),
+                    Some(Self::sa_address(b)),
                     format!(
-                        "namespace {} does not exist: irsa does not create namespaces, so create it before applying",
+                        "namespace {}{in_cluster} does not exist: irsa does not create namespaces, so create it before applying",
                         b.namespace
                     ),
                 );
@@ -997,20 +1152,21 @@ impl Planner<'_> {
     }
 
     fn service_account(&mut self, b: &Binding) {
-        let address = Address::service_account(&b.namespace, &b.name);
+        let address = Self::sa_address(b);
+        let cluster = b.cluster.as_deref();
         let role_arn = self.d.binding_role_arn(b);
         let mut annotations = b.annotations.clone();
         annotations.insert(markers::ANNOTATION_ROLE_ARN.into(), role_arn.clone());
         annotations.insert(markers::ANNOTATION_STACK.into(), self.stack().to_owned());
         let mut labels = BTreeMap::from([(markers::LABEL_MANAGED_BY.to_owned(), markers::MANAGED_BY.to_owned())]);
-        let obs = self.o.service_account(&b.namespace, &b.name);
+        let obs = self.o.service_account(cluster, &b.namespace, &b.name);
         if obs.and_then(|o| o.labels.get(markers::LABEL_MANAGED_BY)).is_some_and(|m| m != markers::MANAGED_BY) {
             // Made by another tool: its label stays, see `kube_ownership`.
             labels.clear();
         }
         let after =
             obj(json!({ "namespace": b.namespace, "name": b.name, "annotations": annotations, "labels": labels }));
-        let key = (b.namespace.clone(), b.name.clone());
+        let key = (b.cluster.clone(), b.namespace.clone(), b.name.clone());
         let Some(obs) = obs else {
             self.role_arn_changes.insert(key, (None, role_arn));
             self.add(address, vec![Action::Create], vec!["not present".into()], None, Some(after));
@@ -1065,15 +1221,21 @@ impl Planner<'_> {
 
     fn orphaned_service_accounts(&mut self) {
         let names = self.names();
-        let wanted: HashSet<(&str, &str)> =
-            self.d.bindings.iter().map(|b| (b.namespace.as_str(), b.name.as_str())).collect();
-        for sa in &self.o.cluster.service_accounts {
-            if wanted.contains(&(sa.namespace.as_str(), sa.name.as_str()))
+        let wanted: HashSet<(Option<&str>, &str, &str)> =
+            self.d.bindings.iter().map(|b| (b.cluster.as_deref(), b.namespace.as_str(), b.name.as_str())).collect();
+        let d: &Desired = self.d;
+        // Only the clusters the file names are read (and so planned).
+        let states =
+            d.clusters.iter().filter_map(|c| Some((c.key.as_deref(), self.o.cluster_state(c.key.as_deref())?)));
+        let service_accounts: Vec<(Option<&str>, &ObservedServiceAccount)> =
+            states.flat_map(|(k, state)| state.service_accounts.iter().map(move |sa| (k, sa))).collect();
+        for (cluster, sa) in service_accounts {
+            if wanted.contains(&(cluster, sa.namespace.as_str(), sa.name.as_str()))
                 || !kube_ownership(&sa.labels, &sa.annotations, names).is_mine()
             {
                 continue;
             }
-            let address = Address::service_account(&sa.namespace, &sa.name);
+            let address = Address::service_account(cluster, &sa.namespace, &sa.name);
             let made_by_irsa = sa.labels.get(markers::LABEL_MANAGED_BY).is_some_and(|m| m == markers::MANAGED_BY);
             if !made_by_irsa {
                 // Adopted from another tool: give it back as it was, without
@@ -1102,18 +1264,22 @@ impl Planner<'_> {
                 None,
             )
             .guard = sa_guard(sa, [&stack_key].into_iter(), [&label_key].into_iter());
-            for dep in self.o.deployments_running_as(&sa.namespace, &sa.name) {
+            for dep in self.o.deployments_running_as(cluster, &sa.namespace, &sa.name) {
                 self.warn(
                     Some(address.clone()),
-                    format!("deploy/{}/{} still runs as service account {}: its new pods will fail to start until it uses another", dep.namespace, dep.name, sa.name),
+                    format!(
+                        "{} still runs as service account {}: its new pods will fail to start until it uses another",
+                        Address::deployment(cluster, &dep.namespace, &dep.name),
+                        sa.name
+                    ),
                 );
             }
         }
     }
 
     fn deployment(&mut self, b: &Binding, name: &str) {
-        let address = Address::deployment(&b.namespace, name);
-        let Some(dep) = self.o.deployment(&b.namespace, name) else {
+        let address = Address::deployment(b.cluster.as_deref(), &b.namespace, name);
+        let Some(dep) = self.o.deployment(b.cluster.as_deref(), &b.namespace, name) else {
             self.warn(
                 Some(address),
                 format!(
@@ -1135,16 +1301,13 @@ impl Planner<'_> {
             self.add(address, vec![Action::Update], vec![reason], Some(before), Some(after)).guard = guard;
             return;
         }
-        let sa_key = (b.namespace.clone(), b.name.clone());
+        let sa_key = (b.cluster.clone(), b.namespace.clone(), b.name.clone());
         if let Some(why) = dep.rollout.under_way() {
             // Its pods are being replaced: those of the old ReplicaSets are
             // on their way out, not stale, and a restart now would start the
             // rollout over. What the new pods hold is known once it settles.
             let later = if self.role_arn_changes.contains_key(&sa_key) {
-                format!(
-                    "; pods it starts before sa/{}/{} has its new role will need a restart then",
-                    b.namespace, b.name
-                )
+                format!("; pods it starts before {} has its new role will need a restart then", Self::sa_address(b))
             } else {
                 String::new()
             };
@@ -1193,11 +1356,12 @@ impl Planner<'_> {
             }
             stale.iter().for_each(|p| hold(p));
             reasons.push(match old {
-                Some(old) => format!("the role of sa/{}/{} changes from {old} to {new}: running pods keep the old credentials until they restart", b.namespace, b.name),
-                None => format!("sa/{}/{} gets the role {new}: running pods have no credentials until they restart", b.namespace, b.name),
+                Some(old) => format!("the role of {} changes from {old} to {new}: running pods keep the old credentials until they restart", Self::sa_address(b)),
+                None => format!("{} gets the role {new}: running pods have no credentials until they restart", Self::sa_address(b)),
             });
         } else {
-            let set_at = self.o.service_account(&b.namespace, &b.name).and_then(|s| s.role_arn_set_at);
+            let set_at =
+                self.o.service_account(b.cluster.as_deref(), &b.namespace, &b.name).and_then(|s| s.role_arn_set_at);
             let (mut other_role, mut older, mut same_second, mut uninjected) = (vec![], vec![], vec![], vec![]);
             for pod in &pods {
                 let held = arns(pod);

@@ -114,7 +114,7 @@ fn in_sync(d: &Desired) -> Observed {
             description: r.description.clone(),
             max_session_duration: r.max_session_duration,
             permissions_boundary: r.permissions_boundary.clone(),
-            trust_policy: trust::owned_trust_policy(statement),
+            trust_policy: trust::owned_trust_policy(vec![statement]),
             tags,
             attached_policies: r.policies.iter().map(|p| d.policy_ref_arn(p)).collect(),
             inline_policies: r.inline.clone(),
@@ -527,7 +527,7 @@ role = "legacy"
     let provider = format!("arn:aws:iam::123456789012:oidc-provider/{HOST}");
     let statement =
         trust::web_identity_statement("X", &provider, HOST, &["system:serviceaccount:backend:worker".into()]);
-    o.iam.roles.last_mut().unwrap().trust_policy = trust::owned_trust_policy(statement);
+    o.iam.roles.last_mut().unwrap().trust_policy = trust::owned_trust_policy(vec![statement]);
     assert_eq!(shape(&run(&d, &o)), Vec::<String>::new());
 
     o.iam.roles.pop();
@@ -639,7 +639,7 @@ fn the_issuer_comes_from_the_stack_or_the_cluster_and_they_must_agree() {
     );
 
     let mut d = basic();
-    d.cluster.oidc_issuer = None;
+    d.clusters[0].oidc_issuer = None;
     let o = in_sync(&d);
     assert_eq!(shape(&run(&d, &o)), Vec::<String>::new());
     let mut o = o;

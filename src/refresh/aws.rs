@@ -190,8 +190,12 @@ pub struct Scope {
     pub stack: String,
     /// The stack's old name, when it is renamed: its resources are read too.
     pub renamed_from: Option<String>,
-    /// The issuer without `https://`, when known.
-    pub issuer_host_path: Option<String>,
+    /// Each cluster's issuer without `https://`, of those known.
+    pub issuer_host_paths: Vec<String>,
+    /// Read every provider of the account, not only the issuers': a stack of
+    /// several clusters finds the provider it made for a cluster it no
+    /// longer names (to delete it) only among them all.
+    pub all_providers: bool,
     /// Names of owned roles, and of referenced roles (from their ARNs).
     pub role_names: Vec<String>,
     pub policy_names: Vec<String>,
@@ -205,7 +209,7 @@ pub struct Scope {
 }
 
 impl Scope {
-    pub fn of(desired: &Desired, issuer: Option<&str>) -> Scope {
+    pub fn of<'i>(desired: &Desired, issuers: impl IntoIterator<Item = &'i str>) -> Scope {
         let role_names: Vec<String> = desired
             .roles
             .values()
@@ -221,7 +225,11 @@ impl Scope {
             policy_names_folded: fold(&policy_names),
             stack: desired.stack.name.clone(),
             renamed_from: desired.stack.renamed_from.clone(),
-            issuer_host_path: issuer.map(|i| Desired::issuer_host_path(i).trim_end_matches('/').to_owned()),
+            issuer_host_paths: issuers
+                .into_iter()
+                .map(|i| Desired::issuer_host_path(i).trim_end_matches('/').to_owned())
+                .collect(),
+            all_providers: desired.multi_cluster(),
             role_names,
             policy_names,
             policy_arns: desired.policies.values().map(|p| desired.policy_arn(p)).collect(),
@@ -393,16 +401,20 @@ impl Iam {
         Ok(ObservedIam { oidc_providers, roles, policies, quotas })
     }
 
-    /// The provider of the stack's issuer. Providers carry no stack in their
-    /// ARN, and listing them returns no tags, so only the issuer's provider
-    /// is read: an account has one provider per cluster.
+    /// The providers of the stack's issuers. Providers carry no stack in
+    /// their ARN, and listing them returns no tags, so only the issuers'
+    /// providers are read (an account has one provider per cluster), or
+    /// every one for a stack of several clusters ([`Scope::all_providers`]).
     async fn oidc_providers(&self, scope: &Scope) -> Result<Vec<OidcProvider>, CallError> {
-        let Some(host) = &scope.issuer_host_path else { return Ok(Vec::new()) };
+        if scope.issuer_host_paths.is_empty() && !scope.all_providers {
+            return Ok(Vec::new());
+        }
         let list = call("ListOpenIDConnectProviders", self.client.list_open_id_connect_providers().send().await)?;
         let mut out = Vec::new();
         for entry in list.open_id_connect_provider_list() {
             let Some(arn) = entry.arn() else { continue };
-            if !arn.ends_with(&format!(":oidc-provider/{host}")) {
+            let Some(host) = arn.split_once(":oidc-provider/").map(|(_, h)| h) else { continue };
+            if !scope.all_providers && !scope.issuer_host_paths.iter().any(|h| h == host) {
                 continue;
             }
             let p = call(
@@ -555,7 +567,7 @@ impl Iam {
             names.dedup();
         }
         let scope = Scope {
-            issuer_host_path: issuer_host_path.map(|h| h.trim_end_matches('/').to_owned()),
+            issuer_host_paths: issuer_host_path.map(|h| h.trim_end_matches('/').to_owned()).into_iter().collect(),
             ..Scope::default()
         };
         let oidc_providers = self.oidc_providers(&scope).await?;
@@ -699,7 +711,7 @@ name = "b"
 role = "legacy"
 "#;
         let d = crate::config::parse(Path::new("s.toml"), text.into()).unwrap();
-        let scope = Scope::of(&d, None);
+        let scope = Scope::of(&d, []);
         let none = BTreeMap::new();
         for name in ["App", "app", "APP", "Legacy", "legacy"] {
             assert!(scope.wants_role(name, &none), "{name}");

@@ -22,9 +22,10 @@ use crate::model::observed::{
 };
 
 impl Kube {
-    /// Read what the stack's bindings need.
-    pub async fn refresh(&self, desired: &Desired) -> Result<ObservedCluster, KubeError> {
-        let wanted: BTreeSet<&str> = desired.bindings.iter().map(|b| b.namespace.as_str()).collect();
+    /// Read what the stack's bindings in the cluster of key `cluster` need.
+    pub async fn refresh(&self, desired: &Desired, cluster: Option<&str>) -> Result<ObservedCluster, KubeError> {
+        let here = || desired.bindings.iter().filter(move |b| b.cluster.as_deref() == cluster);
+        let wanted: BTreeSet<&str> = here().map(|b| b.namespace.as_str()).collect();
         let all_params = ListParams::default();
         let all_ns: Api<Namespace> = Api::all(self.client.clone());
         let namespaces: Vec<String> = match read_again(|| all_ns.list(&all_params)).await {
@@ -89,11 +90,8 @@ impl Kube {
             }
         }
 
-        let bound: BTreeSet<(&str, &str)> = desired
-            .bindings
-            .iter()
-            .flat_map(|b| b.deployments.iter().map(move |d| (b.namespace.as_str(), d.as_str())))
-            .collect();
+        let bound: BTreeSet<(&str, &str)> =
+            here().flat_map(|b| b.deployments.iter().map(move |d| (b.namespace.as_str(), d.as_str()))).collect();
         let mut observed_deployments = Vec::new();
         for d in deployments {
             let ns = d.metadata.namespace.clone().unwrap_or_default();

@@ -9,6 +9,7 @@ pub mod snapshot;
 use jiff::Timestamp;
 
 use crate::cluster::{Kube, KubeError};
+
 use crate::model::desired::Desired;
 use crate::model::observed::{Observed, ObservedCluster, RefreshStats, SNAPSHOT_FORMAT_VERSION};
 use crate::plan::RefreshInfo;
@@ -19,19 +20,45 @@ use aws::{CallError, Iam, Scope, Strategy};
 pub enum ReadError {
     #[error("reading AWS IAM: {0}")]
     Aws(CallError),
-    #[error("reading the cluster")]
-    Kube(#[source] KubeError),
+    #[error("reading the cluster{}", .0.as_ref().map(|k| format!(" {k}")).unwrap_or_default())]
+    Kube(Option<String>, #[source] KubeError),
 }
 
-/// The clients of one run and the issuer they found.
+/// The clients of one run and the issuers they found.
 pub struct Clients {
     pub iam: Iam,
+    /// One per cluster of the stack, in the stack's order.
+    pub clusters: Vec<ClusterClient>,
+    pub strategy: Strategy,
+}
+
+/// One cluster's connection and issuer.
+pub struct ClusterClient {
+    /// The cluster's key, as [`crate::model::desired::Cluster::key`].
+    pub key: Option<String>,
     /// `None` when the targets name no cluster resource.
     pub kube: Option<Kube>,
     /// The issuer the cluster's discovery document names, when read.
     pub discovered_issuer: Option<String>,
     pub issuer: String,
-    pub strategy: Strategy,
+}
+
+impl Clients {
+    /// The connection to the cluster of key `key`, when the run has one.
+    pub fn kube(&self, key: Option<&str>) -> Option<&Kube> {
+        self.clusters.iter().find(|c| c.key.as_deref() == key).and_then(|c| c.kube.as_ref())
+    }
+
+    /// The clusters the run contacts, in the stack's (key) order: the order
+    /// locks are taken in.
+    pub fn kubes(&self) -> impl Iterator<Item = (Option<&str>, &Kube)> {
+        self.clusters.iter().filter_map(|c| Some((c.key.as_deref(), c.kube.as_ref()?)))
+    }
+
+    /// Requests made so far to every cluster.
+    fn kube_requests(&self) -> u64 {
+        self.kubes().map(|(_, k)| k.requests()).sum()
+    }
 }
 
 /// How far a live read has got, for a progress display: each side's
@@ -39,7 +66,7 @@ pub struct Clients {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReadStatus {
     pub iam: PhaseStatus,
-    /// `None` when the run does not contact the cluster.
+    /// `None` when the run does not contact the cluster (several clusters: all of them, counted together).
     pub cluster: Option<PhaseStatus>,
 }
 
@@ -69,17 +96,19 @@ pub async fn read_watched(
     clients: &Clients,
     mut watch: impl FnMut(&ReadStatus),
 ) -> Result<(Observed, RefreshInfo), ReadError> {
-    let (calls_before, requests_before) = (clients.iam.calls.total(), clients.kube.as_ref().map_or(0, Kube::requests));
-    let scope = Scope::of(desired, Some(&clients.issuer));
+    let (calls_before, requests_before) = (clients.iam.calls.total(), clients.kube_requests());
+    let scope = Scope::of(desired, clients.clusters.iter().map(|c| c.issuer.as_str()));
     let iam_read = clients.iam.refresh(&scope, clients.strategy);
-    let kube_read = async {
-        match &clients.kube {
-            Some(kube) => kube.refresh(desired).await,
+    // Every cluster at once, each to its end even when another fails.
+    let kube_read = futures_util::future::join_all(clients.clusters.iter().map(|c| async move {
+        let read = match &c.kube {
+            Some(kube) => kube.refresh(desired, c.key.as_deref()).await,
             None => Ok(ObservedCluster::default()),
-        }
-    };
-    let mut status =
-        ReadStatus { iam: PhaseStatus::default(), cluster: clients.kube.as_ref().map(|_| PhaseStatus::default()) };
+        };
+        (c, read)
+    }));
+    let contacts = clients.kubes().next().is_some();
+    let mut status = ReadStatus { iam: PhaseStatus::default(), cluster: contacts.then(PhaseStatus::default) };
     let (mut iam_result, mut kube_result) = (None, None);
     let (mut iam_read, mut kube_read) = (std::pin::pin!(iam_read), std::pin::pin!(kube_read));
     let mut tick = tokio::time::interval(WATCH_INTERVAL);
@@ -98,10 +127,11 @@ pub async fn read_watched(
                 iam_result = Some(r);
             }
             r = &mut kube_read, if kube_result.is_none() => {
-                if let (Ok(cluster), Some(phase)) = (&r, status.cluster.as_mut()) {
+                if let Some(phase) = status.cluster.as_mut() {
+                    let read: Vec<&ObservedCluster> = r.iter().filter_map(|(_, c)| c.as_ref().ok()).collect();
                     phase.found = Some(vec![
-                        (cluster.service_accounts.len(), "service account", "service accounts"),
-                        (cluster.deployments.len(), "deployment", "deployments"),
+                        (read.iter().map(|c| c.service_accounts.len()).sum(), "service account", "service accounts"),
+                        (read.iter().map(|c| c.deployments.len()).sum(), "deployment", "deployments"),
                     ]);
                 }
                 kube_result = Some(r);
@@ -109,17 +139,28 @@ pub async fn read_watched(
             _ = tick.tick() => {}
         }
         status.iam.requests = clients.iam.calls.total() - calls_before;
-        if let (Some(kube), Some(phase)) = (&clients.kube, status.cluster.as_mut()) {
-            phase.requests = kube.requests() - requests_before;
+        if let Some(phase) = status.cluster.as_mut() {
+            phase.requests = clients.kube_requests() - requests_before;
         }
         watch(&status);
     }
     let observed_iam = iam_result.expect("the loop ends when IAM is read").map_err(ReadError::Aws)?;
-    let cluster = kube_result.expect("the loop ends when the cluster is read").map_err(ReadError::Kube)?;
+    let mut cluster = ObservedCluster::default();
+    let mut clusters = std::collections::BTreeMap::new();
+    for (c, read) in kube_result.expect("the loop ends when the clusters are read") {
+        let read = read.map_err(|e| ReadError::Kube(c.key.clone(), e))?;
+        let state = ObservedCluster { oidc_issuer: c.discovered_issuer.clone(), ..read };
+        match &c.key {
+            Some(key) => {
+                clusters.insert(key.clone(), state);
+            }
+            None => cluster = state,
+        }
+    }
     let calls = clients.iam.calls.total() - calls_before;
-    let requests = clients.kube.as_ref().map_or(0, Kube::requests) - requests_before;
+    let requests = clients.kube_requests() - requests_before;
     tracing::info!("read IAM with {calls} calls ({}): {}", clients.strategy.name(), clients.iam.calls.breakdown());
-    tracing::info!("read the cluster with {requests} requests");
+    tracing::info!("read the cluster{} with {requests} requests", if clients.clusters.len() > 1 { "s" } else { "" });
     let now = Timestamp::now();
     let strategy = clients.strategy.name().to_owned();
     let observed = Observed {
@@ -127,7 +168,8 @@ pub async fn read_watched(
         observed_at: Some(now),
         refresh: RefreshStats { strategy: strategy.clone(), iam_calls: calls, kube_requests: requests },
         iam: observed_iam,
-        cluster: ObservedCluster { oidc_issuer: clients.discovered_issuer.clone(), ..cluster },
+        cluster,
+        clusters,
     };
     let refresh = RefreshInfo {
         strategy,

@@ -343,7 +343,7 @@ mod tests {
                     "oidc.eks.eu-west-1.amazonaws.com/id/ABC",
                     &[format!("system:serviceaccount:shop:app-{i}")],
                 );
-                let trust = crate::model::trust::owned_trust_policy(statement);
+                let trust = crate::model::trust::owned_trust_policy(vec![statement]);
                 let address: Address = format!("role/app-{i}").parse().unwrap();
                 Change {
                     kind: address.kind(),
