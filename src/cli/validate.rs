@@ -15,7 +15,7 @@ pub struct ValidateArgs {
 pub fn run(ctx: &Ctx, args: ValidateArgs) -> Result<u8, CliError> {
     let desired = crate::config::load(&args.file)?;
     ctx.say(&format!(
-        "{} is valid: {} polic{}, {} role{}, {} service account{}",
+        "{} is valid: {} polic{}, {} role{}, {} service account{}{}",
         args.file.display(),
         desired.policies.len(),
         if desired.policies.len() == 1 { "y" } else { "ies" },
@@ -23,6 +23,7 @@ pub fn run(ctx: &Ctx, args: ValidateArgs) -> Result<u8, CliError> {
         if desired.roles.len() == 1 { "" } else { "s" },
         desired.bindings.len(),
         if desired.bindings.len() == 1 { "" } else { "s" },
+        if desired.multi_cluster() { format!(" in {} clusters", desired.clusters.len()) } else { String::new() },
     ));
     if !desired.stack.explicit {
         // Two files for one cluster without names of their own would both

@@ -742,7 +742,14 @@ impl Planner<'_> {
                 };
                 if !actions.is_empty() {
                     if changed.iter().any(|k| k == "trust_policy") && !replace {
-                        reasons.push(trust_reason(&obs.trust_policy, &role.name));
+                        reasons.push(if self.d.multi_cluster() && !obs.trust_policy.statements().is_empty() {
+                            format!(
+                                "irsa's trust statements, one per cluster: {}",
+                                sid_changes(obs.trust_policy.statements(), trust_policy.statements())
+                            )
+                        } else {
+                            trust_reason(&obs.trust_policy, &role.name)
+                        });
                         reasons.extend(self.trust_room(&address, &role.span, &role.name, &trust_policy));
                     }
                     let other: Vec<&str> = changed
@@ -953,29 +960,10 @@ impl Planner<'_> {
         if wanted == obs.trust_policy {
             return;
         }
-        let sid_of = |st: &Value| st.get("Sid").and_then(Value::as_str).unwrap_or_default().to_owned();
         let reason = if self.d.multi_cluster() {
-            let before: BTreeMap<String, &Value> = had.iter().map(|st| (sid_of(st), st)).collect();
-            let after: BTreeMap<String, &Value> = wanted_statements.iter().map(|st| (sid_of(st), st)).collect();
-            let mut parts = Vec::new();
-            let added: Vec<&str> = after.keys().filter(|k| !before.contains_key(*k)).map(String::as_str).collect();
-            let changed: Vec<&str> = after
-                .iter()
-                .filter(|(k, st)| before.get(*k).is_some_and(|b| !trust::same_statement(b, st)))
-                .map(|(k, _)| k.as_str())
-                .collect();
-            let removed: Vec<&str> = before.keys().filter(|k| !after.contains_key(*k)).map(String::as_str).collect();
-            for (what, sids) in [("added", added), ("brought up to date", changed), ("removed", removed)] {
-                if !sids.is_empty() {
-                    parts.push(format!("{} {what}", sids.join(", ")));
-                }
-            }
-            if parts.is_empty() {
-                parts.push("written again with their Sids".into());
-            }
             format!(
                 "manage_trust = true: irsa's trust statements, one per cluster: {}; every other statement is kept as it is",
-                parts.join("; ")
+                sid_changes(&had, &wanted_statements)
             )
         } else {
             let sid = trust::irsa_sid(&stack);
@@ -1556,6 +1544,31 @@ fn by(manager: &Option<String>) -> String {
 
 fn plural<T>(items: &[T]) -> &'static str {
     if items.len() == 1 { "" } else { "s" }
+}
+
+/// Which of irsa's per-cluster statements (by Sid) a trust change adds,
+/// brings up to date and removes, for a reviewer of a stack of several clusters.
+fn sid_changes(had: &[Value], wanted: &[Value]) -> String {
+    let sid_of = |st: &Value| st.get("Sid").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let before: BTreeMap<String, &Value> = had.iter().map(|st| (sid_of(st), st)).collect();
+    let after: BTreeMap<String, &Value> = wanted.iter().map(|st| (sid_of(st), st)).collect();
+    let added: Vec<&str> = after.keys().filter(|k| !before.contains_key(*k)).map(String::as_str).collect();
+    let changed: Vec<&str> = after
+        .iter()
+        .filter(|(k, st)| before.get(*k).is_some_and(|b| !trust::same_statement(b, st)))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let removed: Vec<&str> = before.keys().filter(|k| !after.contains_key(*k)).map(String::as_str).collect();
+    let mut parts = Vec::new();
+    for (what, sids) in [("added", added), ("brought up to date", changed), ("removed", removed)] {
+        if !sids.is_empty() {
+            parts.push(format!("{} {what}", sids.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        parts.push("written again with their Sids".into());
+    }
+    parts.join("; ")
 }
 
 /// Say what a trust policy change does, the part reviewers care most about.

@@ -5,7 +5,7 @@
 use crate::support::{run_irsa as irsa, run_irsa_env as irsa_env};
 
 /// Every scenario shipped in plans/, with its snapshot.
-const SCENARIOS: &[&str] = &["ekshandson", "drifted", "in-sync", "risky", "addons"];
+const SCENARIOS: &[&str] = &["ekshandson", "drifted", "in-sync", "risky", "addons", "blue-green"];
 
 fn plan(scenario: &str, format: &str) -> (i32, String, String) {
     irsa(&[

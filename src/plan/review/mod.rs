@@ -26,7 +26,7 @@ use super::Change;
 use crate::model::Address;
 use crate::model::address::ResourceKind;
 use crate::model::policy_doc::glob;
-use crate::model::trust::irsa_sid;
+use crate::model::trust::is_stack_sid;
 
 /// How much a finding matters, lowest first (so `>=` reads "at least").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
@@ -178,10 +178,9 @@ pub struct Review {
 /// Reviews every change of a plan of stack `stack`: sets each change's
 /// `access` and gives the findings, in the changes' order.
 pub fn review_all(stack: &str, changes: &mut [Change]) -> Vec<Finding> {
-    let sid = irsa_sid(stack);
     let mut findings = Vec::new();
     for change in changes {
-        let review = review_with_sid(&sid, change);
+        let review = review(stack, change);
         change.access = Some(review.access);
         findings.extend(review.findings);
     }
@@ -190,10 +189,6 @@ pub fn review_all(stack: &str, changes: &mut [Change]) -> Vec<Finding> {
 
 /// Reviews one change of a plan of stack `stack`.
 pub fn review(stack: &str, change: &Change) -> Review {
-    review_with_sid(&irsa_sid(stack), change)
-}
-
-fn review_with_sid(sid: &str, change: &Change) -> Review {
     let mut r = Reviewer { address: &change.address, findings: Vec::new(), widens: false, narrows: false };
     let before = change.before.as_ref();
     let after = change.after.as_ref();
@@ -205,7 +200,7 @@ fn review_with_sid(sid: &str, change: &Change) -> Review {
         ResourceKind::Role => {
             // A role that is deleted takes its trust with it; one that is
             // replaced is compared as before and after, like an update.
-            r.trust(sid, document(before, "trust_policy"), document(after, "trust_policy"), before.is_some());
+            r.trust(stack, document(before, "trust_policy"), document(after, "trust_policy"), before.is_some());
             r.boundary(before, after);
         }
         ResourceKind::OidcProvider => {
@@ -526,7 +521,7 @@ impl Reviewer<'_> {
 
     /// Trust policies. `existed`: the role was there before (an update or
     /// replace, not a create).
-    fn trust(&mut self, sid: &str, before: Option<&Value>, after: Option<&Value>, existed: bool) {
+    fn trust(&mut self, stack: &str, before: Option<&Value>, after: Option<&Value>, existed: bool) {
         let after_statements = statements(after);
         let (b, a) = (trust_facts(&statements(before)), trust_facts(&after_statements));
         self.widens |= a.units.difference(&b.units).next().is_some();
@@ -537,7 +532,7 @@ impl Reviewer<'_> {
             return;
         }
         for s in after_statements.iter().filter(|s| s.allow) {
-            let ours = s.value.get("Sid").and_then(Value::as_str) == Some(sid);
+            let ours = s.value.get("Sid").and_then(Value::as_str).is_some_and(|sid| is_stack_sid(sid, stack));
             if let Some(what) = wildcard_subject(s) {
                 let mut f = self.finding(
                     Severity::High,

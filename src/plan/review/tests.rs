@@ -4,6 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::*;
+use crate::model::trust::irsa_sid;
 use crate::model::policy_doc::PolicyDocument;
 use crate::plan::Action;
 
@@ -54,6 +55,12 @@ fn attachment(before: Option<&str>, after: Option<&str>) -> Change {
 fn irsa_statement(subjects: &[&str]) -> Value {
     let subjects: Vec<String> = subjects.iter().map(|s| format!("system:serviceaccount:{s}")).collect();
     crate::model::trust::web_identity_statement(&irsa_sid(STACK), PROVIDER, ISSUER, &subjects)
+}
+
+/// irsa's statement for `[clusters.<cluster>]`, Sid and all.
+fn cluster_statement(cluster: &str) -> Value {
+    let sid = crate::model::trust::cluster_sid(STACK, Some(cluster));
+    crate::model::trust::web_identity_statement(&sid, PROVIDER, ISSUER, &["system:serviceaccount:shop:a".into()])
 }
 
 fn role(trust: Option<Vec<Value>>, boundary: Option<&str>) -> Option<Value> {
@@ -560,6 +567,15 @@ fn trust_of_other_parties() {
             ),
             vec![(Severity::Medium, "AWS arn:aws:iam::444455556666:root (trust statement \"Ci\")")],
             Access::Widens,
+        ),
+        (
+            "a stack of several clusters: each cluster's statement is irsa's",
+            role_change(
+                Some(vec![irsa_statement(&["shop:a"])]),
+                Some(vec![cluster_statement("blue"), cluster_statement("green")]),
+            ),
+            vec![],
+            Access::Same,
         ),
         (
             "an owned role loses a hand-added statement",
