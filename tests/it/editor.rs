@@ -76,6 +76,7 @@ fn stack_files_of_the_wrong_shape_fail_against_the_schema() {
         ("preset_table_unknown_preset.toml", "additionalProperties"),
         ("preset_hosted_zone_arn_bad.toml", "pattern"),
         ("preset_parameter_missing_in_table.toml", "missing properties"),
+        ("clusters_and_cluster.toml", "oneOf"),
     ] {
         let value = toml_as_json(&corpus.join(case));
         match schemas.validate(&value, index) {
