@@ -389,6 +389,25 @@ fn a_snapshot_of_other_clusters_is_refused() {
 }
 
 #[test]
+fn two_contexts_that_reach_one_cluster_are_refused() {
+    // The file sets no issuers; both clusters report blue's.
+    let text = shop(&["blue", "green"], r#"["blue", "green"]"#);
+    let mut d = text.clone();
+    for c in &mut d.clusters {
+        c.oidc_issuer = None;
+    }
+    d.quotas_passed = None;
+    let mut o = empty(&["blue", "green"]);
+    o.clusters.get_mut("green").unwrap().oidc_issuer = Some(BLUE.into());
+    let errors = plan(&d, &o, &PlanOptions::default()).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(
+        errors[0].message,
+        format!("clusters blue and green have one OIDC issuer, {BLUE}: they are one cluster")
+    );
+}
+
+#[test]
 fn a_trust_policy_over_the_quota_says_how_many_fewer_fit() {
     let bindings = |role: &str, n: usize| {
         (0..n)

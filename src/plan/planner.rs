@@ -171,6 +171,20 @@ pub fn plan_despite_errors(
             Err(e) => issuer_errors.extend(e),
         }
     }
+    // Issuers the clusters report (not the file, where the loader checked):
+    // two contexts that reach one cluster would make its provider twice.
+    for (i, (key, issuer)) in issuers.0.iter().enumerate() {
+        if let Some((first, _)) = issuers.0[..i].iter().find(|(_, other)| other == issuer) {
+            let (this, first) = (key.as_deref().unwrap_or_default(), first.as_deref().unwrap_or_default());
+            let cluster = desired.cluster(key.as_deref()).expect("issuers are the clusters'");
+            issuer_errors.push(PlanError {
+                address: Some(Address::oidc(this)),
+                span: Some(cluster.span.clone()),
+                message: format!("clusters {first} and {this} have one OIDC issuer, {issuer}: they are one cluster"),
+                help: format!("check the context of [clusters.{this}]: it reaches the cluster of [clusters.{first}]"),
+            });
+        }
+    }
     if !issuer_errors.is_empty() {
         return Err(issuer_errors);
     }

@@ -133,6 +133,20 @@ mod tests {
     }
 
     #[test]
+    fn each_cluster_of_a_stack_of_several_is_read_by_name_and_written_back() {
+        let text = r#"{"format_version": 1, "iam": {}, "clusters": {"blue": {"namespaces": ["a"]}, "green": {}}}"#;
+        let o = parse("s.json", text.into()).unwrap();
+        assert_eq!(o.clusters.keys().collect::<Vec<_>>(), ["blue", "green"]);
+        assert_eq!(o.cluster_state(Some("blue")).unwrap().namespaces, ["a"]);
+        assert!(o.cluster_state(Some("red")).is_none());
+        let again = parse("s.json", serde_json::to_string(&o).unwrap()).unwrap();
+        assert_eq!(again, o);
+        // A one-cluster snapshot writes no `clusters` at all, as before.
+        let one = parse("s.json", r#"{"format_version": 1, "iam": {}, "cluster": {}}"#.into()).unwrap();
+        assert!(!serde_json::to_string(&one).unwrap().contains("clusters"));
+    }
+
+    #[test]
     fn a_minimal_snapshot_reads() {
         let o = parse("s.json", r#"{"format_version": 1, "iam": {}, "cluster": {}}"#.into()).unwrap();
         assert!(o.iam.roles.is_empty());
