@@ -5,6 +5,7 @@ mod bad_files;
 mod bench;
 mod cli;
 mod cluster;
+mod clusters;
 mod doctor;
 mod editor;
 mod examples;

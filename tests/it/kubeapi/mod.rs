@@ -198,6 +198,25 @@ impl KubeApi {
         )
     }
 
+    /// The text of a kubeconfig with several servers, one cluster and one
+    /// context for each (named by `context`), as a kubeconfig merged from
+    /// two `aws eks update-kubeconfig` runs has them; the first context is
+    /// the current one. Every server takes the one test token.
+    pub fn kubeconfig_of(servers: &[(&KubeApi, &str)]) -> String {
+        let (mut clusters, mut contexts) = (String::new(), String::new());
+        for (server, context) in servers {
+            let name = Value::from(*context).to_string();
+            clusters.push_str(&format!("- name: {name}\n  cluster:\n    server: {}\n", server.url()));
+            contexts.push_str(&format!(
+                "- name: {name}\n  context:\n    cluster: {name}\n    user: irsa-test\n    namespace: default\n"
+            ));
+        }
+        let current = servers.first().map(|(_, c)| Value::from(*c).to_string()).unwrap_or_else(|| "\"\"".into());
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n{clusters}users:\n- name: irsa-test\n  user:\n    token: {TOKEN}\ncontexts:\n{contexts}current-context: {current}\n"
+        )
+    }
+
     /// Writes [`KubeApi::kubeconfig`] to `dir/kubeconfig` and returns its path.
     pub fn write_kubeconfig(&self, dir: &Path, context: &str) -> PathBuf {
         let path = dir.join("kubeconfig");
