@@ -76,7 +76,6 @@ impl Pair {
     /// The two real clusters the kubeconfig's contexts `IRSA_TEST_CONTEXT`
     /// (blue) and `IRSA_TEST_SECOND_CONTEXT` (green) point at.
     fn real() -> Pair {
-        static SCENARIOS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let need = |var: &str| {
             std::env::var(var).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| {
                 panic!(
@@ -86,7 +85,13 @@ impl Pair {
             })
         };
         let kubeconfig = PathBuf::from(need("KUBECONFIG"));
-        let contexts = [need("IRSA_TEST_CONTEXT"), need("IRSA_TEST_SECOND_CONTEXT")];
+        Pair::as_real(kubeconfig, [need("IRSA_TEST_CONTEXT"), need("IRSA_TEST_SECOND_CONTEXT")])
+    }
+
+    /// Two clusters treated as real ones: a fresh namespace in each,
+    /// deleted at the end, the issuers discovered, no test hooks.
+    fn as_real(kubeconfig: PathBuf, contexts: [String; 2]) -> Pair {
+        static SCENARIOS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let urls = contexts.clone().map(|context| {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let kc = kube::config::Kubeconfig::read_from(&kubeconfig)
@@ -110,7 +115,16 @@ impl Pair {
         };
         let (blue, green) = (cluster(&contexts[0]), cluster(&contexts[1]));
         let issuers = [discovered_issuer(&blue), discovered_issuer(&green)];
-        Pair { blue, green, kubeconfig, contexts, issuers, namespace: namespace.clone(), stack_name: namespace, dir: tempfile::tempdir().unwrap() }
+        Pair {
+            blue,
+            green,
+            kubeconfig,
+            contexts,
+            issuers,
+            namespace: namespace.clone(),
+            stack_name: namespace,
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn both(&self) -> [&Cluster; 2] {
@@ -158,8 +172,9 @@ impl Pair {
         for key in keys {
             let i = usize::from(*key == "green");
             text.push_str(&format!(
-                "[clusters.{key}]\nname = \"eks-{key}\"\nregion = \"us-east-1\"\naccount_id = \"{ACCOUNT}\"\ncontext = \"{}\"\n",
-                self.contexts[i]
+                "[clusters.{key}]\nname = \"eks-{key}\"\nregion = \"us-east-1\"\naccount_id = \"{ACCOUNT}\"\ncontext = {}\n",
+                // A JSON string is a TOML basic string: any context name is safe.
+                Value::from(self.contexts[i].as_str())
             ));
             if self.blue.server.is_some() {
                 text.push_str(&format!("oidc_issuer = \"{}\"\n", self.issuers[i]));
@@ -259,8 +274,18 @@ fn trust_statements(moto: &Moto, role: &str) -> Vec<Value> {
     trust["Statement"].as_array().cloned().unwrap_or_default()
 }
 
-fn sids(statements: &[Value]) -> Vec<&str> {
-    statements.iter().filter_map(|s| s["Sid"].as_str()).collect()
+/// A statement as IAM reads it: a single `Action` or principal is the same
+/// as a list of one (irsa writes the list form back).
+fn same_grant(statement: &Value) -> Value {
+    let list = |v: &Value| if v.is_string() { json!([v]) } else { v.clone() };
+    let mut s = statement.clone();
+    s["Action"] = list(&s["Action"]);
+    if let Some(principal) = s["Principal"].as_object_mut() {
+        for v in principal.values_mut() {
+            *v = list(v);
+        }
+    }
+    s
 }
 
 /// The providers IAM holds: (URL without scheme, tags).
@@ -396,4 +421,240 @@ fn one_apply_creates_a_provider_per_cluster_and_a_statement_for_each() {
 #[ignore = "needs two clusters"]
 fn one_apply_creates_a_provider_per_cluster_and_a_statement_for_each_on_real_clusters() {
     one_apply_serves_both_clusters(&Pair::real());
+}
+
+fn removing_a_cluster(p: &Pair) {
+    let moto = Moto::start();
+    applied_in_both(p, &moto);
+    let before = trust_statements(&moto, "app");
+    // Green is gone from the file: its table, and the bindings there.
+    let stack = p.stack(&["blue"], &shared_app(r#"["blue"]"#));
+    let plan = p.plan_json(&moto, &stack);
+    let green_provider = format!("oidc/{}", p.host_path(1));
+    assert_eq!(shape(&plan), [format!("{green_provider} delete"), "role/app update".to_owned()], "{plan:#}");
+    let changes = plan["changes"].as_array().unwrap();
+    assert_eq!(changes[0]["reasons"], json!(["no cluster of the stack file has this issuer any more"]));
+    assert_eq!(changes[1]["changed"], json!(["trust_policy"]));
+    let warnings = plan["warnings"].to_string();
+    assert!(
+        warnings.contains("are not read or removed"),
+        "the green ServiceAccounts are left, and said so: {warnings}"
+    );
+
+    let (code, _, stderr) = p.irsa(&moto, &["apply", &stack, "--auto-approve"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(providers(&moto).iter().map(|(url, _)| url.as_str()).collect::<Vec<_>>(), [p.host_path(0)]);
+    let after = trust_statements(&moto, "app");
+    assert_eq!(after, before[..1], "blue's statement stays as it was, and only it");
+    // Blue is untouched; green keeps what it had (irsa no longer reads it).
+    let sa = p.blue.sa("app").unwrap();
+    assert_eq!(sa.metadata.annotations.unwrap()["eks.amazonaws.com/role-arn"], ROLE_ARN);
+    assert!(p.green.sa("app").is_some());
+    p.advance(60);
+    p.no_changes(&moto, &stack);
+}
+
+#[test]
+fn removing_a_cluster_deletes_its_provider_and_exactly_its_statement() {
+    removing_a_cluster(&Pair::test_servers());
+}
+
+#[test]
+#[ignore = "needs two clusters"]
+fn removing_a_cluster_deletes_its_provider_and_exactly_its_statement_on_real_clusters() {
+    removing_a_cluster(&Pair::real());
+}
+
+/// A role made by hand (`arn =`) whose trust irsa manages beside a statement of someone else's.
+fn shared_legacy(clusters: &str) -> String {
+    format!(
+        r#"[roles.legacy]
+arn = "arn:aws:iam::{ACCOUNT}:role/Legacy"
+manage_trust = true
+[[service_accounts]]
+clusters = {clusters}
+namespace = "{{ns}}"
+name = "legacy"
+role = "legacy"
+"#
+    )
+}
+
+fn shared_role_across_clusters(p: &Pair) {
+    let moto = Moto::start();
+    moto.hand_made_role("Legacy");
+    let ec2 = trust_statements(&moto, "Legacy");
+    assert_eq!(ec2.len(), 1);
+    let stack = p.stack(&["blue", "green"], &shared_legacy(r#"["blue", "green"]"#));
+    let (code, _, stderr) = p.irsa(&moto, &["apply", &stack, "--auto-approve"]);
+    assert_eq!(code, 0, "{stderr}");
+    let both = trust_statements(&moto, "Legacy");
+    assert_eq!(both.len(), 3, "{both:#?}");
+    assert_eq!(same_grant(&both[0]), same_grant(&ec2[0]), "the statement made by hand is kept, first, as it was");
+    assert_statement_of(p, &both[1], 0, "legacy");
+    assert_statement_of(p, &both[2], 1, "legacy");
+    for c in p.both() {
+        let annotations = c.sa("legacy").unwrap().metadata.annotations.unwrap();
+        assert_eq!(annotations["eks.amazonaws.com/role-arn"], format!("arn:aws:iam::{ACCOUNT}:role/Legacy"));
+    }
+    p.advance(60);
+    p.no_changes(&moto, &stack);
+
+    // Green goes: exactly its statement goes with it.
+    let stack = p.stack(&["blue"], &shared_legacy(r#"["blue"]"#));
+    let plan = p.plan_json(&moto, &stack);
+    assert_eq!(shape(&plan), [format!("oidc/{} delete", p.host_path(1)), "role/legacy update".to_owned()]);
+    let reasons = plan["changes"][1]["reasons"].to_string();
+    assert!(reasons.contains(&format!("{} removed", p.sid("green"))), "{reasons}");
+    let (code, _, stderr) = p.irsa(&moto, &["apply", &stack, "--auto-approve"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(trust_statements(&moto, "Legacy"), both[..2]);
+    p.advance(60);
+    p.no_changes(&moto, &stack);
+}
+
+#[test]
+fn a_shared_role_gets_a_statement_per_cluster_and_keeps_the_foreign_one() {
+    shared_role_across_clusters(&Pair::test_servers());
+}
+
+#[test]
+#[ignore = "needs two clusters"]
+fn a_shared_role_gets_a_statement_per_cluster_and_keeps_the_foreign_one_on_real_clusters() {
+    shared_role_across_clusters(&Pair::real());
+}
+
+fn snapshot_of_both_clusters(p: &Pair) {
+    let moto = Moto::start();
+    for c in p.both() {
+        c.deployment(None);
+    }
+    p.advance(60);
+    let stack = p.stack(&["blue", "green"], &shared_app(r#"["blue", "green"]"#));
+    let snap = p.dir.path().join("snap.json");
+    let (code, _, stderr) = p.irsa(&moto, &["refresh", &stack, "--export", snap.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let snapshot: Value = serde_json::from_str(&std::fs::read_to_string(&snap).unwrap()).unwrap();
+    let clusters = snapshot["clusters"].as_object().expect("a clusters map");
+    assert_eq!(clusters.keys().collect::<Vec<_>>(), ["blue", "green"], "{snapshot:#}");
+    for (i, key) in ["blue", "green"].iter().enumerate() {
+        assert_eq!(clusters[*key]["oidc_issuer"], p.issuers[i], "{snapshot:#}");
+        let deployments = clusters[*key]["deployments"].to_string();
+        assert!(deployments.contains("\"backend\""), "{key}: {deployments}");
+    }
+    assert_eq!(snapshot["cluster"]["oidc_issuer"], Value::Null, "{snapshot:#}");
+
+    let live = p.plan_json(&moto, &stack);
+    let (code, stdout, stderr) =
+        p.irsa(&moto, &["plan", &stack, "--observed", snap.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let offline: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(offline["refresh"]["kube_requests"], 0);
+    assert!(shape(&live).len() > 5, "{live:#}");
+    assert_eq!(shape(&offline), shape(&live));
+    assert_eq!(offline["changes"], live["changes"], "the same changes, reasons, befores, afters and guards");
+    assert_eq!(offline["warnings"], live["warnings"]);
+
+    // A snapshot that lacks a cluster of the file is refused, by name.
+    let mut partial = snapshot.clone();
+    partial["clusters"].as_object_mut().unwrap().remove("green");
+    let partial_path = p.dir.path().join("partial.json");
+    std::fs::write(&partial_path, partial.to_string()).unwrap();
+    let (code, _, stderr) = p.irsa(&moto, &["plan", &stack, "--observed", partial_path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("the observed state has no state for [clusters.green]"), "{stderr}");
+}
+
+#[test]
+fn a_snapshot_of_two_clusters_plans_as_the_live_read_does() {
+    snapshot_of_both_clusters(&Pair::test_servers());
+}
+
+#[test]
+#[ignore = "needs two clusters"]
+fn a_snapshot_of_two_clusters_plans_as_the_live_read_does_on_real_clusters() {
+    snapshot_of_both_clusters(&Pair::real());
+}
+
+fn lock_held_in_the_second_cluster(p: &Pair) {
+    let moto = Moto::start();
+    for c in p.both() {
+        c.deployment(None);
+    }
+    p.advance(60);
+    let stack = p.stack(&["blue", "green"], &shared_app(r#"["blue", "green"]"#));
+    // Another apply holds green's lock, for an hour.
+    let now = jiff::Timestamp::now().to_string();
+    let lease: Lease = serde_json::from_value(json!({
+        "metadata": {"name": p.lease(), "namespace": p.namespace},
+        "spec": {"holderIdentity": "irsa@other-runner/pid-7/7", "leaseDurationSeconds": 3600,
+                 "acquireTime": now, "renewTime": now}
+    }))
+    .unwrap();
+    let leases: Api<Lease> = Api::namespaced(p.green.client.clone(), &p.namespace);
+    p.green.rt.block_on(leases.create(&PostParams::default(), &lease)).unwrap();
+    if let Some(s) = &p.blue.server {
+        s.reset_requests();
+    }
+
+    let (code, stdout, stderr) = p.irsa(&moto, &["apply", &stack, "--auto-approve", "--lock-timeout", "1"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.is_empty(), "it planned nothing: {stdout}");
+    assert!(
+        stderr.contains(&format!(
+            "stack {} is locked by irsa@other-runner/pid-7/7 (lease {}/{} in cluster green",
+            p.stack_name,
+            p.namespace,
+            p.lease()
+        )),
+        "{stderr}"
+    );
+    // Blue's lock was taken first, and given back.
+    assert!(p.lease_in(&p.blue).is_none(), "blue's lease is released");
+    if let Some(s) = &p.blue.server {
+        let log = s.request_log();
+        let leases = format!("/apis/coordination.k8s.io/v1/namespaces/{}/leases", p.namespace);
+        assert!(log.contains(&format!("POST {leases}")), "{log:#?}");
+        assert!(log.contains(&format!("DELETE {leases}/{}", p.lease())), "{log:#?}");
+    }
+    let green = p.lease_in(&p.green).unwrap().spec.unwrap();
+    assert_eq!(green.holder_identity.as_deref(), Some("irsa@other-runner/pid-7/7"), "green's holder keeps it");
+    // Nothing was written, in IAM or in either cluster.
+    assert!(providers(&moto).is_empty());
+    assert!(moto.block_on(moto.iam.get_role().role_name("app").send()).is_err());
+    for c in p.both() {
+        assert!(c.sa("app").is_none());
+        assert_eq!(c.get_deployment().spec.template.spec.unwrap().service_account_name, None);
+    }
+}
+
+#[test]
+fn a_lock_held_in_the_second_cluster_fails_the_apply_and_frees_the_first() {
+    lock_held_in_the_second_cluster(&Pair::test_servers());
+}
+
+#[test]
+#[ignore = "needs two clusters"]
+fn a_lock_held_in_the_second_cluster_fails_the_apply_and_frees_the_first_on_real_clusters() {
+    lock_held_in_the_second_cluster(&Pair::real());
+}
+
+/// The twins' harness, [`Pair::as_real`], run against two test API servers
+/// as if they were real clusters (issuers discovered, a fresh namespace and
+/// a stack named after it, time passing for real): what the twins do is
+/// checked here too, where no two real clusters are at hand.
+#[test]
+fn the_real_cluster_harness_works_against_two_test_servers() {
+    let (blue, green) = (KubeApi::start(), KubeApi::start());
+    blue.set_issuer(BLUE);
+    green.set_issuer(GREEN);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, KubeApi::kubeconfig_of(&[(&blue, "kind-blue"), (&green, "kind-green")])).unwrap();
+    let contexts = || ["kind-blue".to_owned(), "kind-green".to_owned()];
+    let p = Pair::as_real(kubeconfig.clone(), contexts());
+    assert!(p.stack_name.starts_with("irsa-it2-") && p.issuers == [BLUE, GREEN]);
+    removing_a_cluster(&p);
+    drop(p);
+    lock_held_in_the_second_cluster(&Pair::as_real(kubeconfig, contexts()));
 }
