@@ -145,6 +145,19 @@ pub async fn run<F: Frontend>(
     frontend: &mut F,
 ) -> Result<Report, RunError<F::Error>> {
     check_inputs(desired, source)?;
+    // Two contexts that reach one cluster would take its lock twice, and
+    // the second wait would be for this run itself: refuse them first, as
+    // the plan would, by the issuers the clusters serve.
+    let reached: Vec<(Option<String>, String)> = clients
+        .clusters
+        .iter()
+        .filter(|c| c.kube.is_some())
+        .map(|c| (c.key.clone(), c.discovered_issuer.clone().unwrap_or_else(|| c.issuer.clone())))
+        .collect();
+    let twice = plan::clusters_reached_twice(desired, &reached);
+    if !twice.is_empty() {
+        return Err(WorkflowError::Plan(twice).into());
+    }
     // Take the lock before reading, as Terraform does: a second apply that
     // waited must plan against what the first one left. A run whose targets
     // stay in IAM does not contact the cluster, and so takes no lock.

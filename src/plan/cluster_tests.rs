@@ -407,6 +407,25 @@ fn two_contexts_that_reach_one_cluster_are_refused() {
     );
 }
 
+/// What apply checks before it takes the locks (the issuers the clusters
+/// serve): the second cluster of one issuer is named, at its table.
+#[test]
+fn the_second_cluster_of_one_issuer_is_named_before_any_lock() {
+    let d = shop(&["blue", "green"], r#"["blue", "green"]"#);
+    let pair =
+        |green: &str| vec![(Some("blue".to_owned()), BLUE.to_owned()), (Some("green".to_owned()), green.to_owned())];
+    assert!(clusters_reached_twice(&d, &pair(GREEN)).is_empty());
+    let errors = clusters_reached_twice(&d, &pair(BLUE));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].address.as_ref().map(ToString::to_string).as_deref(), Some("oidc/green"));
+    assert_eq!(errors[0].span.as_ref(), Some(&d.cluster(Some("green")).unwrap().span));
+    assert!(
+        errors[0].help.contains("[clusters.green]: it reaches the cluster of [clusters.blue]"),
+        "{}",
+        errors[0].help
+    );
+}
+
 #[test]
 fn a_trust_policy_over_the_quota_says_how_many_fewer_fit() {
     let bindings = |role: &str, n: usize| {

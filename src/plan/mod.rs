@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 use crate::model::Address;
 use crate::model::address::ResourceKind;
 
-pub use planner::{PlanError, PlanOptions, plan, plan_despite_errors};
+pub use planner::{PlanError, PlanOptions, clusters_reached_twice, plan, plan_despite_errors};
 
 /// The attributes of `a` and `b` that differ (documents by meaning), in
 /// either direction: what moved between two reads of one resource.

@@ -145,6 +145,29 @@ struct Planner<'a> {
 /// A ServiceAccount's (cluster key, namespace, name).
 type SaKey = (Option<String>, String, String);
 
+/// Two clusters of the stack that are one cluster: `issuers` are each
+/// cluster's (key, issuer) as the clusters report them (not the file, where
+/// the loader checked), so two contexts that reach one cluster are found.
+/// The planner refuses them before planning its provider twice, and an
+/// apply before it takes the lock of that cluster twice (the second wait
+/// would be for itself).
+pub fn clusters_reached_twice(desired: &Desired, issuers: &[(Option<String>, String)]) -> Vec<PlanError> {
+    let mut errors = Vec::new();
+    for (i, (key, issuer)) in issuers.iter().enumerate() {
+        if let Some((first, _)) = issuers[..i].iter().find(|(_, other)| other == issuer) {
+            let (this, first) = (key.as_deref().unwrap_or_default(), first.as_deref().unwrap_or_default());
+            let cluster = desired.cluster(key.as_deref()).expect("issuers are the clusters'");
+            errors.push(PlanError {
+                address: Some(Address::oidc(this)),
+                span: Some(cluster.span.clone()),
+                message: format!("clusters {first} and {this} have one OIDC issuer, {issuer}: they are one cluster"),
+                help: format!("check the context of [clusters.{this}]: it reaches the cluster of [clusters.{first}]"),
+            });
+        }
+    }
+    errors
+}
+
 /// Plan `desired` against `observed`.
 pub fn plan(desired: &Desired, observed: &Observed, opts: &PlanOptions) -> Result<Plan, Vec<PlanError>> {
     match plan_despite_errors(desired, observed, opts)? {
@@ -171,20 +194,7 @@ pub fn plan_despite_errors(
             Err(e) => issuer_errors.extend(e),
         }
     }
-    // Issuers the clusters report (not the file, where the loader checked):
-    // two contexts that reach one cluster would make its provider twice.
-    for (i, (key, issuer)) in issuers.0.iter().enumerate() {
-        if let Some((first, _)) = issuers.0[..i].iter().find(|(_, other)| other == issuer) {
-            let (this, first) = (key.as_deref().unwrap_or_default(), first.as_deref().unwrap_or_default());
-            let cluster = desired.cluster(key.as_deref()).expect("issuers are the clusters'");
-            issuer_errors.push(PlanError {
-                address: Some(Address::oidc(this)),
-                span: Some(cluster.span.clone()),
-                message: format!("clusters {first} and {this} have one OIDC issuer, {issuer}: they are one cluster"),
-                help: format!("check the context of [clusters.{this}]: it reaches the cluster of [clusters.{first}]"),
-            });
-        }
-    }
+    issuer_errors.extend(clusters_reached_twice(desired, &issuers.0));
     if !issuer_errors.is_empty() {
         return Err(issuer_errors);
     }

@@ -658,3 +658,69 @@ fn the_real_cluster_harness_works_against_two_test_servers() {
     drop(p);
     lock_held_in_the_second_cluster(&Pair::as_real(kubeconfig, contexts()));
 }
+
+fn destroy_in_both_clusters(p: &Pair) {
+    let moto = Moto::start();
+    let stack = applied_in_both(p, &moto);
+    let (code, stdout, stderr) = p.irsa(&moto, &["destroy", &stack, "--auto-approve"]);
+    assert_eq!(code, 0, "{stderr}");
+    let ns = &p.namespace;
+    for line in [
+        "- oidc/blue".to_owned(),
+        "- oidc/green".to_owned(),
+        format!("- sa/blue/{ns}/app"),
+        format!("- sa/green/{ns}/app"),
+    ] {
+        assert!(stdout.contains(&line), "{line} not in {stdout}");
+    }
+    assert!(providers(&moto).is_empty());
+    assert!(moto.block_on(moto.iam.get_role().role_name("app").send()).is_err());
+    for c in p.both() {
+        assert!(c.sa("app").is_none());
+        assert!(p.lease_in(c).is_none(), "the lock is released in every cluster");
+        // Deployments are never irsa's: each stays, still naming the service account.
+        assert_eq!(c.get_deployment().spec.template.spec.unwrap().service_account_name.as_deref(), Some("app"));
+    }
+    let (code, stdout, stderr) = p.irsa(&moto, &["destroy", &stack, "--auto-approve"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("No changes."), "{stdout}");
+}
+
+#[test]
+fn destroy_removes_the_stack_from_both_clusters() {
+    destroy_in_both_clusters(&Pair::test_servers());
+}
+
+#[test]
+#[ignore = "needs two clusters"]
+fn destroy_removes_the_stack_from_both_clusters_on_real_clusters() {
+    destroy_in_both_clusters(&Pair::real());
+}
+
+/// Both contexts of the file reach one cluster (a copy-paste slip), the
+/// issuers left to discovery: the apply is refused before it takes any
+/// lock (it took blue's, then waited for itself in "green", before
+/// `clusters_reached_twice` ran ahead of the locks).
+#[test]
+fn two_contexts_that_reach_one_cluster_are_refused() {
+    let p = Pair::test_servers();
+    let moto = Moto::start();
+    let text = std::fs::read_to_string(p.stack(&["blue", "green"], &shared_app(r#"["blue", "green"]"#))).unwrap();
+    let one: String = text
+        .lines()
+        .filter(|l| !l.starts_with("oidc_issuer"))
+        .map(|l| if l == "context = \"green\"" { "context = \"blue\"\n".to_owned() } else { format!("{l}\n") })
+        .collect();
+    let stack = p.dir.path().join("one.toml");
+    std::fs::write(&stack, one).unwrap();
+    let (code, stdout, stderr) = p.irsa(&moto, &["apply", stack.to_str().unwrap(), "--auto-approve"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&format!("clusters blue and green have one OIDC issuer, {BLUE}: they are one cluster")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("one.toml:"), "it points at the file: {stderr}");
+    assert!(!stderr.contains("is locked by"), "the run does not wait for itself: {stderr}");
+    assert!(p.lease_in(&p.blue).is_none(), "no lock was taken");
+    assert!(providers(&moto).is_empty() && p.blue.sa("app").is_none());
+}
