@@ -724,3 +724,54 @@ fn two_contexts_that_reach_one_cluster_are_refused() {
     assert!(p.lease_in(&p.blue).is_none(), "no lock was taken");
     assert!(providers(&moto).is_empty() && p.blue.sa("app").is_none());
 }
+
+/// The checks of a doctor report that are not ok, as `check status: message`;
+/// a real cluster may lack the pod identity webhook, and that is expected there.
+fn doctor_problems(p: &Pair, report: &Value) -> Vec<String> {
+    let checks = report["service_accounts"].as_array().unwrap().iter().flat_map(|sa| sa["checks"].as_array().unwrap());
+    checks
+        .filter(|c| c["status"] != "ok")
+        .map(|c| format!("{} {}: {}", c["check"].as_str().unwrap(), c["status"].as_str().unwrap(), c["message"]))
+        .filter(|m| p.has_webhook() || !(m.starts_with("webhook error") || m.contains("have no AWS_ROLE_ARN")))
+        .collect()
+}
+
+fn doctor_one_cluster_at_a_time(p: &Pair) {
+    let moto = Moto::start();
+    let stack = applied_in_both(p, &moto);
+    if p.has_webhook() {
+        for c in p.both() {
+            assert!(c.wait_rolled_out(Duration::from_secs(30)));
+        }
+    }
+    for (i, key) in ["blue", "green"].iter().enumerate() {
+        let (code, stdout, stderr) = p.irsa(&moto, &["doctor", &stack, "--cluster", key, "--format", "json"]);
+        let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+        assert_eq!(doctor_problems(p, &report), Vec::<String>::new(), "{key}: {report:#}");
+        if p.has_webhook() {
+            assert_eq!(code, 0, "{report:#}");
+        }
+        let sas = report["service_accounts"].as_array().unwrap();
+        assert_eq!(sas.len(), 1, "only {key}'s service account: {report:#}");
+        // The token of this cluster, matched by this cluster's statement.
+        let trust = format!("statement {} admits system:serviceaccount:{}:app", p.sid(key), p.namespace);
+        assert!(sas[0]["checks"].to_string().contains(&trust), "{trust} not in {report:#}");
+        assert!(report.to_string().contains(p.host_path(i)), "{key}'s issuer: {report:#}");
+    }
+    // Without --cluster, doctor says which it could check.
+    let (code, _, stderr) = p.irsa(&moto, &["doctor", &stack]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("the stack has clusters blue, green: doctor checks one at a time"), "{stderr}");
+    assert!(stderr.contains("--cluster blue"), "{stderr}");
+}
+
+#[test]
+fn doctor_checks_the_cluster_it_is_told() {
+    doctor_one_cluster_at_a_time(&Pair::test_servers());
+}
+
+#[test]
+#[ignore = "needs two clusters"]
+fn doctor_checks_the_cluster_it_is_told_on_real_clusters() {
+    doctor_one_cluster_at_a_time(&Pair::real());
+}
