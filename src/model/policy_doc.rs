@@ -86,7 +86,7 @@ impl PolicyDocument {
     /// Canonicalizes an already-parsed document. Elements irsa does not
     /// understand are kept as they are.
     pub fn from_value(value: Value) -> Self {
-        let text = canonical_document(value).to_string().into_boxed_str();
+        let text = canonical_text(&value).into_boxed_str();
         PolicyDocument { text, tree: std::sync::OnceLock::new() }
     }
 
@@ -188,7 +188,327 @@ pub fn decode(text: &str) -> Cow<'_, str> {
 
 // ---------------------------------------------------------------------------
 // Canonical form
+//
+// The canonical form is defined by the tree functions below
+// (`canonical_document` and its helpers, kept for the tests as the
+// reference); `canonical_text` writes the same text straight from the
+// document as parsed, without building the canonical tree: no copy of every
+// node, no B-tree inserts, no freeing of the tree taken apart. The test
+// `canonical_text_is_the_text_of_the_canonical_tree` holds the two to the
+// same bytes.
 
+/// The compact JSON text of `canonical_document(value.clone())`.
+fn canonical_text(value: &Value) -> String {
+    let mut out = Vec::with_capacity(512);
+    write_document(value, &mut out);
+    // Only whole strings and serde_json's output go into `out`: UTF-8.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Writes `value` as serde_json's compact form.
+fn write_json(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::String(s) => write_str(s, out),
+        // Writing a `Value` into memory cannot fail.
+        other => drop(serde_json::to_writer(&mut *out, other)),
+    }
+}
+
+/// Writes a JSON string as serde_json does; one that needs no escapes (the
+/// usual actions, ARNs, keys) is copied between quotes in one go.
+fn write_str(s: &str, out: &mut Vec<u8>) {
+    if needs_escape(s) {
+        drop(serde_json::to_writer(&mut *out, s));
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+}
+
+/// Whether serde_json escapes something in `s` (a control character, `"`
+/// or `\`). No early exit, so that the loop is vectorised.
+fn needs_escape(s: &str) -> bool {
+    s.bytes().fold(false, |any, b| any | (b < 0x20) | (b == b'"') | (b == b'\\'))
+}
+
+/// Writes an object's `"key":`.
+fn write_key(key: &str, first: &mut bool, out: &mut Vec<u8>) {
+    if !std::mem::take(first) {
+        out.push(b',');
+    }
+    write_str(key, out);
+    out.push(b':');
+}
+
+fn write_document(value: &Value, out: &mut Vec<u8>) {
+    let Value::Object(doc) = value else {
+        return write_json(value, out);
+    };
+    let statements = match doc.get("Statement") {
+        Some(single @ Value::Object(_)) => std::slice::from_ref(single),
+        Some(Value::Array(statements)) => statements.as_slice(),
+        _ => return write_json(value, out),
+    };
+    out.push(b'{');
+    let mut first = true;
+    for (key, element) in doc {
+        write_key(key, &mut first, out);
+        if key != "Statement" {
+            write_json(element, out);
+            continue;
+        }
+        // Statement order carries no meaning in IAM, and a repeated
+        // statement adds nothing: a set, keyed by the statement with its
+        // actions folded to lower case.
+        let list = out.len();
+        out.push(b'[');
+        let mut items = Vec::with_capacity(statements.len());
+        for (i, statement) in statements.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let start = out.len();
+            write_statement(statement, false, out);
+            let key = if statements.len() > 1 {
+                let mut key = Vec::new();
+                write_statement(statement, true, &mut key);
+                if key[..] == out[start..] { Key::Text } else { Key::Owned(key) }
+            } else {
+                Key::Text
+            };
+            items.push(Item { range: start..out.len(), key });
+        }
+        out.push(b']');
+        into_set(out, list, items);
+    }
+    out.push(b'}');
+}
+
+/// A statement in canonical form; `fold` writes its actions in lower case,
+/// as the key that orders statements compares them.
+fn write_statement(value: &Value, fold: bool, out: &mut Vec<u8>) {
+    let Value::Object(statement) = value else {
+        return write_json(value, out);
+    };
+    out.push(b'{');
+    let mut first = true;
+    for (name, element) in statement {
+        // IAM drops an empty Sid (Terraform used to emit one).
+        if name == "Sid" && element.as_str() == Some("") {
+            continue;
+        }
+        write_key(name, &mut first, out);
+        match name.as_str() {
+            "Action" | "NotAction" => write_list(element, same, if fold { Keys::Folded } else { Keys::Actions }, out),
+            "Resource" | "NotResource" => write_list(element, same, Keys::Text, out),
+            "Principal" | "NotPrincipal" => write_principal(element, out),
+            "Condition" => write_condition(element, out),
+            _ => write_json(element, out),
+        }
+    }
+    out.push(b'}');
+}
+
+fn write_principal(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        // IAM documents `"Principal": "*"` as the same as `{"AWS": "*"}`.
+        Value::String(s) if s == "*" => out.extend_from_slice(br#"{"AWS":["*"]}"#),
+        Value::Object(principal) => {
+            out.push(b'{');
+            let mut first = true;
+            for (kind, ids) in principal {
+                write_key(kind, &mut first, out);
+                match kind.as_str() {
+                    "AWS" => write_list(ids, account_root_of, Keys::Text, out),
+                    "Federated" | "Service" | "CanonicalUser" => write_list(ids, same, Keys::Text, out),
+                    _ => write_json(ids, out),
+                }
+            }
+            out.push(b'}');
+        }
+        other => write_json(other, out),
+    }
+}
+
+fn write_condition(value: &Value, out: &mut Vec<u8>) {
+    let Value::Object(operators) = value else {
+        return write_json(value, out);
+    };
+    out.push(b'{');
+    let mut first = true;
+    for (operator, keys) in operators {
+        write_key(operator, &mut first, out);
+        let Value::Object(keys) = keys else {
+            write_json(keys, out);
+            continue;
+        };
+        out.push(b'{');
+        let mut first = true;
+        for (key, values) in keys {
+            write_key(key, &mut first, out);
+            // The values of one key are alternatives, so a set.
+            write_list(values, condition_string_of, Keys::Text, out);
+        }
+        out.push(b'}');
+    }
+    out.push(b'}');
+}
+
+fn same(value: &Value) -> Cow<'_, Value> {
+    Cow::Borrowed(value)
+}
+
+/// IAM stores a bare account id as that account's root ARN. The partition is
+/// not in the document; irsa assumes the commercial `aws` partition.
+fn account_root_of(id: &Value) -> Cow<'_, Value> {
+    match id {
+        Value::String(s) if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Cow::Owned(Value::String(format!("arn:aws:iam::{s}:root")))
+        }
+        other => Cow::Borrowed(other),
+    }
+}
+
+/// IAM returns condition booleans and numbers as strings (`true` as
+/// `"true"`, `5` as `"5"`).
+fn condition_string_of(value: &Value) -> Cow<'_, Value> {
+    match value {
+        Value::Bool(b) => Cow::Owned(Value::String(b.to_string())),
+        Value::Number(n) => Cow::Owned(Value::String(n.to_string())),
+        other => Cow::Borrowed(other),
+    }
+}
+
+/// How the members of a list are keyed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keys {
+    /// By their text.
+    Text,
+    /// Actions: by their text with the name folded to lower case (IAM's
+    /// action names are case-insensitive).
+    Actions,
+    /// Actions, written as their keys (the key of a statement).
+    Folded,
+}
+
+/// The key of a member of a set, as JSON text.
+enum Key {
+    /// The member's own text.
+    Text,
+    /// The member's text in ASCII lower case (a string without escapes).
+    AsciiFolded,
+    /// Some other text.
+    Owned(Vec<u8>),
+}
+
+/// A member of a set written into the output: where, and its key.
+struct Item {
+    range: Range<usize>,
+    key: Key,
+}
+
+/// A scalar (after `map`) becomes a one-element list if it is a string, a
+/// list becomes a set of its items after `map`; anything else is written as
+/// it is.
+fn write_list(value: &Value, map: fn(&Value) -> Cow<'_, Value>, keys: Keys, out: &mut Vec<u8>) {
+    let items: &[Value] = match value {
+        Value::Array(items) => items,
+        scalar if map(scalar).is_string() => std::slice::from_ref(scalar),
+        scalar => return write_json(&map(scalar), out),
+    };
+    let list = out.len();
+    out.push(b'[');
+    let mut members = Vec::with_capacity(if items.len() > 1 { items.len() } else { 0 });
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let start = out.len();
+        let item = map(item);
+        let key = match (item.as_ref(), keys) {
+            (Value::String(s), Keys::Actions | Keys::Folded)
+                if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) =>
+            {
+                write_str(s, out);
+                Key::Text
+            }
+            (Value::String(s), Keys::Actions) if s.is_ascii() && !needs_escape(s) => {
+                write_str(s, out);
+                Key::AsciiFolded
+            }
+            (Value::String(s), Keys::Actions) => {
+                write_str(s, out);
+                let mut key = Vec::new();
+                write_str(&s.to_lowercase(), &mut key);
+                Key::Owned(key)
+            }
+            (Value::String(s), Keys::Folded) => {
+                write_str(&s.to_lowercase(), out);
+                Key::Text
+            }
+            (other, _) => {
+                write_json(other, out);
+                Key::Text
+            }
+        };
+        if items.len() > 1 {
+            members.push(Item { range: start..out.len(), key });
+        }
+    }
+    out.push(b']');
+    into_set(out, list, members);
+}
+
+/// Makes the list written at `out[list..]` (its members at `items`) a set:
+/// sorted by key (ties broken by the member's text, so the spelling kept is
+/// deterministic), keeping the first member of each key. Texts compare as
+/// the written JSON does, which is the order of the tree's sets. A list
+/// already in order, the usual case, is left where it is.
+fn into_set(out: &mut Vec<u8>, list: usize, mut items: Vec<Item>) {
+    /// The key's text, and whether it is to be read in ASCII lower case.
+    fn key<'a>(item: &'a Item, text: &'a [u8]) -> (&'a [u8], bool) {
+        match &item.key {
+            Key::Text => (&text[item.range.clone()], false),
+            Key::AsciiFolded => (&text[item.range.clone()], true),
+            Key::Owned(k) => (k, false),
+        }
+    }
+    fn key_cmp(a: &Item, b: &Item, text: &[u8]) -> std::cmp::Ordering {
+        let ((a, fold_a), (b, fold_b)) = (key(a, text), key(b, text));
+        let a = a.iter().map(|&c| if fold_a { c.to_ascii_lowercase() } else { c });
+        a.cmp(b.iter().map(|&c| if fold_b { c.to_ascii_lowercase() } else { c }))
+    }
+    let ordered =
+        |items: &[Item], text: &[u8]| items.windows(2).all(|w| key_cmp(&w[0], &w[1], text) == std::cmp::Ordering::Less);
+    if items.len() < 2 || ordered(&items, out) {
+        return;
+    }
+    let text = out.split_off(list);
+    let base = list;
+    for item in &mut items {
+        item.range = item.range.start - base..item.range.end - base;
+    }
+    items.sort_by(|a, b| key_cmp(a, b, &text).then_with(|| text[a.range.clone()].cmp(&text[b.range.clone()])));
+    items.dedup_by(|later, earlier| key_cmp(later, earlier, &text) == std::cmp::Ordering::Equal);
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&text[item.range.clone()]);
+    }
+    out.push(b']');
+}
+
+/// Compact JSON text of `value`, the same text as its `Display` writes.
+#[cfg(test)]
+fn compact(value: &Value) -> String {
+    // Serializing a `Value` into memory cannot fail (its keys are strings).
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+#[cfg(test)]
 fn canonical_document(value: Value) -> Value {
     let Value::Object(mut doc) = value else {
         return value;
@@ -209,6 +529,7 @@ fn canonical_document(value: Value) -> Value {
     Value::Object(doc)
 }
 
+#[cfg(test)]
 fn canonical_statement(value: Value) -> Value {
     let Value::Object(mut statement) = value else {
         return value;
@@ -230,6 +551,7 @@ fn canonical_statement(value: Value) -> Value {
     Value::Object(statement)
 }
 
+#[cfg(test)]
 fn canonical_principal(value: Value) -> Value {
     let mut principal = match value {
         // IAM documents `"Principal": "*"` as the same as `{"AWS": "*"}`.
@@ -249,6 +571,7 @@ fn canonical_principal(value: Value) -> Value {
     Value::Object(principal)
 }
 
+#[cfg(test)]
 /// IAM stores a bare account id as that account's root ARN. The partition is
 /// not in the document; irsa assumes the commercial `aws` partition.
 fn account_root(id: Value) -> Value {
@@ -260,6 +583,7 @@ fn account_root(id: Value) -> Value {
     }
 }
 
+#[cfg(test)]
 fn canonical_condition(value: Value) -> Value {
     let Value::Object(mut operators) = value else {
         return value;
@@ -275,6 +599,7 @@ fn canonical_condition(value: Value) -> Value {
     Value::Object(operators)
 }
 
+#[cfg(test)]
 /// IAM returns condition booleans and numbers as strings (`true` as
 /// `"true"`, `5` as `"5"`).
 fn condition_string(value: Value) -> Value {
@@ -285,6 +610,7 @@ fn condition_string(value: Value) -> Value {
     }
 }
 
+#[cfg(test)]
 /// Applies `f` to a scalar, or to each item of a list.
 fn map_items(value: Value, f: fn(Value) -> Value) -> Value {
     match value {
@@ -293,6 +619,7 @@ fn map_items(value: Value, f: fn(Value) -> Value) -> Value {
     }
 }
 
+#[cfg(test)]
 /// A string becomes a one-element list; a list becomes a set sorted and
 /// deduplicated by `key`. Anything else is kept as it is.
 fn canonical_list(value: Value, key: fn(&Value) -> Value) -> Value {
@@ -303,6 +630,7 @@ fn canonical_list(value: Value, key: fn(&Value) -> Value) -> Value {
     }
 }
 
+#[cfg(test)]
 /// Sorts `items` by `key` (ties broken by the item itself, so the spelling
 /// kept is deterministic) and keeps the first item of each key.
 fn sorted_set(items: Vec<Value>, key: fn(&Value) -> Value) -> Vec<Value> {
@@ -315,15 +643,17 @@ fn sorted_set(items: Vec<Value>, key: fn(&Value) -> Value) -> Vec<Value> {
     }
 }
 
+#[cfg(test)]
 /// [`sorted_set`] of anything: each item and key written as JSON to compare.
 fn sorted_set_by_text(items: Vec<Value>, key: fn(&Value) -> Value) -> Vec<Value> {
     let mut keyed: Vec<(String, String, Value)> =
-        items.into_iter().map(|item| (key(&item).to_string(), item.to_string(), item)).collect();
+        items.into_iter().map(|item| (compact(&key(&item)), compact(&item), item)).collect();
     keyed.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     keyed.dedup_by(|later, earlier| later.0 == earlier.0);
     keyed.into_iter().map(|(_, _, item)| item).collect()
 }
 
+#[cfg(test)]
 /// [`sorted_set`] of strings that JSON writes without escapes (the usual
 /// actions, resources, ARNs and condition values), without writing them:
 /// such a string is written as its text between quotes, so comparing the
@@ -1081,6 +1411,108 @@ mod tests {
     fn different_documents_are_not_equal() {
         for (name, a, b) in different_pairs() {
             assert_ne!(doc(a), doc(b), "{name}");
+        }
+    }
+
+    /// The writer and the tree agree byte for byte: the fixtures above,
+    /// documents in every odd shape, and many generated ones.
+    #[test]
+    fn canonical_text_is_the_text_of_the_canonical_tree() {
+        let reference = |v: &Value| compact(&canonical_document(v.clone()));
+        let mut samples: Vec<Value> =
+            equivalent_pairs().into_iter().chain(different_pairs()).flat_map(|(_, a, b)| [a, b]).collect();
+        samples.extend([
+            json!(null),
+            json!("text"),
+            json!([1, 2]),
+            json!({}),
+            json!({"Version": "2012-10-17"}),
+            json!({"Statement": "odd"}),
+            json!({"Statement": 5, "Version": "2012-10-17"}),
+            json!({"Statement": []}),
+            json!({"Statement": ["b", "a", "b"]}),
+            json!({"Statement": [{"Sid": ""}, {"Sid": ""}, 3, "x", null, {"Sid": "", "Action": "A"}]}),
+            json!({"Statement": [
+                {"Effect": "Allow", "Action": ["S3:Get", "s3:get", "s3:GET"], "Resource": ["b", "a", "b"]},
+                {"Effect": "Allow", "Action": ["s3:get"], "Resource": ["a", "b"]},
+                {"Effect": "Allow", "Action": "s3:Get", "Resource": ["a", "b"], "Sid": "X"},
+                {"Effect": "Deny", "NotAction": ["Ä:ß", "ä:SS", "\u{3a3}:\u{3a3}\u{3a3}"], "NotResource": "*"},
+            ]}),
+            json!({"Statement": {"Effect": "Allow", "Action": [{"a": 1}, ["x"], 5, null, "Z", "z", "a\"q\\"],
+                "Resource": [true, "x\ny", "x\u{1}", "x", {"k": "v"}]}}),
+            json!({"Statement": {"Principal": "*", "NotPrincipal": {"AWS": ["123456789012", "arn:aws:iam::123456789012:root", 5],
+                "Federated": "f", "Service": ["b", "a"], "CanonicalUser": 7, "Other": ["b", "a"]}}}),
+            json!({"Statement": {"Principal": ["*"], "Condition": {
+                "Bool": {"aws:SecureTransport": true, "k": [false, "false", true]},
+                "NumericLessThan": {"n": [5, 5.5, "5", -1, 1e300]},
+                "Null": {"x": null, "y": {"a": [2, 1]}, "z": []},
+                "Odd": "string", "Odder": [1]}}}),
+            json!({"Statement": {"Principal": {"AWS": "123456789012"}}, "Id": "x", "Zz": [3, 1]}),
+            json!({"Statement": [{"Action": "\u{130}"}, {"Action": "i\u{307}"}, {"Action": "\u{3a3}"}, {"Action": "\u{3c3}"}]}),
+            json!({"Statement": [{"Action": ["\n\u{3a3}", "\u{3a3}\n"]}, {"Action": "\n\u{3a3}"}]}),
+        ]);
+        // Generated documents: small alphabets, so that sets have duplicates,
+        // case variants and prefixes of one another.
+        struct Rng(u64);
+        impl Rng {
+            fn next(&mut self, n: usize) -> usize {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                (self.0 % n as u64) as usize
+            }
+            fn atom(&mut self) -> Value {
+                const ATOMS: [&str; 9] =
+                    ["s3:Get", "s3:get", "S3:GET", "s3:Ge", "*", "a\"b", "123456789012", "ü", "x/y"];
+                match self.next(12) {
+                    0 => json!(true),
+                    1 => json!(self.next(3)),
+                    2 => json!(null),
+                    _ => json!(ATOMS[self.next(ATOMS.len())]),
+                }
+            }
+            fn list(&mut self) -> Value {
+                if self.next(3) == 0 {
+                    self.atom()
+                } else {
+                    let n = self.next(4);
+                    Value::Array((0..n).map(|_| self.atom()).collect())
+                }
+            }
+        }
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..3000 {
+            let mut statements = Vec::new();
+            for _ in 0..rng.next(4) {
+                let mut st = Map::new();
+                for (key, odds) in [("Action", 2), ("NotAction", 3), ("Resource", 2)] {
+                    if rng.next(odds) == 0 {
+                        st.insert(key.into(), rng.list());
+                    }
+                }
+                if rng.next(3) == 0 {
+                    st.insert("Sid".into(), json!(["", "A", "B"][rng.next(3)]));
+                }
+                if rng.next(3) == 0 {
+                    let p = match rng.next(3) {
+                        0 => json!("*"),
+                        1 => json!({"AWS": rng.list(), "Service": rng.list()}),
+                        _ => json!({"Federated": rng.list()}),
+                    };
+                    st.insert("Principal".into(), p);
+                }
+                if rng.next(3) == 0 {
+                    st.insert("Condition".into(), json!({"StringLike": {"k": rng.list(), "j": rng.list()}}));
+                }
+                if rng.next(2) == 0 {
+                    st.insert("Effect".into(), json!(["Allow", "Deny"][rng.next(2)]));
+                }
+                statements.push(Value::Object(st));
+            }
+            samples.push(json!({"Version": "2012-10-17", "Statement": statements}));
+        }
+        for sample in &samples {
+            assert_eq!(canonical_text(sample), reference(sample), "{sample}");
         }
     }
 

@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use super::*;
-use crate::model::trust::irsa_sid;
 use crate::model::policy_doc::PolicyDocument;
+use crate::model::trust::irsa_sid;
 use crate::plan::Action;
 
 const STACK: &str = "shop";
