@@ -12,7 +12,9 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value};
+#[cfg(test)]
+use serde_json::Map;
+use serde_json::Value;
 
 use super::json_span::{self, Member, Node, Spanned, SyntaxError};
 
@@ -80,14 +82,18 @@ impl PolicyDocument {
         if root.members().is_none() {
             return Err(not_an_object(&root));
         }
-        Ok(Self::from_value(root.to_value()))
+        Ok(Self::from_tree(&root))
+    }
+
+    /// The document of a parsed tree, written in canonical form.
+    fn from_tree(tree: &impl Tree) -> Self {
+        PolicyDocument { text: canonical_text(tree).into_boxed_str(), tree: std::sync::OnceLock::new() }
     }
 
     /// Canonicalizes an already-parsed document. Elements irsa does not
     /// understand are kept as they are.
     pub fn from_value(value: Value) -> Self {
-        let text = canonical_text(&value).into_boxed_str();
-        PolicyDocument { text, tree: std::sync::OnceLock::new() }
+        Self::from_tree(&value)
     }
 
     /// The canonical form: statements and lists sorted, singletons as lists.
@@ -163,11 +169,13 @@ impl<'de> Deserialize<'de> for PolicyDocument {
     /// percent-encoded, as IAM returns it).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        match Value::deserialize(d)? {
-            Value::String(text) => PolicyDocument::parse(&text).map_err(|p| {
+        // A light tree, not a `Value`: a snapshot holds tens of thousands of
+        // documents, and only their canonical text is kept.
+        match Light::deserialize(d)? {
+            Light::String(text) => PolicyDocument::parse(&text).map_err(|p| {
                 D::Error::custom(format_args!("invalid policy document: {} (at byte {})", p.message, p.span.start))
             }),
-            value @ Value::Object(_) => Ok(PolicyDocument::from_value(value)),
+            tree @ Light::Object(_) => Ok(PolicyDocument::from_tree(&tree)),
             _ => Err(D::Error::custom("expected a policy document: a JSON object, or a string holding one")),
         }
     }
@@ -197,21 +205,290 @@ pub fn decode(text: &str) -> Cow<'_, str> {
 // `canonical_text_is_the_text_of_the_canonical_tree` holds the two to the
 // same bytes.
 
-/// The compact JSON text of `canonical_document(value.clone())`.
-fn canonical_text(value: &Value) -> String {
+/// The compact JSON text of `canonical_document(value.to_value())`.
+fn canonical_text<N: Tree>(value: &N) -> String {
     let mut out = Vec::with_capacity(512);
     write_document(value, &mut out);
     // Only whole strings and serde_json's output go into `out`: UTF-8.
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// Writes `value` as serde_json's compact form.
-fn write_json(value: &Value, out: &mut Vec<u8>) {
-    match value {
-        Value::String(s) => write_str(s, out),
-        // Writing a `Value` into memory cannot fail.
-        other => drop(serde_json::to_writer(&mut *out, other)),
+/// A parsed JSON value the canonical form can be written from: a
+/// `serde_json::Value`, a [`Light`] tree read from a snapshot, or a
+/// document a user wrote as [`json_span`] parsed it. Objects are seen as a
+/// `Value` holds them: keys in order, the last of repeated keys.
+trait Tree: Sized {
+    type Members<'a>: Iterator<Item = (&'a str, &'a Self)>
+    where
+        Self: 'a;
+    fn members(&self) -> Option<Self::Members<'_>>;
+    fn items(&self) -> Option<&[Self]>;
+    fn as_str(&self) -> Option<&str>;
+    fn as_bool(&self) -> Option<bool>;
+    fn as_number(&self) -> Option<&serde_json::Number>;
+    /// Writes the value as serde_json writes its `Value` (compact).
+    fn write(&self, out: &mut Vec<u8>);
+}
+
+type ValueMembers<'a> = std::iter::Map<serde_json::map::Iter<'a>, fn((&'a String, &'a Value)) -> (&'a str, &'a Value)>;
+
+impl Tree for Value {
+    type Members<'a> = ValueMembers<'a>;
+    fn members(&self) -> Option<ValueMembers<'_>> {
+        let pair: for<'a> fn((&'a String, &'a Value)) -> (&'a str, &'a Value) = |(k, v)| (k.as_str(), v);
+        self.as_object().map(|m| m.iter().map(pair))
     }
+    fn items(&self) -> Option<&[Value]> {
+        self.as_array().map(Vec::as_slice)
+    }
+    fn as_str(&self) -> Option<&str> {
+        Value::as_str(self)
+    }
+    fn as_bool(&self) -> Option<bool> {
+        Value::as_bool(self)
+    }
+    fn as_number(&self) -> Option<&serde_json::Number> {
+        match self {
+            Value::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::String(s) => write_str(s, out),
+            // Writing a `Value` into memory cannot fail.
+            other => drop(serde_json::to_writer(&mut *out, other)),
+        }
+    }
+}
+
+/// A JSON value as a snapshot's document is read: strings borrowed from
+/// the text where they have no escapes, objects as a list sorted by key.
+/// Canonicalizing it needs no B-tree of every object, and freeing it is a
+/// few frees, not one per node.
+#[derive(Debug)]
+enum Light<'a> {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(Cow<'a, str>),
+    Array(Vec<Light<'a>>),
+    /// Sorted by key; of repeated keys only the last, as in a `Value`.
+    Object(Vec<(Cow<'a, str>, Light<'a>)>),
+}
+
+type LightMembers<'a, 'b> = std::iter::Map<
+    std::slice::Iter<'a, (Cow<'b, str>, Light<'b>)>,
+    fn(&'a (Cow<'b, str>, Light<'b>)) -> (&'a str, &'a Light<'b>),
+>;
+
+impl<'b> Tree for Light<'b> {
+    type Members<'a>
+        = LightMembers<'a, 'b>
+    where
+        Self: 'a;
+    fn members(&self) -> Option<LightMembers<'_, 'b>> {
+        let pair: for<'a> fn(&'a (Cow<'b, str>, Light<'b>)) -> (&'a str, &'a Light<'b>) = |(k, v)| (k.as_ref(), v);
+        match self {
+            Light::Object(members) => Some(members.iter().map(pair)),
+            _ => None,
+        }
+    }
+    fn items(&self) -> Option<&[Light<'b>]> {
+        match self {
+            Light::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Light::String(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn as_bool(&self) -> Option<bool> {
+        match self {
+            Light::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+    fn as_number(&self) -> Option<&serde_json::Number> {
+        match self {
+            Light::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Light::Null => out.extend_from_slice(b"null"),
+            Light::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Light::Number(n) => drop(serde_json::to_writer(&mut *out, n)),
+            Light::String(s) => write_str(s, out),
+            Light::Array(items) => write_items(items, out),
+            Light::Object(members) => write_members(members.iter().map(|(k, v)| (k.as_ref(), v)), out),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Light<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Light<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Light<'de>, E> {
+                Ok(Light::Bool(b))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Light<'de>, E> {
+                Ok(Light::Number(n.into()))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Light<'de>, E> {
+                Ok(Light::Number(n.into()))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<Light<'de>, E> {
+                // As serde_json's `Value` does: a float JSON cannot hold is null.
+                Ok(serde_json::Number::from_f64(n).map_or(Light::Null, Light::Number))
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Light<'de>, E> {
+                Ok(Light::String(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Light<'de>, E> {
+                Ok(Light::String(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Light<'de>, E> {
+                Ok(Light::String(Cow::Owned(s)))
+            }
+            fn visit_unit<E>(self) -> Result<Light<'de>, E> {
+                Ok(Light::Null)
+            }
+            fn visit_none<E>(self) -> Result<Light<'de>, E> {
+                Ok(Light::Null)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Light<'de>, D::Error> {
+                Light::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Light<'de>, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Light::Array(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Light<'de>, A::Error> {
+                let mut members: Vec<(Cow<'de, str>, Light<'de>)> = Vec::new();
+                while let Some(key) = map.next_key::<CowStr<'de>>()? {
+                    members.push((key.0, map.next_value()?));
+                }
+                Ok(Light::Object(sorted_members(members)))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// A key, borrowed from the text when it can be.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
+/// Members sorted by key, keeping the last of repeated keys (what inserting
+/// them into a `Value`'s map one after another leaves).
+fn sorted_members<K: AsRef<str>, V>(mut members: Vec<(K, V)>) -> Vec<(K, V)> {
+    if members.windows(2).all(|w| w[0].0.as_ref() < w[1].0.as_ref()) {
+        return members;
+    }
+    // Stable: repeated keys stay in source order, and the last is kept.
+    members.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+    let mut out: Vec<(K, V)> = Vec::with_capacity(members.len());
+    for member in members {
+        match out.last_mut() {
+            Some(last) if last.0.as_ref() == member.0.as_ref() => *last = member,
+            _ => out.push(member),
+        }
+    }
+    out
+}
+
+impl Tree for Spanned {
+    type Members<'a> = std::vec::IntoIter<(&'a str, &'a Spanned)>;
+    fn members(&self) -> Option<Self::Members<'_>> {
+        let members = self.members()?;
+        Some(sorted_members(members.iter().map(|m| (m.key.as_str(), &m.value)).collect()).into_iter())
+    }
+    fn items(&self) -> Option<&[Spanned]> {
+        match &self.node {
+            json_span::Node::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+    fn as_str(&self) -> Option<&str> {
+        Spanned::as_str(self)
+    }
+    fn as_bool(&self) -> Option<bool> {
+        match self.node {
+            json_span::Node::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+    fn as_number(&self) -> Option<&serde_json::Number> {
+        match &self.node {
+            json_span::Node::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        match &self.node {
+            json_span::Node::Null => out.extend_from_slice(b"null"),
+            json_span::Node::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            json_span::Node::Number(n) => drop(serde_json::to_writer(&mut *out, n)),
+            json_span::Node::String(s) => write_str(s, out),
+            json_span::Node::Array(items) => write_items(items, out),
+            json_span::Node::Object(_) => write_members(Tree::members(self).into_iter().flatten(), out),
+        }
+    }
+}
+
+fn write_items<N: Tree>(items: &[N], out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        item.write(out);
+    }
+    out.push(b']');
+}
+
+fn write_members<'a, N: Tree + 'a>(members: impl Iterator<Item = (&'a str, &'a N)>, out: &mut Vec<u8>) {
+    out.push(b'{');
+    let mut first = true;
+    for (key, value) in members {
+        write_key(key, &mut first, out);
+        value.write(out);
+    }
+    out.push(b'}');
 }
 
 /// Writes a JSON string as serde_json does; one that needs no escapes (the
@@ -241,21 +518,22 @@ fn write_key(key: &str, first: &mut bool, out: &mut Vec<u8>) {
     out.push(b':');
 }
 
-fn write_document(value: &Value, out: &mut Vec<u8>) {
-    let Value::Object(doc) = value else {
-        return write_json(value, out);
+fn write_document<N: Tree>(value: &N, out: &mut Vec<u8>) {
+    let Some(members) = value.members() else {
+        return value.write(out);
     };
-    let statements = match doc.get("Statement") {
-        Some(single @ Value::Object(_)) => std::slice::from_ref(single),
-        Some(Value::Array(statements)) => statements.as_slice(),
-        _ => return write_json(value, out),
+    let statement = value.members().into_iter().flatten().find(|(k, _)| *k == "Statement").map(|(_, v)| v);
+    let statements = match statement {
+        Some(single) if single.members().is_some() => std::slice::from_ref(single),
+        Some(list) if list.items().is_some() => list.items().unwrap_or_default(),
+        _ => return value.write(out),
     };
     out.push(b'{');
     let mut first = true;
-    for (key, element) in doc {
+    for (key, element) in members {
         write_key(key, &mut first, out);
         if key != "Statement" {
-            write_json(element, out);
+            element.write(out);
             continue;
         }
         // Statement order carries no meaning in IAM, and a repeated
@@ -287,9 +565,9 @@ fn write_document(value: &Value, out: &mut Vec<u8>) {
 
 /// A statement in canonical form; `fold` writes its actions in lower case,
 /// as the key that orders statements compares them.
-fn write_statement(value: &Value, fold: bool, out: &mut Vec<u8>) {
-    let Value::Object(statement) = value else {
-        return write_json(value, out);
+fn write_statement<N: Tree>(value: &N, fold: bool, out: &mut Vec<u8>) {
+    let Some(statement) = value.members() else {
+        return value.write(out);
     };
     out.push(b'{');
     let mut first = true;
@@ -299,48 +577,48 @@ fn write_statement(value: &Value, fold: bool, out: &mut Vec<u8>) {
             continue;
         }
         write_key(name, &mut first, out);
-        match name.as_str() {
+        match name {
             "Action" | "NotAction" => write_list(element, same, if fold { Keys::Folded } else { Keys::Actions }, out),
             "Resource" | "NotResource" => write_list(element, same, Keys::Text, out),
             "Principal" | "NotPrincipal" => write_principal(element, out),
             "Condition" => write_condition(element, out),
-            _ => write_json(element, out),
+            _ => element.write(out),
         }
     }
     out.push(b'}');
 }
 
-fn write_principal(value: &Value, out: &mut Vec<u8>) {
-    match value {
+fn write_principal<N: Tree>(value: &N, out: &mut Vec<u8>) {
+    if value.as_str() == Some("*") {
         // IAM documents `"Principal": "*"` as the same as `{"AWS": "*"}`.
-        Value::String(s) if s == "*" => out.extend_from_slice(br#"{"AWS":["*"]}"#),
-        Value::Object(principal) => {
-            out.push(b'{');
-            let mut first = true;
-            for (kind, ids) in principal {
-                write_key(kind, &mut first, out);
-                match kind.as_str() {
-                    "AWS" => write_list(ids, account_root_of, Keys::Text, out),
-                    "Federated" | "Service" | "CanonicalUser" => write_list(ids, same, Keys::Text, out),
-                    _ => write_json(ids, out),
-                }
-            }
-            out.push(b'}');
-        }
-        other => write_json(other, out),
+        return out.extend_from_slice(br#"{"AWS":["*"]}"#);
     }
+    let Some(principal) = value.members() else {
+        return value.write(out);
+    };
+    out.push(b'{');
+    let mut first = true;
+    for (kind, ids) in principal {
+        write_key(kind, &mut first, out);
+        match kind {
+            "AWS" => write_list(ids, account_root_of, Keys::Text, out),
+            "Federated" | "Service" | "CanonicalUser" => write_list(ids, same, Keys::Text, out),
+            _ => ids.write(out),
+        }
+    }
+    out.push(b'}');
 }
 
-fn write_condition(value: &Value, out: &mut Vec<u8>) {
-    let Value::Object(operators) = value else {
-        return write_json(value, out);
+fn write_condition<N: Tree>(value: &N, out: &mut Vec<u8>) {
+    let Some(operators) = value.members() else {
+        return value.write(out);
     };
     out.push(b'{');
     let mut first = true;
     for (operator, keys) in operators {
         write_key(operator, &mut first, out);
-        let Value::Object(keys) = keys else {
-            write_json(keys, out);
+        let Some(keys) = keys.members() else {
+            keys.write(out);
             continue;
         };
         out.push(b'{');
@@ -355,28 +633,52 @@ fn write_condition(value: &Value, out: &mut Vec<u8>) {
     out.push(b'}');
 }
 
-fn same(value: &Value) -> Cow<'_, Value> {
-    Cow::Borrowed(value)
+/// A list member after the canonical form's mapping: the value itself, or a
+/// string made from it.
+enum Mapped<'a, N> {
+    Tree(&'a N),
+    String(String),
+}
+
+impl<N: Tree> Mapped<'_, N> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Mapped::Tree(n) => n.as_str(),
+            Mapped::String(s) => Some(s),
+        }
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Mapped::Tree(n) => n.write(out),
+            Mapped::String(s) => write_str(s, out),
+        }
+    }
+}
+
+fn same<N: Tree>(value: &N) -> Mapped<'_, N> {
+    Mapped::Tree(value)
 }
 
 /// IAM stores a bare account id as that account's root ARN. The partition is
 /// not in the document; irsa assumes the commercial `aws` partition.
-fn account_root_of(id: &Value) -> Cow<'_, Value> {
-    match id {
-        Value::String(s) if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) => {
-            Cow::Owned(Value::String(format!("arn:aws:iam::{s}:root")))
+fn account_root_of<N: Tree>(id: &N) -> Mapped<'_, N> {
+    match id.as_str() {
+        Some(s) if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Mapped::String(format!("arn:aws:iam::{s}:root"))
         }
-        other => Cow::Borrowed(other),
+        _ => Mapped::Tree(id),
     }
 }
 
 /// IAM returns condition booleans and numbers as strings (`true` as
 /// `"true"`, `5` as `"5"`).
-fn condition_string_of(value: &Value) -> Cow<'_, Value> {
-    match value {
-        Value::Bool(b) => Cow::Owned(Value::String(b.to_string())),
-        Value::Number(n) => Cow::Owned(Value::String(n.to_string())),
-        other => Cow::Borrowed(other),
+fn condition_string_of<N: Tree>(value: &N) -> Mapped<'_, N> {
+    if let Some(b) = value.as_bool() {
+        Mapped::String(b.to_string())
+    } else if let Some(n) = value.as_number() {
+        Mapped::String(n.to_string())
+    } else {
+        Mapped::Tree(value)
     }
 }
 
@@ -411,11 +713,11 @@ struct Item {
 /// A scalar (after `map`) becomes a one-element list if it is a string, a
 /// list becomes a set of its items after `map`; anything else is written as
 /// it is.
-fn write_list(value: &Value, map: fn(&Value) -> Cow<'_, Value>, keys: Keys, out: &mut Vec<u8>) {
-    let items: &[Value] = match value {
-        Value::Array(items) => items,
-        scalar if map(scalar).is_string() => std::slice::from_ref(scalar),
-        scalar => return write_json(&map(scalar), out),
+fn write_list<N: Tree>(value: &N, map: fn(&N) -> Mapped<'_, N>, keys: Keys, out: &mut Vec<u8>) {
+    let items: &[N] = match value.items() {
+        Some(items) => items,
+        None if map(value).as_str().is_some() => std::slice::from_ref(value),
+        None => return map(value).write(out),
     };
     let list = out.len();
     out.push(b'[');
@@ -426,29 +728,27 @@ fn write_list(value: &Value, map: fn(&Value) -> Cow<'_, Value>, keys: Keys, out:
         }
         let start = out.len();
         let item = map(item);
-        let key = match (item.as_ref(), keys) {
-            (Value::String(s), Keys::Actions | Keys::Folded)
-                if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) =>
-            {
+        let key = match (item.as_str(), keys) {
+            (Some(s), Keys::Actions | Keys::Folded) if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) => {
                 write_str(s, out);
                 Key::Text
             }
-            (Value::String(s), Keys::Actions) if s.is_ascii() && !needs_escape(s) => {
+            (Some(s), Keys::Actions) if s.is_ascii() && !needs_escape(s) => {
                 write_str(s, out);
                 Key::AsciiFolded
             }
-            (Value::String(s), Keys::Actions) => {
+            (Some(s), Keys::Actions) => {
                 write_str(s, out);
                 let mut key = Vec::new();
                 write_str(&s.to_lowercase(), &mut key);
                 Key::Owned(key)
             }
-            (Value::String(s), Keys::Folded) => {
+            (Some(s), Keys::Folded) => {
                 write_str(&s.to_lowercase(), out);
                 Key::Text
             }
-            (other, _) => {
-                write_json(other, out);
+            _ => {
+                item.write(out);
                 Key::Text
             }
         };
@@ -730,7 +1030,7 @@ pub fn check_identity_policy(text: &str) -> Result<PolicyDocument, Vec<DocProble
     let mut problems: Vec<DocProblem> = root.duplicate_keys().into_iter().map(duplicate_key).collect();
     check_document(&root, &mut problems);
     if problems.is_empty() {
-        Ok(PolicyDocument::from_value(root.to_value()))
+        Ok(PolicyDocument::from_tree(&root))
     } else {
         problems.sort_by_key(|p| (p.span.start, p.span.end));
         Err(problems)
@@ -1512,7 +1812,23 @@ mod tests {
             samples.push(json!({"Version": "2012-10-17", "Statement": statements}));
         }
         for sample in &samples {
-            assert_eq!(canonical_text(sample), reference(sample), "{sample}");
+            let want = reference(sample);
+            assert_eq!(canonical_text(sample), want, "{sample}");
+            // The same document read as a snapshot's and as a user's.
+            for text in [sample.to_string(), format!("{sample:#}")] {
+                let light: Light = serde_json::from_str(&text).unwrap();
+                assert_eq!(canonical_text(&light), want, "{text}");
+                assert_eq!(canonical_text(&json_span::parse(&text).unwrap()), want, "{text}");
+            }
+        }
+        // Repeated keys and escapes, as serde_json's `Value` reads them: the last one counts.
+        for text in [
+            r#"{"Statement": {"Action": "a", "Action": ["c", "b"], "Resource": "\u0041\n"}, "Version": 1, "Version": 2}"#,
+            r#"{"b": 1, "a": {"y": [1.5, -2, 1e3], "x": null, "y": [3]}, "a": {"z": "\""}}"#,
+        ] {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let light: Light = serde_json::from_str(text).unwrap();
+            assert_eq!(canonical_text(&light), reference(&value), "{text}");
         }
     }
 

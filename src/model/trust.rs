@@ -112,7 +112,12 @@ pub fn same_statement(a: &Value, b: &Value) -> bool {
 /// The whole trust policy of a role irsa owns: irsa's statements alone
 /// (one per cluster the role is bound in).
 pub fn owned_trust_policy(statements: Vec<Value>) -> PolicyDocument {
-    PolicyDocument::from_value(json!({ "Version": "2012-10-17", "Statement": statements }))
+    // The statements moved in: `json!` would serialize them into a copy.
+    let doc = serde_json::Map::from_iter([
+        ("Version".to_owned(), Value::from("2012-10-17")),
+        ("Statement".to_owned(), Value::Array(statements)),
+    ]);
+    PolicyDocument::from_value(Value::Object(doc))
 }
 
 /// About how many more ServiceAccounts fit in a trust policy of `size`
