@@ -7,8 +7,8 @@
 //! document is brought to one canonical form first, and equality compares
 //! canonical forms with action names folded to lower case.
 
+use foldhash::{HashSet, HashSetExt};
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::ops::Range;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -117,7 +117,8 @@ impl PolicyDocument {
     /// form, not counting whitespace (inside strings neither, as IAM counts).
     pub fn size(&self) -> usize {
         if self.text.is_ascii() {
-            self.text.bytes().filter(|b| *b != b' ').count()
+            // Summed without a branch, so that the loop is vectorised.
+            self.text.len() - self.text.bytes().fold(0, |n, b| n + usize::from(b == b' '))
         } else {
             self.text.chars().filter(|c| !c.is_whitespace()).count()
         }

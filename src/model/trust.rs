@@ -15,7 +15,7 @@ use super::policy_doc::PolicyDocument;
 /// letters and digits, so the stack name is reduced to those.
 pub fn irsa_sid(stack: &str) -> String {
     let name: String = stack.chars().filter(char::is_ascii_alphanumeric).collect();
-    format!("Irsa{name}")
+    ["Irsa", &name].concat()
 }
 
 /// The `Sid` of the stack's statement for one cluster: [`irsa_sid`] in a
@@ -86,8 +86,8 @@ pub fn web_identity_statement(sid: &str, provider_arn: &str, issuer_host_path: &
         "Action": "sts:AssumeRoleWithWebIdentity",
         "Condition": {
             "StringEquals": {
-                format!("{issuer_host_path}:aud"): STS_AUDIENCE,
-                format!("{issuer_host_path}:sub"): sub,
+                [issuer_host_path, ":aud"].concat(): STS_AUDIENCE,
+                [issuer_host_path, ":sub"].concat(): sub,
             }
         }
     })
