@@ -7,7 +7,7 @@
 //! desired name is an error unless adopted.
 
 use std::cell::OnceCell;
-use std::collections::btree_map::Entry;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
@@ -128,7 +128,9 @@ struct Planner<'a> {
     opts: &'a PlanOptions,
     /// Each cluster's issuer, as resolved against the observed state.
     issuers: Issuers,
-    changes: BTreeMap<Address, Change>,
+    /// By address; a hash map, since the order comes from the graph (or,
+    /// with nothing to order, there is nothing in it).
+    changes: HashMap<Address, Change>,
     errors: Vec<PlanError>,
     warnings: Vec<Warning>,
     /// Stack policies that are replaced, by name.
@@ -189,7 +191,7 @@ pub fn plan_despite_errors(
         o: &index,
         opts,
         issuers,
-        changes: BTreeMap::new(),
+        changes: HashMap::new(),
         errors: Vec::new(),
         warnings: Vec::new(),
         replaced_policies: HashSet::new(),
