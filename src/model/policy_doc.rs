@@ -293,10 +293,11 @@ enum Light<'a> {
     Object(Vec<(Cow<'a, str>, Light<'a>)>),
 }
 
-type LightMembers<'a, 'b> = std::iter::Map<
-    std::slice::Iter<'a, (Cow<'b, str>, Light<'b>)>,
-    fn(&'a (Cow<'b, str>, Light<'b>)) -> (&'a str, &'a Light<'b>),
->;
+/// A member of a [`Light`] object.
+type LightMember<'b> = (Cow<'b, str>, Light<'b>);
+
+type LightMembers<'a, 'b> =
+    std::iter::Map<std::slice::Iter<'a, LightMember<'b>>, fn(&'a LightMember<'b>) -> (&'a str, &'a Light<'b>)>;
 
 impl<'b> Tree for Light<'b> {
     type Members<'a>
@@ -304,7 +305,7 @@ impl<'b> Tree for Light<'b> {
     where
         Self: 'a;
     fn members(&self) -> Option<LightMembers<'_, 'b>> {
-        let pair: for<'a> fn(&'a (Cow<'b, str>, Light<'b>)) -> (&'a str, &'a Light<'b>) = |(k, v)| (k.as_ref(), v);
+        let pair: for<'a> fn(&'a LightMember<'b>) -> (&'a str, &'a Light<'b>) = |(k, v)| (k.as_ref(), v);
         match self {
             Light::Object(members) => Some(members.iter().map(pair)),
             _ => None,
