@@ -206,7 +206,8 @@ pub fn decode(text: &str) -> Cow<'_, str> {
 // `canonical_text_is_the_text_of_the_canonical_tree` holds the two to the
 // same bytes.
 
-/// The compact JSON text of `canonical_document(value.to_value())`.
+/// The compact JSON text of the canonical tree of `value` (what
+/// `canonical_document` makes of it as a `Value`), written from `value` itself.
 fn canonical_text<N: Tree>(value: &N) -> Box<str> {
     thread_local! {
         /// Written into, then copied out at its exact length: one allocation
