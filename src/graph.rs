@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use foldhash::HashSet;
+use foldhash::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use petgraph::Direction;
@@ -23,7 +23,10 @@ pub struct CycleError(pub Address);
 #[derive(Debug, Clone, Default)]
 pub struct Graph {
     g: DiGraph<Address, ()>,
-    index: BTreeMap<Address, NodeIndex>,
+    /// A hash map, not a B-tree: building the graph looks every address up
+    /// several times, and a B-tree compares addresses (long shared
+    /// prefixes) at every level. What needs address order sorts.
+    index: HashMap<Address, NodeIndex>,
     /// The edges already added: `find_edge` walks the source's whole edge
     /// list, and the OIDC provider has an edge to every role, so checking
     /// with it made building the graph quadratic in the number of roles.
@@ -74,7 +77,9 @@ impl Graph {
             graph.node(&address);
         }
         // Structural edges hold for declared and extra nodes alike.
-        let nodes: Vec<Address> = graph.index.keys().cloned().collect();
+        // In node order: the order edges are added in is not observable
+        // (every reader sorts, or walks a sorted frontier).
+        let nodes: Vec<Address> = graph.g.node_weights().cloned().collect();
         for address in &nodes {
             match address {
                 Address::Attach { role, policy } => {
@@ -141,7 +146,7 @@ impl Graph {
             }
         }
         if out.len() < self.index.len() {
-            let stuck = self.index.iter().find(|(_, i)| indegree[i.index()] > 0).map(|(a, _)| a.clone());
+            let stuck = self.index.iter().filter(|(_, i)| indegree[i.index()] > 0).map(|(a, _)| a).min().cloned();
             return Err(CycleError(stuck.expect("a node is left when the order is short")));
         }
         Ok(out)
@@ -185,7 +190,7 @@ impl Graph {
     /// Graphviz DOT.
     pub fn to_dot(&self) -> String {
         let mut out = String::from("digraph irsa {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
-        for a in self.index.keys() {
+        for a in self.sorted_nodes() {
             let _ = writeln!(out, "  \"{a}\";");
         }
         for (f, t) in self.edges() {
@@ -197,7 +202,14 @@ impl Graph {
 
     /// A mermaid flowchart.
     pub fn to_mermaid(&self) -> String {
-        mermaid(self.index.keys(), &self.edges())
+        mermaid(self.sorted_nodes(), &self.edges())
+    }
+
+    /// Every address, in address order.
+    fn sorted_nodes(&self) -> Vec<&Address> {
+        let mut nodes: Vec<&Address> = self.g.node_weights().collect();
+        nodes.sort_unstable();
+        nodes
     }
 }
 

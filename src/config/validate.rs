@@ -318,14 +318,14 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
     let mut policies = BTreeMap::new();
     let mut policy_folded: HashMap<String, Span> = HashMap::new();
     for (name, t) in root.named_tables(&mut l.r, "policies") {
-        let t = Table::new(t, format!("[policies.{}]", name.v), name.span.clone(), POLICY_KEYS, &mut l.r);
+        let t = Table::new(t, ["[policies.", &name.v, "]"].concat(), name.span.clone(), POLICY_KEYS, &mut l.r);
         l.check("irsa::config::name", &name, names::policy_name);
         unique_ignoring_case(&mut l, &mut policy_folded, &name, "policy");
         let description = l.description(&t);
         let path = load_path(&mut l, &t).unwrap_or_else(|| "/".into());
         let tags = l.tags(&t, &default_tags);
         let adopt = t.boolean(&mut l.r, "adopt").is_some_and(|b| b.v);
-        let document = l.document(&t, &format!("policy `{}`", name.v));
+        let document = l.document(&t, &["policy `", &name.v, "`"].concat());
         if let Some(document) = document {
             policies.insert(
                 name.v.clone(),
@@ -343,7 +343,7 @@ pub(super) fn load_str(path: &Path, text: String) -> Result<Desired, Problems> {
     let role_keys = Known::new(role_tables.iter().map(|(n, _)| n.v.clone()));
     let mut preset_policies: Vec<Policy> = Vec::new();
     for (key, t) in role_tables {
-        let t = Table::new(t, format!("[roles.{}]", key.v), key.span.clone(), ROLE_KEYS, &mut l.r);
+        let t = Table::new(t, ["[roles.", &key.v, "]"].concat(), key.span.clone(), ROLE_KEYS, &mut l.r);
         if let Some(arn) = t.string(&mut l.r, "arn", "\"arn:aws:iam::123456789012:role/name\"") {
             if let Some(role) = load_referenced_role(&mut l, &t, key, arn) {
                 roles.insert(role.key.clone(), Role::Referenced(role));

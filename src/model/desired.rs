@@ -323,17 +323,18 @@ impl Desired {
 
     /// The ARN IAM gives the cluster's OIDC provider in `account`.
     pub fn oidc_provider_arn(&self, account: &str, issuer: &str) -> String {
-        format!("arn:{}:iam::{}:oidc-provider/{}", self.partition(), account, Self::issuer_host_path(issuer))
+        // `concat`, not `format!`: ARNs are built several times per binding.
+        ["arn:", self.partition(), ":iam::", account, ":oidc-provider/", Self::issuer_host_path(issuer)].concat()
     }
 
     /// The ARN of an owned role.
     pub fn role_arn(&self, role: &OwnedRole) -> String {
-        format!("arn:{}:iam::{}:role{}{}", self.partition(), self.account_id(), role.path, role.name)
+        ["arn:", self.partition(), ":iam::", self.account_id(), ":role", &role.path, &role.name].concat()
     }
 
     /// The ARN of a stack policy.
     pub fn policy_arn(&self, policy: &Policy) -> String {
-        format!("arn:{}:iam::{}:policy{}{}", self.partition(), self.account_id(), policy.path, policy.name)
+        ["arn:", self.partition(), ":iam::", self.account_id(), ":policy", &policy.path, &policy.name].concat()
     }
 
     /// The ARN a policy reference resolves to.
@@ -508,7 +509,7 @@ impl<'d> Locator<'d> {
 impl Binding {
     /// The web identity subject the pods of this service account present.
     pub fn subject(&self) -> String {
-        format!("system:serviceaccount:{}:{}", self.namespace, self.name)
+        ["system:serviceaccount:", &self.namespace, ":", &self.name].concat()
     }
 }
 

@@ -42,7 +42,7 @@
 //! Numbers are handed to serde_json, so they become exactly the `Number`
 //! serde_json would make.
 
-use std::collections::HashSet;
+use foldhash::{HashSet, HashSetExt};
 use std::ops::Range;
 
 use serde_json::{Number, Value};
@@ -149,6 +149,16 @@ impl Spanned {
             Node::Array(items) => {
                 for item in items {
                     item.collect_duplicate_keys(found);
+                }
+            }
+            // A few members (every object of a usual policy) are compared
+            // with those before them: cheaper than a hash set per object.
+            Node::Object(members) if members.len() <= 16 => {
+                for (i, member) in members.iter().enumerate() {
+                    if members[..i].iter().any(|m| m.key == member.key) {
+                        found.push(member);
+                    }
+                    member.value.collect_duplicate_keys(found);
                 }
             }
             Node::Object(members) => {

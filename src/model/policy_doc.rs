@@ -7,12 +7,14 @@
 //! document is brought to one canonical form first, and equality compares
 //! canonical forms with action names folded to lower case.
 
+use foldhash::{HashSet, HashSetExt};
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::ops::Range;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value};
+#[cfg(test)]
+use serde_json::Map;
+use serde_json::Value;
 
 use super::json_span::{self, Member, Node, Spanned, SyntaxError};
 
@@ -80,14 +82,18 @@ impl PolicyDocument {
         if root.members().is_none() {
             return Err(not_an_object(&root));
         }
-        Ok(Self::from_value(root.to_value()))
+        Ok(Self::from_tree(&root))
+    }
+
+    /// The document of a parsed tree, written in canonical form.
+    fn from_tree(tree: &impl Tree) -> Self {
+        PolicyDocument { text: canonical_text(tree), tree: std::sync::OnceLock::new() }
     }
 
     /// Canonicalizes an already-parsed document. Elements irsa does not
     /// understand are kept as they are.
     pub fn from_value(value: Value) -> Self {
-        let text = canonical_document(value).to_string().into_boxed_str();
-        PolicyDocument { text, tree: std::sync::OnceLock::new() }
+        Self::from_tree(&value)
     }
 
     /// The canonical form: statements and lists sorted, singletons as lists.
@@ -111,7 +117,8 @@ impl PolicyDocument {
     /// form, not counting whitespace (inside strings neither, as IAM counts).
     pub fn size(&self) -> usize {
         if self.text.is_ascii() {
-            self.text.bytes().filter(|b| *b != b' ').count()
+            // Summed without a branch, so that the loop is vectorised.
+            self.text.len() - self.text.bytes().fold(0, |n, b| n + usize::from(b == b' '))
         } else {
             self.text.chars().filter(|c| !c.is_whitespace()).count()
         }
@@ -163,11 +170,13 @@ impl<'de> Deserialize<'de> for PolicyDocument {
     /// percent-encoded, as IAM returns it).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
-        match Value::deserialize(d)? {
-            Value::String(text) => PolicyDocument::parse(&text).map_err(|p| {
+        // A light tree, not a `Value`: a snapshot holds tens of thousands of
+        // documents, and only their canonical text is kept.
+        match Light::deserialize(d)? {
+            Light::String(text) => PolicyDocument::parse(&text).map_err(|p| {
                 D::Error::custom(format_args!("invalid policy document: {} (at byte {})", p.message, p.span.start))
             }),
-            value @ Value::Object(_) => Ok(PolicyDocument::from_value(value)),
+            tree @ Light::Object(_) => Ok(PolicyDocument::from_tree(&tree)),
             _ => Err(D::Error::custom("expected a policy document: a JSON object, or a string holding one")),
         }
     }
@@ -188,7 +197,650 @@ pub fn decode(text: &str) -> Cow<'_, str> {
 
 // ---------------------------------------------------------------------------
 // Canonical form
+//
+// The canonical form is defined by the tree functions below
+// (`canonical_document` and its helpers, kept for the tests as the
+// reference); `canonical_text` writes the same text straight from the
+// document as parsed, without building the canonical tree: no copy of every
+// node, no B-tree inserts, no freeing of the tree taken apart. The test
+// `canonical_text_is_the_text_of_the_canonical_tree` holds the two to the
+// same bytes.
 
+/// The compact JSON text of the canonical tree of `value` (what
+/// `canonical_document` makes of it as a `Value`), written from `value` itself.
+fn canonical_text<N: Tree>(value: &N) -> Box<str> {
+    thread_local! {
+        /// Written into, then copied out at its exact length: one allocation
+        /// per document instead of a growing buffer shrunk at the end.
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|scratch| {
+        // `try_borrow_mut`: nothing here re-enters, but a fresh buffer is
+        // the answer if anything ever does.
+        let mut fresh = Vec::new();
+        let mut borrowed = scratch.try_borrow_mut();
+        let out = match borrowed.as_deref_mut() {
+            Ok(out) => out,
+            Err(_) => &mut fresh,
+        };
+        out.clear();
+        write_document(value, out);
+        // Only whole strings and serde_json's output go into `out`: UTF-8.
+        std::str::from_utf8(out).map(Box::from).unwrap_or_default()
+    })
+}
+
+/// A parsed JSON value the canonical form can be written from: a
+/// `serde_json::Value`, a [`Light`] tree read from a snapshot, or a
+/// document a user wrote as [`json_span`] parsed it. Objects are seen as a
+/// `Value` holds them: keys in order, the last of repeated keys.
+trait Tree: Sized {
+    type Members<'a>: Iterator<Item = (&'a str, &'a Self)>
+    where
+        Self: 'a;
+    fn members(&self) -> Option<Self::Members<'_>>;
+    fn items(&self) -> Option<&[Self]>;
+    fn as_str(&self) -> Option<&str>;
+    fn as_bool(&self) -> Option<bool>;
+    fn as_number(&self) -> Option<&serde_json::Number>;
+    /// Writes the value as serde_json writes its `Value` (compact).
+    fn write(&self, out: &mut Vec<u8>);
+}
+
+type ValueMembers<'a> = std::iter::Map<serde_json::map::Iter<'a>, fn((&'a String, &'a Value)) -> (&'a str, &'a Value)>;
+
+impl Tree for Value {
+    type Members<'a> = ValueMembers<'a>;
+    fn members(&self) -> Option<ValueMembers<'_>> {
+        let pair: for<'a> fn((&'a String, &'a Value)) -> (&'a str, &'a Value) = |(k, v)| (k.as_str(), v);
+        self.as_object().map(|m| m.iter().map(pair))
+    }
+    fn items(&self) -> Option<&[Value]> {
+        self.as_array().map(Vec::as_slice)
+    }
+    fn as_str(&self) -> Option<&str> {
+        Value::as_str(self)
+    }
+    fn as_bool(&self) -> Option<bool> {
+        Value::as_bool(self)
+    }
+    fn as_number(&self) -> Option<&serde_json::Number> {
+        match self {
+            Value::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::String(s) => write_str(s, out),
+            // Writing a `Value` into memory cannot fail.
+            other => drop(serde_json::to_writer(&mut *out, other)),
+        }
+    }
+}
+
+/// A JSON value as a snapshot's document is read: strings borrowed from
+/// the text where they have no escapes, objects as a list sorted by key.
+/// Canonicalizing it needs no B-tree of every object, and freeing it is a
+/// few frees, not one per node.
+#[derive(Debug)]
+enum Light<'a> {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(Cow<'a, str>),
+    Array(Vec<Light<'a>>),
+    /// Sorted by key; of repeated keys only the last, as in a `Value`.
+    Object(Vec<(Cow<'a, str>, Light<'a>)>),
+}
+
+/// A member of a [`Light`] object.
+type LightMember<'b> = (Cow<'b, str>, Light<'b>);
+
+type LightMembers<'a, 'b> =
+    std::iter::Map<std::slice::Iter<'a, LightMember<'b>>, fn(&'a LightMember<'b>) -> (&'a str, &'a Light<'b>)>;
+
+impl<'b> Tree for Light<'b> {
+    type Members<'a>
+        = LightMembers<'a, 'b>
+    where
+        Self: 'a;
+    fn members(&self) -> Option<LightMembers<'_, 'b>> {
+        let pair: for<'a> fn(&'a LightMember<'b>) -> (&'a str, &'a Light<'b>) = |(k, v)| (k.as_ref(), v);
+        match self {
+            Light::Object(members) => Some(members.iter().map(pair)),
+            _ => None,
+        }
+    }
+    fn items(&self) -> Option<&[Light<'b>]> {
+        match self {
+            Light::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Light::String(s) => Some(s),
+            _ => None,
+        }
+    }
+    fn as_bool(&self) -> Option<bool> {
+        match self {
+            Light::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+    fn as_number(&self) -> Option<&serde_json::Number> {
+        match self {
+            Light::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Light::Null => out.extend_from_slice(b"null"),
+            Light::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            Light::Number(n) => drop(serde_json::to_writer(&mut *out, n)),
+            Light::String(s) => write_str(s, out),
+            Light::Array(items) => write_items(items, out),
+            Light::Object(members) => write_members(members.iter().map(|(k, v)| (k.as_ref(), v)), out),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Light<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Light<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Light<'de>, E> {
+                Ok(Light::Bool(b))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Light<'de>, E> {
+                Ok(Light::Number(n.into()))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Light<'de>, E> {
+                Ok(Light::Number(n.into()))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<Light<'de>, E> {
+                // As serde_json's `Value` does: a float JSON cannot hold is null.
+                Ok(serde_json::Number::from_f64(n).map_or(Light::Null, Light::Number))
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Light<'de>, E> {
+                Ok(Light::String(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Light<'de>, E> {
+                Ok(Light::String(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Light<'de>, E> {
+                Ok(Light::String(Cow::Owned(s)))
+            }
+            fn visit_unit<E>(self) -> Result<Light<'de>, E> {
+                Ok(Light::Null)
+            }
+            fn visit_none<E>(self) -> Result<Light<'de>, E> {
+                Ok(Light::Null)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Light<'de>, D::Error> {
+                Light::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Light<'de>, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Light::Array(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Light<'de>, A::Error> {
+                let mut members: Vec<(Cow<'de, str>, Light<'de>)> = Vec::new();
+                while let Some(key) = map.next_key::<CowStr<'de>>()? {
+                    members.push((key.0, map.next_value()?));
+                }
+                Ok(Light::Object(sorted_members(members)))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// A key, borrowed from the text when it can be.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
+/// Members sorted by key, keeping the last of repeated keys (what inserting
+/// them into a `Value`'s map one after another leaves).
+fn sorted_members<K: AsRef<str>, V>(mut members: Vec<(K, V)>) -> Vec<(K, V)> {
+    if members.windows(2).all(|w| w[0].0.as_ref() < w[1].0.as_ref()) {
+        return members;
+    }
+    // Stable: repeated keys stay in source order, and the last is kept.
+    members.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+    let mut out: Vec<(K, V)> = Vec::with_capacity(members.len());
+    for member in members {
+        match out.last_mut() {
+            Some(last) if last.0.as_ref() == member.0.as_ref() => *last = member,
+            _ => out.push(member),
+        }
+    }
+    out
+}
+
+impl Tree for Spanned {
+    type Members<'a> = std::vec::IntoIter<(&'a str, &'a Spanned)>;
+    fn members(&self) -> Option<Self::Members<'_>> {
+        let members = self.members()?;
+        Some(sorted_members(members.iter().map(|m| (m.key.as_str(), &m.value)).collect()).into_iter())
+    }
+    fn items(&self) -> Option<&[Spanned]> {
+        match &self.node {
+            json_span::Node::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+    fn as_str(&self) -> Option<&str> {
+        Spanned::as_str(self)
+    }
+    fn as_bool(&self) -> Option<bool> {
+        match self.node {
+            json_span::Node::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+    fn as_number(&self) -> Option<&serde_json::Number> {
+        match &self.node {
+            json_span::Node::Number(n) => Some(n),
+            _ => None,
+        }
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        match &self.node {
+            json_span::Node::Null => out.extend_from_slice(b"null"),
+            json_span::Node::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            json_span::Node::Number(n) => drop(serde_json::to_writer(&mut *out, n)),
+            json_span::Node::String(s) => write_str(s, out),
+            json_span::Node::Array(items) => write_items(items, out),
+            json_span::Node::Object(_) => write_members(Tree::members(self).into_iter().flatten(), out),
+        }
+    }
+}
+
+fn write_items<N: Tree>(items: &[N], out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        item.write(out);
+    }
+    out.push(b']');
+}
+
+fn write_members<'a, N: Tree + 'a>(members: impl Iterator<Item = (&'a str, &'a N)>, out: &mut Vec<u8>) {
+    out.push(b'{');
+    let mut first = true;
+    for (key, value) in members {
+        write_key(key, &mut first, out);
+        value.write(out);
+    }
+    out.push(b'}');
+}
+
+/// Writes a JSON string as serde_json does; one that needs no escapes (the
+/// usual actions, ARNs, keys) is copied between quotes in one go.
+fn write_str(s: &str, out: &mut Vec<u8>) {
+    if needs_escape(s) {
+        drop(serde_json::to_writer(&mut *out, s));
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
+}
+
+/// Whether serde_json escapes something in `s` (a control character, `"`
+/// or `\`): eight bytes at a time, by the usual "has a zero byte" test.
+fn needs_escape(s: &str) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // A byte of `x` is below `n` (for n <= 0x80) where this sets its high bit
+    // (for bytes below 0x80; bytes at or above it are cleared by `!x`).
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGH;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let bytes = s.as_bytes();
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let x = u64::from_ne_bytes(chunk.try_into().unwrap_or_default());
+        if below(x, 0x20) | zero(x ^ (ONES * u64::from(b'"'))) | zero(x ^ (ONES * u64::from(b'\\'))) != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// Writes an object's `"key":`.
+fn write_key(key: &str, first: &mut bool, out: &mut Vec<u8>) {
+    if !std::mem::take(first) {
+        out.push(b',');
+    }
+    write_str(key, out);
+    out.push(b':');
+}
+
+fn write_document<N: Tree>(value: &N, out: &mut Vec<u8>) {
+    let Some(members) = value.members() else {
+        return value.write(out);
+    };
+    let statement = value.members().into_iter().flatten().find(|(k, _)| *k == "Statement").map(|(_, v)| v);
+    let statements = match statement {
+        Some(single) if single.members().is_some() => std::slice::from_ref(single),
+        Some(list) if list.items().is_some() => list.items().unwrap_or_default(),
+        _ => return value.write(out),
+    };
+    out.push(b'{');
+    let mut first = true;
+    for (key, element) in members {
+        write_key(key, &mut first, out);
+        if key != "Statement" {
+            element.write(out);
+            continue;
+        }
+        // Statement order carries no meaning in IAM, and a repeated
+        // statement adds nothing: a set, keyed by the statement with its
+        // actions folded to lower case.
+        let list = out.len();
+        out.push(b'[');
+        let mut items = Vec::with_capacity(statements.len());
+        for (i, statement) in statements.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let start = out.len();
+            write_statement(statement, false, out);
+            let key = if statements.len() > 1 {
+                let mut key = Vec::new();
+                write_statement(statement, true, &mut key);
+                if key[..] == out[start..] { Key::Text } else { Key::Owned(key) }
+            } else {
+                Key::Text
+            };
+            items.push(Item { range: start..out.len(), key });
+        }
+        out.push(b']');
+        into_set(out, list, items);
+    }
+    out.push(b'}');
+}
+
+/// A statement in canonical form; `fold` writes its actions in lower case,
+/// as the key that orders statements compares them.
+fn write_statement<N: Tree>(value: &N, fold: bool, out: &mut Vec<u8>) {
+    let Some(statement) = value.members() else {
+        return value.write(out);
+    };
+    out.push(b'{');
+    let mut first = true;
+    for (name, element) in statement {
+        // IAM drops an empty Sid (Terraform used to emit one).
+        if name == "Sid" && element.as_str() == Some("") {
+            continue;
+        }
+        write_key(name, &mut first, out);
+        match name {
+            "Action" | "NotAction" => write_list(element, same, if fold { Keys::Folded } else { Keys::Actions }, out),
+            "Resource" | "NotResource" => write_list(element, same, Keys::Text, out),
+            "Principal" | "NotPrincipal" => write_principal(element, out),
+            "Condition" => write_condition(element, out),
+            _ => element.write(out),
+        }
+    }
+    out.push(b'}');
+}
+
+fn write_principal<N: Tree>(value: &N, out: &mut Vec<u8>) {
+    if value.as_str() == Some("*") {
+        // IAM documents `"Principal": "*"` as the same as `{"AWS": "*"}`.
+        return out.extend_from_slice(br#"{"AWS":["*"]}"#);
+    }
+    let Some(principal) = value.members() else {
+        return value.write(out);
+    };
+    out.push(b'{');
+    let mut first = true;
+    for (kind, ids) in principal {
+        write_key(kind, &mut first, out);
+        match kind {
+            "AWS" => write_list(ids, account_root_of, Keys::Text, out),
+            "Federated" | "Service" | "CanonicalUser" => write_list(ids, same, Keys::Text, out),
+            _ => ids.write(out),
+        }
+    }
+    out.push(b'}');
+}
+
+fn write_condition<N: Tree>(value: &N, out: &mut Vec<u8>) {
+    let Some(operators) = value.members() else {
+        return value.write(out);
+    };
+    out.push(b'{');
+    let mut first = true;
+    for (operator, keys) in operators {
+        write_key(operator, &mut first, out);
+        let Some(keys) = keys.members() else {
+            keys.write(out);
+            continue;
+        };
+        out.push(b'{');
+        let mut first = true;
+        for (key, values) in keys {
+            write_key(key, &mut first, out);
+            // The values of one key are alternatives, so a set.
+            write_list(values, condition_string_of, Keys::Text, out);
+        }
+        out.push(b'}');
+    }
+    out.push(b'}');
+}
+
+/// A list member after the canonical form's mapping: the value itself, or a
+/// string made from it.
+enum Mapped<'a, N> {
+    Tree(&'a N),
+    String(String),
+}
+
+impl<N: Tree> Mapped<'_, N> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Mapped::Tree(n) => n.as_str(),
+            Mapped::String(s) => Some(s),
+        }
+    }
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Mapped::Tree(n) => n.write(out),
+            Mapped::String(s) => write_str(s, out),
+        }
+    }
+}
+
+fn same<N: Tree>(value: &N) -> Mapped<'_, N> {
+    Mapped::Tree(value)
+}
+
+/// IAM stores a bare account id as that account's root ARN. The partition is
+/// not in the document; irsa assumes the commercial `aws` partition.
+fn account_root_of<N: Tree>(id: &N) -> Mapped<'_, N> {
+    match id.as_str() {
+        Some(s) if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Mapped::String(format!("arn:aws:iam::{s}:root"))
+        }
+        _ => Mapped::Tree(id),
+    }
+}
+
+/// IAM returns condition booleans and numbers as strings (`true` as
+/// `"true"`, `5` as `"5"`).
+fn condition_string_of<N: Tree>(value: &N) -> Mapped<'_, N> {
+    if let Some(b) = value.as_bool() {
+        Mapped::String(b.to_string())
+    } else if let Some(n) = value.as_number() {
+        Mapped::String(n.to_string())
+    } else {
+        Mapped::Tree(value)
+    }
+}
+
+/// How the members of a list are keyed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keys {
+    /// By their text.
+    Text,
+    /// Actions: by their text with the name folded to lower case (IAM's
+    /// action names are case-insensitive).
+    Actions,
+    /// Actions, written as their keys (the key of a statement).
+    Folded,
+}
+
+/// The key of a member of a set, as JSON text.
+enum Key {
+    /// The member's own text.
+    Text,
+    /// The member's text in ASCII lower case (a string without escapes).
+    AsciiFolded,
+    /// Some other text.
+    Owned(Vec<u8>),
+}
+
+/// A member of a set written into the output: where, and its key.
+struct Item {
+    range: Range<usize>,
+    key: Key,
+}
+
+/// A scalar (after `map`) becomes a one-element list if it is a string, a
+/// list becomes a set of its items after `map`; anything else is written as
+/// it is.
+fn write_list<N: Tree>(value: &N, map: fn(&N) -> Mapped<'_, N>, keys: Keys, out: &mut Vec<u8>) {
+    let items: &[N] = match value.items() {
+        Some(items) => items,
+        None if map(value).as_str().is_some() => std::slice::from_ref(value),
+        None => return map(value).write(out),
+    };
+    let list = out.len();
+    out.push(b'[');
+    let mut members = Vec::with_capacity(if items.len() > 1 { items.len() } else { 0 });
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let start = out.len();
+        let item = map(item);
+        let key = match (item.as_str(), keys) {
+            (Some(s), Keys::Actions | Keys::Folded) if !s.bytes().any(|b| b.is_ascii_uppercase() || b >= 0x80) => {
+                write_str(s, out);
+                Key::Text
+            }
+            (Some(s), Keys::Actions) if s.is_ascii() && !needs_escape(s) => {
+                write_str(s, out);
+                Key::AsciiFolded
+            }
+            (Some(s), Keys::Actions) => {
+                write_str(s, out);
+                let mut key = Vec::new();
+                write_str(&s.to_lowercase(), &mut key);
+                Key::Owned(key)
+            }
+            (Some(s), Keys::Folded) => {
+                write_str(&s.to_lowercase(), out);
+                Key::Text
+            }
+            _ => {
+                item.write(out);
+                Key::Text
+            }
+        };
+        if items.len() > 1 {
+            members.push(Item { range: start..out.len(), key });
+        }
+    }
+    out.push(b']');
+    into_set(out, list, members);
+}
+
+/// Makes the list written at `out[list..]` (its members at `items`) a set:
+/// sorted by key (ties broken by the member's text, so the spelling kept is
+/// deterministic), keeping the first member of each key. Texts compare as
+/// the written JSON does, which is the order of the tree's sets. A list
+/// already in order, the usual case, is left where it is.
+fn into_set(out: &mut Vec<u8>, list: usize, mut items: Vec<Item>) {
+    /// The key's text, and whether it is to be read in ASCII lower case.
+    fn key<'a>(item: &'a Item, text: &'a [u8]) -> (&'a [u8], bool) {
+        match &item.key {
+            Key::Text => (&text[item.range.clone()], false),
+            Key::AsciiFolded => (&text[item.range.clone()], true),
+            Key::Owned(k) => (k, false),
+        }
+    }
+    fn key_cmp(a: &Item, b: &Item, text: &[u8]) -> std::cmp::Ordering {
+        let ((a, fold_a), (b, fold_b)) = (key(a, text), key(b, text));
+        let a = a.iter().map(|&c| if fold_a { c.to_ascii_lowercase() } else { c });
+        a.cmp(b.iter().map(|&c| if fold_b { c.to_ascii_lowercase() } else { c }))
+    }
+    let ordered =
+        |items: &[Item], text: &[u8]| items.windows(2).all(|w| key_cmp(&w[0], &w[1], text) == std::cmp::Ordering::Less);
+    if items.len() < 2 || ordered(&items, out) {
+        return;
+    }
+    let text = out.split_off(list);
+    let base = list;
+    for item in &mut items {
+        item.range = item.range.start - base..item.range.end - base;
+    }
+    items.sort_by(|a, b| key_cmp(a, b, &text).then_with(|| text[a.range.clone()].cmp(&text[b.range.clone()])));
+    items.dedup_by(|later, earlier| key_cmp(later, earlier, &text) == std::cmp::Ordering::Equal);
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&text[item.range.clone()]);
+    }
+    out.push(b']');
+}
+
+/// Compact JSON text of `value`, the same text as its `Display` writes.
+#[cfg(test)]
+fn compact(value: &Value) -> String {
+    // Serializing a `Value` into memory cannot fail (its keys are strings).
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+#[cfg(test)]
 fn canonical_document(value: Value) -> Value {
     let Value::Object(mut doc) = value else {
         return value;
@@ -209,6 +861,7 @@ fn canonical_document(value: Value) -> Value {
     Value::Object(doc)
 }
 
+#[cfg(test)]
 fn canonical_statement(value: Value) -> Value {
     let Value::Object(mut statement) = value else {
         return value;
@@ -230,6 +883,7 @@ fn canonical_statement(value: Value) -> Value {
     Value::Object(statement)
 }
 
+#[cfg(test)]
 fn canonical_principal(value: Value) -> Value {
     let mut principal = match value {
         // IAM documents `"Principal": "*"` as the same as `{"AWS": "*"}`.
@@ -249,6 +903,7 @@ fn canonical_principal(value: Value) -> Value {
     Value::Object(principal)
 }
 
+#[cfg(test)]
 /// IAM stores a bare account id as that account's root ARN. The partition is
 /// not in the document; irsa assumes the commercial `aws` partition.
 fn account_root(id: Value) -> Value {
@@ -260,6 +915,7 @@ fn account_root(id: Value) -> Value {
     }
 }
 
+#[cfg(test)]
 fn canonical_condition(value: Value) -> Value {
     let Value::Object(mut operators) = value else {
         return value;
@@ -275,6 +931,7 @@ fn canonical_condition(value: Value) -> Value {
     Value::Object(operators)
 }
 
+#[cfg(test)]
 /// IAM returns condition booleans and numbers as strings (`true` as
 /// `"true"`, `5` as `"5"`).
 fn condition_string(value: Value) -> Value {
@@ -285,6 +942,7 @@ fn condition_string(value: Value) -> Value {
     }
 }
 
+#[cfg(test)]
 /// Applies `f` to a scalar, or to each item of a list.
 fn map_items(value: Value, f: fn(Value) -> Value) -> Value {
     match value {
@@ -293,6 +951,7 @@ fn map_items(value: Value, f: fn(Value) -> Value) -> Value {
     }
 }
 
+#[cfg(test)]
 /// A string becomes a one-element list; a list becomes a set sorted and
 /// deduplicated by `key`. Anything else is kept as it is.
 fn canonical_list(value: Value, key: fn(&Value) -> Value) -> Value {
@@ -303,6 +962,7 @@ fn canonical_list(value: Value, key: fn(&Value) -> Value) -> Value {
     }
 }
 
+#[cfg(test)]
 /// Sorts `items` by `key` (ties broken by the item itself, so the spelling
 /// kept is deterministic) and keeps the first item of each key.
 fn sorted_set(items: Vec<Value>, key: fn(&Value) -> Value) -> Vec<Value> {
@@ -315,15 +975,17 @@ fn sorted_set(items: Vec<Value>, key: fn(&Value) -> Value) -> Vec<Value> {
     }
 }
 
+#[cfg(test)]
 /// [`sorted_set`] of anything: each item and key written as JSON to compare.
 fn sorted_set_by_text(items: Vec<Value>, key: fn(&Value) -> Value) -> Vec<Value> {
     let mut keyed: Vec<(String, String, Value)> =
-        items.into_iter().map(|item| (key(&item).to_string(), item.to_string(), item)).collect();
+        items.into_iter().map(|item| (compact(&key(&item)), compact(&item), item)).collect();
     keyed.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     keyed.dedup_by(|later, earlier| later.0 == earlier.0);
     keyed.into_iter().map(|(_, _, item)| item).collect()
 }
 
+#[cfg(test)]
 /// [`sorted_set`] of strings that JSON writes without escapes (the usual
 /// actions, resources, ARNs and condition values), without writing them:
 /// such a string is written as its text between quotes, so comparing the
@@ -400,7 +1062,7 @@ pub fn check_identity_policy(text: &str) -> Result<PolicyDocument, Vec<DocProble
     let mut problems: Vec<DocProblem> = root.duplicate_keys().into_iter().map(duplicate_key).collect();
     check_document(&root, &mut problems);
     if problems.is_empty() {
-        Ok(PolicyDocument::from_value(root.to_value()))
+        Ok(PolicyDocument::from_tree(&root))
     } else {
         problems.sort_by_key(|p| (p.span.start, p.span.end));
         Err(problems)
@@ -1081,6 +1743,143 @@ mod tests {
     fn different_documents_are_not_equal() {
         for (name, a, b) in different_pairs() {
             assert_ne!(doc(a), doc(b), "{name}");
+        }
+    }
+
+    /// The writer and the tree agree byte for byte: the fixtures above,
+    /// documents in every odd shape, and many generated ones.
+    #[test]
+    fn canonical_text_is_the_text_of_the_canonical_tree() {
+        let reference = |v: &Value| compact(&canonical_document(v.clone()));
+        let mut samples: Vec<Value> =
+            equivalent_pairs().into_iter().chain(different_pairs()).flat_map(|(_, a, b)| [a, b]).collect();
+        samples.extend([
+            json!(null),
+            json!("text"),
+            json!([1, 2]),
+            json!({}),
+            json!({"Version": "2012-10-17"}),
+            json!({"Statement": "odd"}),
+            json!({"Statement": 5, "Version": "2012-10-17"}),
+            json!({"Statement": []}),
+            json!({"Statement": ["b", "a", "b"]}),
+            json!({"Statement": [{"Sid": ""}, {"Sid": ""}, 3, "x", null, {"Sid": "", "Action": "A"}]}),
+            json!({"Statement": [
+                {"Effect": "Allow", "Action": ["S3:Get", "s3:get", "s3:GET"], "Resource": ["b", "a", "b"]},
+                {"Effect": "Allow", "Action": ["s3:get"], "Resource": ["a", "b"]},
+                {"Effect": "Allow", "Action": "s3:Get", "Resource": ["a", "b"], "Sid": "X"},
+                {"Effect": "Deny", "NotAction": ["Ä:ß", "ä:SS", "\u{3a3}:\u{3a3}\u{3a3}"], "NotResource": "*"},
+            ]}),
+            json!({"Statement": {"Effect": "Allow", "Action": [{"a": 1}, ["x"], 5, null, "Z", "z", "a\"q\\"],
+                "Resource": [true, "x\ny", "x\u{1}", "x", {"k": "v"}]}}),
+            json!({"Statement": {"Principal": "*", "NotPrincipal": {"AWS": ["123456789012", "arn:aws:iam::123456789012:root", 5],
+                "Federated": "f", "Service": ["b", "a"], "CanonicalUser": 7, "Other": ["b", "a"]}}}),
+            json!({"Statement": {"Principal": ["*"], "Condition": {
+                "Bool": {"aws:SecureTransport": true, "k": [false, "false", true]},
+                "NumericLessThan": {"n": [5, 5.5, "5", -1, 1e300]},
+                "Null": {"x": null, "y": {"a": [2, 1]}, "z": []},
+                "Odd": "string", "Odder": [1]}}}),
+            json!({"Statement": {"Principal": {"AWS": "123456789012"}}, "Id": "x", "Zz": [3, 1]}),
+            json!({"Statement": [{"Action": "\u{130}"}, {"Action": "i\u{307}"}, {"Action": "\u{3a3}"}, {"Action": "\u{3c3}"}]}),
+            json!({"Statement": [{"Action": ["\n\u{3a3}", "\u{3a3}\n"]}, {"Action": "\n\u{3a3}"}]}),
+        ]);
+        // Generated documents: small alphabets, so that sets have duplicates,
+        // case variants and prefixes of one another.
+        struct Rng(u64);
+        impl Rng {
+            fn next(&mut self, n: usize) -> usize {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                (self.0 % n as u64) as usize
+            }
+            fn atom(&mut self) -> Value {
+                const ATOMS: [&str; 9] =
+                    ["s3:Get", "s3:get", "S3:GET", "s3:Ge", "*", "a\"b", "123456789012", "ü", "x/y"];
+                match self.next(12) {
+                    0 => json!(true),
+                    1 => json!(self.next(3)),
+                    2 => json!(null),
+                    _ => json!(ATOMS[self.next(ATOMS.len())]),
+                }
+            }
+            fn list(&mut self) -> Value {
+                if self.next(3) == 0 {
+                    self.atom()
+                } else {
+                    let n = self.next(4);
+                    Value::Array((0..n).map(|_| self.atom()).collect())
+                }
+            }
+        }
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..3000 {
+            let mut statements = Vec::new();
+            for _ in 0..rng.next(4) {
+                let mut st = Map::new();
+                for (key, odds) in [("Action", 2), ("NotAction", 3), ("Resource", 2)] {
+                    if rng.next(odds) == 0 {
+                        st.insert(key.into(), rng.list());
+                    }
+                }
+                if rng.next(3) == 0 {
+                    st.insert("Sid".into(), json!(["", "A", "B"][rng.next(3)]));
+                }
+                if rng.next(3) == 0 {
+                    let p = match rng.next(3) {
+                        0 => json!("*"),
+                        1 => json!({"AWS": rng.list(), "Service": rng.list()}),
+                        _ => json!({"Federated": rng.list()}),
+                    };
+                    st.insert("Principal".into(), p);
+                }
+                if rng.next(3) == 0 {
+                    st.insert("Condition".into(), json!({"StringLike": {"k": rng.list(), "j": rng.list()}}));
+                }
+                if rng.next(2) == 0 {
+                    st.insert("Effect".into(), json!(["Allow", "Deny"][rng.next(2)]));
+                }
+                statements.push(Value::Object(st));
+            }
+            samples.push(json!({"Version": "2012-10-17", "Statement": statements}));
+        }
+        for sample in &samples {
+            let want = reference(sample);
+            assert_eq!(*canonical_text(sample), want, "{sample}");
+            // The same document read as a snapshot's and as a user's.
+            for text in [sample.to_string(), format!("{sample:#}")] {
+                let light: Light = serde_json::from_str(&text).unwrap();
+                assert_eq!(*canonical_text(&light), want, "{text}");
+                assert_eq!(*canonical_text(&json_span::parse(&text).unwrap()), want, "{text}");
+            }
+        }
+        // Repeated keys and escapes, as serde_json's `Value` reads them: the last one counts.
+        for text in [
+            r#"{"Statement": {"Action": "a", "Action": ["c", "b"], "Resource": "\u0041\n"}, "Version": 1, "Version": 2}"#,
+            r#"{"b": 1, "a": {"y": [1.5, -2, 1e3], "x": null, "y": [3]}, "a": {"z": "\""}}"#,
+        ] {
+            let value: Value = serde_json::from_str(text).unwrap();
+            let light: Light = serde_json::from_str(text).unwrap();
+            assert_eq!(*canonical_text(&light), reference(&value), "{text}");
+        }
+    }
+
+    #[test]
+    fn needs_escape_finds_every_byte_serde_json_escapes() {
+        for len in [1, 7, 8, 9, 16, 17] {
+            for at in 0..len {
+                for b in (0u8..0x80).chain([0xc3]) {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    if b == 0xc3 {
+                        // A two-byte character, to stay UTF-8.
+                        bytes.insert(at + 1, 0xa9);
+                    }
+                    let s = std::str::from_utf8(&bytes).unwrap();
+                    let want = serde_json::to_string(s).unwrap().len() != s.len() + 2;
+                    assert_eq!(needs_escape(s), want, "{s:?}");
+                }
+            }
         }
     }
 

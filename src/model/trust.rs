@@ -15,7 +15,7 @@ use super::policy_doc::PolicyDocument;
 /// letters and digits, so the stack name is reduced to those.
 pub fn irsa_sid(stack: &str) -> String {
     let name: String = stack.chars().filter(char::is_ascii_alphanumeric).collect();
-    format!("Irsa{name}")
+    ["Irsa", &name].concat()
 }
 
 /// The `Sid` of the stack's statement for one cluster: [`irsa_sid`] in a
@@ -86,8 +86,8 @@ pub fn web_identity_statement(sid: &str, provider_arn: &str, issuer_host_path: &
         "Action": "sts:AssumeRoleWithWebIdentity",
         "Condition": {
             "StringEquals": {
-                format!("{issuer_host_path}:aud"): STS_AUDIENCE,
-                format!("{issuer_host_path}:sub"): sub,
+                [issuer_host_path, ":aud"].concat(): STS_AUDIENCE,
+                [issuer_host_path, ":sub"].concat(): sub,
             }
         }
     })
@@ -112,7 +112,12 @@ pub fn same_statement(a: &Value, b: &Value) -> bool {
 /// The whole trust policy of a role irsa owns: irsa's statements alone
 /// (one per cluster the role is bound in).
 pub fn owned_trust_policy(statements: Vec<Value>) -> PolicyDocument {
-    PolicyDocument::from_value(json!({ "Version": "2012-10-17", "Statement": statements }))
+    // The statements moved in: `json!` would serialize them into a copy.
+    let doc = serde_json::Map::from_iter([
+        ("Version".to_owned(), Value::from("2012-10-17")),
+        ("Statement".to_owned(), Value::Array(statements)),
+    ]);
+    PolicyDocument::from_value(Value::Object(doc))
 }
 
 /// About how many more ServiceAccounts fit in a trust policy of `size`

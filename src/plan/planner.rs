@@ -7,7 +7,7 @@
 //! desired name is an error unless adopted.
 
 use std::cell::OnceCell;
-use std::collections::btree_map::Entry;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
@@ -128,7 +128,13 @@ struct Planner<'a> {
     opts: &'a PlanOptions,
     /// Each cluster's issuer, as resolved against the observed state.
     issuers: Issuers,
-    changes: BTreeMap<Address, Change>,
+    /// The changes, in the order first added, and where each address's is:
+    /// a list and a hash map of positions, not a map of whole changes (a
+    /// B-tree compares addresses at every level; a hash table of changes
+    /// keeps an eighth of its slots empty, each the size of a change). The
+    /// order comes from the graph.
+    changes: Vec<Change>,
+    change_at: HashMap<Address, usize>,
     errors: Vec<PlanError>,
     warnings: Vec<Warning>,
     /// Stack policies that are replaced, by name.
@@ -213,7 +219,8 @@ pub fn plan_despite_errors(
         o: &index,
         opts,
         issuers,
-        changes: BTreeMap::new(),
+        changes: Vec::new(),
+        change_at: HashMap::new(),
         errors: Vec::new(),
         warnings: Vec::new(),
         replaced_policies: HashSet::new(),
@@ -391,13 +398,17 @@ impl Planner<'_> {
             guard: Map::new(),
             access: None,
         };
-        match self.changes.entry(address) {
-            Entry::Vacant(slot) => slot.insert(change),
-            Entry::Occupied(mut slot) => {
-                slot.insert(change);
-                slot.into_mut()
+        let at = match self.change_at.entry(address) {
+            Entry::Vacant(slot) => {
+                self.changes.push(change);
+                *slot.insert(self.changes.len() - 1)
             }
-        }
+            Entry::Occupied(slot) => {
+                self.changes[*slot.get()] = change;
+                *slot.get()
+            }
+        };
+        &mut self.changes[at]
     }
 
     fn error(&mut self, address: Address, span: Option<Span>, message: String, help: String) {
@@ -1455,7 +1466,7 @@ impl Planner<'_> {
             // tenth of planning an in-sync stack) would only be thrown away.
             return Ok(self.into_plan(Vec::new(), None));
         }
-        let graph = Graph::build(self.d, self.changes.keys().cloned());
+        let graph = Graph::build(self.d, self.changes.iter().map(|c| c.address.clone()));
         let order = graph.order().map_err(|e| {
             vec![PlanError {
                 address: Some(e.0.clone()),
@@ -1489,11 +1500,12 @@ impl Planner<'_> {
             }
             Some(graph.targeted(&self.opts.targets))
         };
-        let mut changes = std::mem::take(&mut self.changes);
+        let mut changes: Vec<Option<Change>> = std::mem::take(&mut self.changes).into_iter().map(Some).collect();
+        let change_at = std::mem::take(&mut self.change_at);
         let ordered: Vec<Change> = order
             .into_iter()
             .filter(|a| selected.as_ref().is_none_or(|s| s.contains(a)))
-            .filter_map(|a| changes.remove(&a))
+            .filter_map(|a| change_at.get(&a).and_then(|&i| changes[i].take()))
             .map(|mut c| {
                 c.depends_on = graph.dependencies(&c.address);
                 c
