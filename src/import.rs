@@ -138,7 +138,7 @@ fn comment(out: &mut String, text: &str) {
 }
 
 /// The tags a stack file may name: not AWS's own (`aws:`), not irsa's markers.
-fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+fn user_tags(tags: &crate::model::strmap::StrMap) -> BTreeMap<String, String> {
     tags.iter()
         .filter(|(k, v)| !k.starts_with("irsa:") && names::tag(k, v).is_ok())
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -637,8 +637,9 @@ mod tests {
             annotations: BTreeMap::from([(
                 markers::ANNOTATION_ROLE_ARN.to_owned(),
                 format!("arn:aws:iam::123456789012:role/{role}"),
-            )]),
-            labels: BTreeMap::new(),
+            )])
+            .into(),
+            labels: BTreeMap::new().into(),
             role_arn_set_at: None,
             irsa_annotations: vec![],
         }
@@ -658,7 +659,7 @@ mod tests {
             max_session_duration: 3600,
             permissions_boundary: None,
             trust_policy: doc(json!({"Version": "2012-10-17", "Statement": statements})),
-            tags: BTreeMap::new(),
+            tags: BTreeMap::new().into(),
             attached_policies: vec![],
             inline_policies: BTreeMap::new(),
         }

@@ -9,6 +9,7 @@ pub mod observed;
 pub mod policy_doc;
 pub mod presets;
 pub mod quotas;
+pub mod strmap;
 pub mod trust;
 
 pub use address::Address;

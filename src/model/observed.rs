@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::policy_doc::PolicyDocument;
 use super::quotas::Quotas;
+use super::strmap::StrMap;
 
 /// The snapshot format's version; readers refuse newer ones.
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
@@ -78,7 +79,7 @@ pub struct OidcProvider {
     #[serde(default)]
     pub thumbprints: Vec<String>,
     #[serde(default)]
-    pub tags: BTreeMap<String, String>,
+    pub tags: StrMap,
     /// Names of the roles in the account whose trust policy names this
     /// provider (any stack's, or no stack's), sorted: a provider is shared
     /// by every stack of its cluster, and none deletes it while another's
@@ -102,7 +103,7 @@ pub struct ObservedRole {
     pub permissions_boundary: Option<String>,
     pub trust_policy: PolicyDocument,
     #[serde(default)]
-    pub tags: BTreeMap<String, String>,
+    pub tags: StrMap,
     /// ARNs of the attached managed policies.
     #[serde(default)]
     pub attached_policies: Vec<String>,
@@ -127,7 +128,7 @@ pub struct ObservedPolicy {
     #[serde(default = "one")]
     pub version_count: u32,
     #[serde(default)]
-    pub tags: BTreeMap<String, String>,
+    pub tags: StrMap,
 }
 
 /// The cluster's state, for the namespaces the stack names.
@@ -154,9 +155,9 @@ pub struct ObservedServiceAccount {
     #[serde(default)]
     pub resource_version: String,
     #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
+    pub annotations: StrMap,
     #[serde(default)]
-    pub labels: BTreeMap<String, String>,
+    pub labels: StrMap,
     /// When the `eks.amazonaws.com/role-arn` annotation got its current value
     /// (from `managedFields`); pods older than this hold stale credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -493,7 +494,7 @@ mod tests {
             max_session_duration: 3600,
             permissions_boundary: None,
             trust_policy: PolicyDocument::from_value(serde_json::json!({"Version": "2012-10-17", "Statement": []})),
-            tags: BTreeMap::new(),
+            tags: BTreeMap::new().into(),
             attached_policies: attached.iter().map(|a| (*a).to_owned()).collect(),
             inline_policies: BTreeMap::new(),
         }
@@ -529,7 +530,7 @@ mod tests {
                 document: PolicyDocument::from_value(serde_json::json!({"Version": "2012-10-17", "Statement": []})),
                 default_version_id: "v1".into(),
                 version_count: 1,
-                tags: BTreeMap::new(),
+                tags: BTreeMap::new().into(),
             });
         }
         o.cluster.namespaces = vec!["ns".into(), "other".into()];
@@ -538,8 +539,8 @@ mod tests {
                 namespace: ns.into(),
                 name: name.into(),
                 resource_version: rv.into(),
-                annotations: BTreeMap::new(),
-                labels: BTreeMap::new(),
+                annotations: BTreeMap::new().into(),
+                labels: BTreeMap::new().into(),
                 role_arn_set_at: None,
                 irsa_annotations: vec![],
             });

@@ -126,7 +126,7 @@ fn applied(o: &Observed, p: &Plan) -> Observed {
                     url,
                     client_ids: vec![markers::STS_AUDIENCE.into()],
                     thumbprints: vec![],
-                    tags: tags(&a),
+                    tags: tags(&a).into(),
                     trusted_by: vec![],
                 });
             }
@@ -142,7 +142,7 @@ fn applied(o: &Observed, p: &Plan) -> Observed {
                     max_session_duration: 3600,
                     permissions_boundary: None,
                     trust_policy: PolicyDocument::from_value(a["trust_policy"].clone()),
-                    tags: tags(&a),
+                    tags: tags(&a).into(),
                     attached_policies,
                     inline_policies,
                 });
@@ -310,7 +310,7 @@ role = "legacy"
         max_session_duration: 3600,
         permissions_boundary: None,
         trust_policy: PolicyDocument::from_value(json!({"Version": "2012-10-17", "Statement": [ec2]})),
-        tags: BTreeMap::new(),
+        tags: BTreeMap::new().into(),
         attached_policies: vec![],
         inline_policies: BTreeMap::new(),
     });
@@ -454,7 +454,7 @@ fn a_trust_policy_over_the_quota_says_how_many_fewer_fit() {
         max_session_duration: 3600,
         permissions_boundary: None,
         trust_policy: PolicyDocument::from_value(json!({"Version": "2012-10-17", "Statement": []})),
-        tags: BTreeMap::new(),
+        tags: BTreeMap::new().into(),
         attached_policies: vec![],
         inline_policies: BTreeMap::new(),
     });

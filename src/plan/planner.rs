@@ -23,6 +23,7 @@ use crate::model::desired::{
 use crate::model::observed::{Observed, ObservedIndex, ObservedPod, ObservedRole, ObservedServiceAccount};
 use crate::model::policy_doc::{self, PolicyDocument};
 use crate::model::quotas;
+use crate::model::strmap::StrMap;
 use crate::model::trust;
 
 /// How a plan is made, besides its two inputs.
@@ -89,7 +90,7 @@ impl Names<'_> {
     }
 }
 
-fn iam_ownership(tags: &BTreeMap<String, String>, names: Names<'_>) -> Ownership {
+fn iam_ownership(tags: &StrMap, names: Names<'_>) -> Ownership {
     match (tags.get(markers::TAG_MANAGED_BY).map(String::as_str), tags.get(markers::TAG_STACK)) {
         (Some(markers::MANAGED_BY), Some(s)) => names.owner(s),
         (manager, _) => Ownership::Unowned { manager: manager.map(str::to_owned) },
@@ -100,11 +101,7 @@ fn iam_ownership(tags: &BTreeMap<String, String>, names: Names<'_>) -> Ownership
 /// `managed-by` label is set on objects irsa creates, but an adopted object
 /// keeps the label of its maker: Helm, for one, refuses to upgrade a release
 /// whose objects lost its label.
-fn kube_ownership(
-    labels: &BTreeMap<String, String>,
-    annotations: &BTreeMap<String, String>,
-    names: Names<'_>,
-) -> Ownership {
+fn kube_ownership(labels: &StrMap, annotations: &StrMap, names: Names<'_>) -> Ownership {
     match annotations.get(markers::ANNOTATION_STACK) {
         Some(s) => names.owner(s),
         None => Ownership::Unowned { manager: labels.get(markers::LABEL_MANAGED_BY).cloned() },
@@ -1200,7 +1197,7 @@ impl Planner<'_> {
             self.claim(&address, kube_ownership(&obs.labels, &obs.annotations, self.names()), b.adopt, &b.span, &entry);
         // irsa compares only the fields it owns: other annotations and labels
         // (Helm's, say) are left alone and are not part of the diff.
-        let pick = |m: &BTreeMap<String, String>, keys: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+        let pick = |m: &StrMap, keys: &BTreeMap<String, String>| -> BTreeMap<String, String> {
             m.iter().filter(|(k, _)| keys.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect()
         };
         // Annotations irsa wrote and the file no longer names are irsa's to remove.
@@ -1556,7 +1553,7 @@ fn sa_guard<'k>(
 /// A resource's tags without those AWS itself sets (`aws:cloudformation:*`
 /// on what CloudFormation made): no one can set or remove them, so they are
 /// never a difference from the stack file, which cannot name them.
-fn user_tags(tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+fn user_tags(tags: &StrMap) -> BTreeMap<String, String> {
     tags.iter()
         .filter(|(k, _)| !k.to_ascii_lowercase().starts_with("aws:"))
         .map(|(k, v)| (k.clone(), v.clone()))

@@ -75,7 +75,7 @@ fn in_sync(d: &Desired) -> Observed {
         url: HOST.into(),
         client_ids: vec!["sts.amazonaws.com".into()],
         thumbprints: vec![],
-        tags: ours(d),
+        tags: ours(d).into(),
         // As a refresh reports it: the stack's own roles trust the provider.
         trusted_by: d
             .roles
@@ -97,7 +97,7 @@ fn in_sync(d: &Desired) -> Observed {
             document: p.document.clone(),
             default_version_id: "v1".into(),
             version_count: 1,
-            tags,
+            tags: tags.into(),
         });
     }
     for role in d.roles.values() {
@@ -115,7 +115,7 @@ fn in_sync(d: &Desired) -> Observed {
             max_session_duration: r.max_session_duration,
             permissions_boundary: r.permissions_boundary.clone(),
             trust_policy: trust::owned_trust_policy(vec![statement]),
-            tags,
+            tags: tags.into(),
             attached_policies: r.policies.iter().map(|p| d.policy_ref_arn(p)).collect(),
             inline_policies: r.inline.clone(),
         });
@@ -131,8 +131,8 @@ fn in_sync(d: &Desired) -> Observed {
             namespace: b.namespace.clone(),
             name: b.name.clone(),
             resource_version: "1".into(),
-            annotations,
-            labels: BTreeMap::from([(markers::LABEL_MANAGED_BY.into(), "irsa".into())]),
+            annotations: annotations.into(),
+            labels: BTreeMap::from([(markers::LABEL_MANAGED_BY.into(), "irsa".into())]).into(),
             role_arn_set_at: Some(at("2026-01-01T00:00:00Z")),
             irsa_annotations: vec![],
         });
@@ -221,7 +221,7 @@ fn foreign_role(name: &str, trust: serde_json::Value) -> ObservedRole {
         max_session_duration: 3600,
         permissions_boundary: None,
         trust_policy: PolicyDocument::from_value(trust),
-        tags: BTreeMap::new(),
+        tags: BTreeMap::new().into(),
         attached_policies: vec![],
         inline_policies: BTreeMap::new(),
     }
@@ -540,8 +540,8 @@ fn a_helm_service_account_is_refused_then_adopted_keeping_its_annotations() {
     let d = basic();
     let mut o = in_sync(&d);
     let sa = &mut o.cluster.service_accounts[0];
-    sa.labels = BTreeMap::from([(markers::LABEL_MANAGED_BY.into(), "Helm".into())]);
-    sa.annotations = BTreeMap::from([("meta.helm.sh/release-name".into(), "app".into())]);
+    sa.labels = BTreeMap::from([(markers::LABEL_MANAGED_BY.into(), "Helm".into())]).into();
+    sa.annotations = BTreeMap::from([("meta.helm.sh/release-name".into(), "app".into())]).into();
     // Its pods started without a role, as the webhook had none to inject.
     o.cluster.deployments[0].pods[0].containers[0].aws_role_arn = None;
     let e = errors(&d, &o, &PlanOptions::default());
@@ -564,7 +564,7 @@ fn a_helm_service_account_is_refused_then_adopted_keeping_its_annotations() {
     let mut o = in_sync(&d);
     let mut adopted = o.cluster.service_accounts[0].clone();
     adopted.name = "from-helm".into();
-    adopted.labels = BTreeMap::from([(markers::LABEL_MANAGED_BY.into(), "Helm".into())]);
+    adopted.labels = BTreeMap::from([(markers::LABEL_MANAGED_BY.into(), "Helm".into())]).into();
     o.cluster.service_accounts.push(adopted);
     let p = run(&d, &o);
     assert_eq!(shape(&p), ["sa/backend/from-helm update"]);

@@ -31,6 +31,7 @@ use crate::model::desired::{Desired, Role, markers};
 use crate::model::observed::{ObservedIam, ObservedPolicy, ObservedRole, OidcProvider};
 use crate::model::policy_doc::{self, PolicyDocument};
 use crate::model::quotas::Quotas;
+use crate::model::strmap::StrMap;
 
 /// How `refresh` reads IAM.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -236,12 +237,12 @@ impl Scope {
         }
     }
 
-    fn wants_role(&self, name: &str, tags: &BTreeMap<String, String>) -> bool {
+    fn wants_role(&self, name: &str, tags: &StrMap) -> bool {
         self.role_names_folded.contains(&name.to_ascii_lowercase()) || self.owns(tags)
     }
 
     /// Whether `tags` are this stack's markers, under its name or its old one.
-    fn owns(&self, tags: &BTreeMap<String, String>) -> bool {
+    fn owns(&self, tags: &StrMap) -> bool {
         is_ours(tags, &self.stack) || self.renamed_from.as_deref().is_some_and(|old| is_ours(tags, old))
     }
 
@@ -295,12 +296,12 @@ fn trusting(trusts: &Trusts, provider_arn: &str) -> Vec<String> {
     names
 }
 
-fn is_ours(tags: &BTreeMap<String, String>, stack: &str) -> bool {
+fn is_ours(tags: &StrMap, stack: &str) -> bool {
     tags.get(markers::TAG_STACK).is_some_and(|s| s == stack)
         && tags.get(markers::TAG_MANAGED_BY).is_some_and(|m| m == markers::MANAGED_BY)
 }
 
-fn tag_map(tags: &[Tag]) -> BTreeMap<String, String> {
+fn tag_map(tags: &[Tag]) -> StrMap {
     tags.iter().map(|t| (t.key().to_owned(), t.value().to_owned())).collect()
 }
 
@@ -350,10 +351,7 @@ fn role_from_details(r: &aws_sdk_iam::types::RoleDetail, extras: &RoleExtras) ->
 }
 
 /// A customer-managed policy as the authorization details describe it.
-fn policy_from_details(
-    p: &aws_sdk_iam::types::ManagedPolicyDetail,
-    tags: BTreeMap<String, String>,
-) -> Result<ObservedPolicy, CallError> {
+fn policy_from_details(p: &aws_sdk_iam::types::ManagedPolicyDetail, tags: StrMap) -> Result<ObservedPolicy, CallError> {
     let arn = p.arn().unwrap_or_default();
     // A policy's name is the last part of its ARN. moto 5.2.5 leaves
     // PolicyName out of these details; real IAM sends it.
@@ -595,8 +593,8 @@ impl Iam {
         Ok(())
     }
 
-    async fn policy_tags(&self, arn: &str) -> Result<BTreeMap<String, String>, CallError> {
-        let mut tags = BTreeMap::new();
+    async fn policy_tags(&self, arn: &str) -> Result<StrMap, CallError> {
+        let mut tags = StrMap::new();
         let mut pages = self.client.list_policy_tags().policy_arn(arn).into_paginator().send();
         while let Some(page) = pages.next().await {
             tags.extend(tag_map(call("ListPolicyTags", page)?.tags()));
@@ -712,12 +710,12 @@ role = "legacy"
 "#;
         let d = crate::config::parse(Path::new("s.toml"), text.into()).unwrap();
         let scope = Scope::of(&d, []);
-        let none = BTreeMap::new();
+        let none = StrMap::new();
         for name in ["App", "app", "APP", "Legacy", "legacy"] {
             assert!(scope.wants_role(name, &none), "{name}");
         }
         assert!(!scope.wants_role("Other", &none));
-        let ours = BTreeMap::from([
+        let ours = StrMap::from([
             (markers::TAG_STACK.to_owned(), "c".to_owned()),
             (markers::TAG_MANAGED_BY.to_owned(), markers::MANAGED_BY.to_owned()),
         ]);
