@@ -688,20 +688,16 @@ fn bound_clusters(
     root: &Table<'_, '_>,
     clusters: &[Cluster],
 ) -> HashMap<String, BTreeSet<Option<String>>> {
-    let mut quiet = Reporter::new(l.r.source.clone());
+    // The same reading of `cluster`/`clusters` as the bindings' own, into a
+    // reporter nobody reads.
+    let mut quiet = Loader { r: Reporter::new(l.r.source.clone()), dir: l.dir };
     let mut out: HashMap<String, BTreeSet<Option<String>>> = HashMap::new();
-    for (span, t) in root.table_array(&mut quiet, "service_accounts") {
-        let t = Table::new(t, "[[service_accounts]]", span, BINDING_KEYS, &mut quiet);
-        let Some(role) = t.string(&mut quiet, "role", "") else { continue };
-        let keys: Vec<Option<String>> =
-            match (t.string(&mut quiet, "cluster", ""), t.string_list(&mut quiet, "clusters", "")) {
-                (Some(c), _) => vec![Some(c.v)],
-                (None, Some(list)) => list.v.into_iter().map(|c| Some(c.v)).collect(),
-                (None, None) => vec![clusters[0].key.clone()],
-            };
-        // The `[cluster]` form's bindings are all in its one cluster.
-        let keys = keys.into_iter().map(|k| if clusters[0].key.is_none() { None } else { k });
-        out.entry(role.v).or_default().extend(keys);
+    for (span, t) in root.table_array(&mut quiet.r, "service_accounts") {
+        let t = Table::new(t, "[[service_accounts]]", span, BINDING_KEYS, &mut quiet.r);
+        let Some(role) = t.string(&mut quiet.r, "role", "") else { continue };
+        if let Some(keys) = binding_clusters(&mut quiet, &t, Some(clusters)) {
+            out.entry(role.v).or_default().extend(keys);
+        }
     }
     out
 }

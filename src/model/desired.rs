@@ -92,10 +92,6 @@ impl Issuers {
                 .collect(),
         )
     }
-
-    pub fn iter(&self) -> impl Iterator<Item = (Option<&str>, &str)> {
-        self.0.iter().map(|(k, i)| (k.as_deref(), i.as_str()))
-    }
 }
 
 /// The tags every policy and owned role gets from `[defaults] tags`.
@@ -314,11 +310,6 @@ impl Desired {
     /// The cluster of key `key` (as a binding or an address names it).
     pub fn cluster(&self, key: Option<&str>) -> Option<&Cluster> {
         self.clusters.iter().find(|c| c.key.as_deref() == key)
-    }
-
-    /// The cluster a binding's ServiceAccount is in.
-    pub fn cluster_of(&self, binding: &Binding) -> &Cluster {
-        self.cluster(binding.cluster.as_deref()).expect("the loader checks that a binding's cluster exists")
     }
 
     /// The ARN IAM gives the cluster's OIDC provider in `account`.

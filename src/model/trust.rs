@@ -132,16 +132,6 @@ pub fn subjects_that_fit(size: usize, quota: usize, subjects: &[String]) -> usiz
     quota.saturating_sub(size) / each
 }
 
-/// The trust policy of a shared role: `existing` with irsa's statement (found
-/// by its Sid) replaced by `statement`, or added; every other statement is kept
-/// exactly as it is.
-pub fn merged_trust_policy(existing: &PolicyDocument, sid: &str, statement: Value) -> PolicyDocument {
-    let mut statements: Vec<Value> =
-        existing.statements().iter().filter(|s| s.get("Sid").and_then(Value::as_str) != Some(sid)).cloned().collect();
-    statements.push(statement);
-    with_statements(existing, statements)
-}
-
 /// `existing` (its Version and any other top-level key) with `statements`
 /// as its statements.
 pub fn with_statements(existing: &PolicyDocument, statements: Vec<Value>) -> PolicyDocument {
@@ -214,7 +204,15 @@ mod tests {
         let existing =
             PolicyDocument::from_value(json!({"Version": "2012-10-17", "Statement": [foreign.clone(), old_ours]}));
         let new_ours = web_identity_statement("IrsaX", PROVIDER, ISSUER, &["system:serviceaccount:new:sa".into()]);
-        let merged = merged_trust_policy(&existing, "IrsaX", new_ours.clone());
+        // As the planner merges a shared role's trust: the others' statements kept, ours replaced.
+        let mut kept: Vec<Value> = existing
+            .statements()
+            .iter()
+            .filter(|s| !s["Sid"].as_str().is_some_and(|sid| is_stack_sid(sid, "X")))
+            .cloned()
+            .collect();
+        kept.push(new_ours.clone());
+        let merged = with_statements(&existing, kept);
         let expected = PolicyDocument::from_value(json!({"Version": "2012-10-17", "Statement": [foreign, new_ours]}));
         assert_eq!(merged, expected);
         assert_eq!(merged.statements().len(), 2);

@@ -44,11 +44,6 @@ pub struct ClusterClient {
 }
 
 impl Clients {
-    /// The connection to the cluster of key `key`, when the run has one.
-    pub fn kube(&self, key: Option<&str>) -> Option<&Kube> {
-        self.clusters.iter().find(|c| c.key.as_deref() == key).and_then(|c| c.kube.as_ref())
-    }
-
     /// The clusters the run contacts, in the stack's (key) order: the order
     /// locks are taken in.
     pub fn kubes(&self) -> impl Iterator<Item = (Option<&str>, &Kube)> {
