@@ -122,18 +122,26 @@ impl fmt::Display for Address {
             Address::Attach { role, policy } => write!(f, "role/{role}/attach/{policy}"),
             Address::Inline { role, name } => write!(f, "role/{role}/inline/{name}"),
             Address::ServiceAccount { cluster, namespace, name } => {
-                write!(f, "sa/{}{namespace}/{name}", prefix(cluster))
+                write!(f, "sa/")?;
+                in_cluster(f, cluster)?;
+                write!(f, "{namespace}/{name}")
             }
             Address::Deployment { cluster, namespace, name } => {
-                write!(f, "deploy/{}{namespace}/{name}", prefix(cluster))
+                write!(f, "deploy/")?;
+                in_cluster(f, cluster)?;
+                write!(f, "{namespace}/{name}")
             }
         }
     }
 }
 
-/// `<cluster>/` for an object of a stack of several clusters.
-fn prefix(cluster: &Option<String>) -> String {
-    cluster.as_ref().map(|c| format!("{c}/")).unwrap_or_default()
+/// `<cluster>/` for an object of a stack of several clusters, written in
+/// place (addresses are formatted on hot paths: prefixes, output).
+fn in_cluster(f: &mut fmt::Formatter<'_>, cluster: &Option<String>) -> fmt::Result {
+    match cluster {
+        Some(c) => write!(f, "{c}/"),
+        None => Ok(()),
+    }
 }
 
 /// A string that is not an address.

@@ -116,16 +116,22 @@ pub fn partition_of(region: &str) -> &'static str {
     }
 }
 
+/// 1 to `max` lowercase letters, digits and `-`, starting and ending with a
+/// letter or digit: a DNS-1123 label no longer than `max`.
+fn lowercase_label(name: &str, max: usize) -> bool {
+    let end = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !name.is_empty()
+        && name.len() <= max
+        && name.starts_with(end)
+        && name.ends_with(end)
+        && name.chars().all(|c| end(c) || c == '-')
+}
+
 /// A stack's own name (`[stack] name`): it goes into IAM tags, a Kubernetes
 /// annotation, the Lease `irsa-<name>` and trust-statement Sids, so it is a
 /// DNS-1123 label short enough for all of them.
 pub fn stack_name(name: &str) -> Result<(), Invalid> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
+    if lowercase_label(name, 63) {
         Ok(())
     } else {
         invalid(
@@ -156,12 +162,7 @@ pub fn cluster_name(name: &str) -> Result<(), Invalid> {
 /// (`sa/<key>/<ns>/<name>`) and trust-statement Sids, so it is a short
 /// DNS-1123 label.
 pub fn cluster_key(name: &str) -> Result<(), Invalid> {
-    let ok = !name.is_empty()
-        && name.len() <= 40
-        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name.ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
+    if lowercase_label(name, 40) {
         Ok(())
     } else {
         invalid(

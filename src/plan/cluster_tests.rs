@@ -198,6 +198,22 @@ fn state_of<'o>(o: &'o mut Observed, cluster: &Option<String>) -> &'o mut Observ
     }
 }
 
+/// The role `Legacy`, made by hand before irsa, trusting `statements`.
+fn legacy(statements: Vec<Value>) -> ObservedRole {
+    ObservedRole {
+        name: "Legacy".into(),
+        path: "/".into(),
+        arn: "arn:aws:iam::123456789012:role/Legacy".into(),
+        description: None,
+        max_session_duration: 3600,
+        permissions_boundary: None,
+        trust_policy: PolicyDocument::from_value(json!({"Version": "2012-10-17", "Statement": statements})),
+        tags: BTreeMap::new().into(),
+        attached_policies: vec![],
+        inline_policies: BTreeMap::new(),
+    }
+}
+
 fn sids(trust: &PolicyDocument) -> Vec<String> {
     trust.statements().iter().filter_map(|s| s["Sid"].as_str().map(str::to_owned)).collect()
 }
@@ -302,18 +318,7 @@ role = "legacy"
     };
     let ec2 = json!({"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"});
     let mut o = empty(&["blue", "green"]);
-    o.iam.roles.push(ObservedRole {
-        name: "Legacy".into(),
-        path: "/".into(),
-        arn: "arn:aws:iam::123456789012:role/Legacy".into(),
-        description: None,
-        max_session_duration: 3600,
-        permissions_boundary: None,
-        trust_policy: PolicyDocument::from_value(json!({"Version": "2012-10-17", "Statement": [ec2]})),
-        tags: BTreeMap::new().into(),
-        attached_policies: vec![],
-        inline_policies: BTreeMap::new(),
-    });
+    o.iam.roles.push(legacy(vec![ec2]));
     let both = stack(&text(r#"["blue", "green"]"#, &["blue", "green"]));
     let p = run(&both, &o);
     let role = change(&p, "role/legacy");
@@ -446,18 +451,7 @@ fn a_trust_policy_over_the_quota_says_how_many_fewer_fit() {
         bindings("legacy", 3)
     ));
     let mut o = empty(&["blue", "green"]);
-    o.iam.roles.push(ObservedRole {
-        name: "Legacy".into(),
-        path: "/".into(),
-        arn: "arn:aws:iam::123456789012:role/Legacy".into(),
-        description: None,
-        max_session_duration: 3600,
-        permissions_boundary: None,
-        trust_policy: PolicyDocument::from_value(json!({"Version": "2012-10-17", "Statement": []})),
-        tags: BTreeMap::new().into(),
-        attached_policies: vec![],
-        inline_policies: BTreeMap::new(),
-    });
+    o.iam.roles.push(legacy(vec![]));
     assert!(plan(&d, &o, &PlanOptions::default()).is_ok());
     o.iam.quotas = Some(crate::model::quotas::Quotas { trust_policy_size: 600, ..Default::default() });
     let errors = plan(&d, &o, &PlanOptions::default()).unwrap_err();
