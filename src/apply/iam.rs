@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_iam::types::Tag;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::retry::{Patience, Transient, retrying};
 use crate::model::address::ResourceKind;
@@ -23,14 +23,19 @@ pub struct IamApplier<'a> {
     pub patience: Patience,
 }
 
-type Attrs = Map<String, Value>;
+use crate::plan::{Attr, Attrs};
 
 fn text<'m>(m: &'m Attrs, key: &str) -> Option<&'m str> {
     m.get(key).and_then(Value::as_str)
 }
 
 fn doc(m: &Attrs, key: &str) -> String {
-    PolicyDocument::from_value(m.get(key).cloned().unwrap_or(Value::Null)).to_compact()
+    match m.attr(key) {
+        // Planned now: already canonical text.
+        Some(Attr::Document(d)) => d.to_compact(),
+        // Read back from a saved plan: a tree.
+        other => PolicyDocument::from_value(other.map_or(Value::Null, |a| a.value().clone())).to_compact(),
+    }
 }
 
 fn strings(m: &Attrs, key: &str) -> Vec<String> {
@@ -555,7 +560,7 @@ mod tests {
 
     #[test]
     fn role_names_come_from_the_attributes_or_the_arn() {
-        let m = |v: Value| v.as_object().cloned().unwrap();
+        let m = crate::plan::Attrs::from;
         assert_eq!(role_name(&m(serde_json::json!({"name": "app"}))), "app");
         assert_eq!(role_name(&m(serde_json::json!({"role": "app", "policy_arn": "x"}))), "app");
         assert_eq!(role_name(&m(serde_json::json!({"role": "app", "name": "inline-policy"}))), "app");

@@ -77,7 +77,7 @@ fn shown(v: &Value) -> String {
     }
 }
 
-type Attrs = Map<String, Value>;
+use crate::plan::Attrs;
 
 fn text<'m>(m: &'m Attrs, key: &str) -> &'m str {
     m.get(key).and_then(Value::as_str).unwrap_or_default()
@@ -193,7 +193,7 @@ fn as_json<K: Serialize>(object: &K) -> Value {
 }
 
 /// The first guarded field whose value moved: `(pointer, planned, now)`.
-fn moved(doc: &Value, guard: &Attrs) -> Option<(String, Value, Value)> {
+fn moved(doc: &Value, guard: &Map<String, Value>) -> Option<(String, Value, Value)> {
     guard.iter().find_map(|(pointer, planned)| {
         let now = doc.pointer(pointer).cloned().unwrap_or(Value::Null);
         (now != *planned).then(|| (pointer.clone(), planned.clone(), now))
@@ -236,7 +236,7 @@ impl KubeApplier<'_> {
         &self,
         api: &Api<K>,
         (ns, name, object): (&str, &str, &str),
-        guard: &Attrs,
+        guard: &Map<String, Value>,
         write: impl Fn(&mut JsonPatch),
         landed: impl Fn(&Value) -> bool,
     ) -> Result<K, KubeWriteError>
@@ -397,7 +397,7 @@ fn landed_in(doc: &Value, after: &Attrs) -> bool {
             .and_then(Value::as_object)
             .map(|m| m.clone().into_iter().collect())
             .unwrap_or_default();
-        after.get(*field).and_then(Value::as_object).into_iter().flatten().all(|(k, v)| have.get(k) == Some(v))
+        after.get(field).and_then(Value::as_object).into_iter().flatten().all(|(k, v)| have.get(k) == Some(v))
     })
 }
 
@@ -425,7 +425,7 @@ mod tests {
     use super::*;
 
     fn attrs(v: Value) -> Attrs {
-        v.as_object().cloned().unwrap()
+        Attrs::from(v)
     }
 
     #[test]
@@ -496,7 +496,7 @@ mod tests {
     #[test]
     fn a_moved_guard_is_named_with_both_values() {
         let doc = json!({"spec": {"template": {"spec": {"serviceAccountName": "other"}}}});
-        let guard = attrs(json!({"/spec/template/spec/serviceAccountName": null}));
+        let guard = json!({"/spec/template/spec/serviceAccountName": null}).as_object().cloned().unwrap();
         let (pointer, planned, now) = moved(&doc, &guard).unwrap();
         let e = KubeWriteError::FieldChanged {
             object: "deployment backend/backend".into(),
@@ -508,6 +508,7 @@ mod tests {
             e.to_string(),
             "deployment backend/backend: spec.template.spec.serviceAccountName changed since it was read (absent → \"other\"); irsa did not overwrite it: plan again"
         );
-        assert_eq!(moved(&doc, &attrs(json!({"/spec/template/spec/serviceAccountName": "other"}))), None);
+        let guard = json!({"/spec/template/spec/serviceAccountName": "other"}).as_object().cloned().unwrap();
+        assert_eq!(moved(&doc, &guard), None);
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod address;
 pub mod desired;
+pub mod json_pretty;
 pub mod json_span;
 pub mod names;
 pub mod observed;

@@ -30,7 +30,8 @@ pub struct PolicyDocument {
     /// Canonical compact JSON, as serde_json writes the canonical tree.
     text: Box<str>,
     /// The canonical tree, parsed back from `text` when first asked for.
-    tree: std::sync::OnceLock<Value>,
+    /// Boxed, so that a document is 32 bytes rather than 56 until asked.
+    tree: std::sync::OnceLock<Box<Value>>,
 }
 
 impl std::fmt::Debug for PolicyDocument {
@@ -100,12 +101,30 @@ impl PolicyDocument {
     pub fn canonical(&self) -> &Value {
         // Text serde_json wrote from a Value parses back to that Value
         // (floats round-trip through ryu); `Null` cannot happen.
-        self.tree.get_or_init(|| serde_json::from_str(&self.text).unwrap_or(Value::Null))
+        self.tree.get_or_init(|| Box::new(serde_json::from_str(&self.text).unwrap_or(Value::Null)))
     }
 
     /// Canonical pretty JSON (2-space indent, sorted keys), for diffs.
     pub fn to_pretty(&self) -> String {
-        format!("{:#}", self.canonical())
+        // Re-indented from the text: what `{:#}` of the tree writes, without the tree.
+        let mut out = Vec::with_capacity(self.text.len() * 2);
+        super::json_pretty::compact_to_pretty(&mut out, &self.text, 0);
+        String::from_utf8(out).expect("re-indented UTF-8 is UTF-8")
+    }
+
+    /// The canonical tree, parsed afresh and not kept: for a document
+    /// looked at once (the review of a plan of 100,000 bindings), whose
+    /// tree would otherwise stay in memory as long as the plan.
+    pub fn tree(&self) -> Value {
+        match self.tree.get() {
+            Some(tree) => Value::clone(tree),
+            None => serde_json::from_str(&self.text).unwrap_or(Value::Null),
+        }
+    }
+
+    /// The canonical compact text, as [`to_compact`](Self::to_compact) without a copy.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// Canonical compact JSON: what irsa sends to IAM.

@@ -100,7 +100,7 @@ fn change<'p>(p: &'p Plan, address: &str) -> &'p Change {
 }
 
 fn after(c: &Change) -> Value {
-    Value::Object(c.after.clone().expect("an after"))
+    Value::Object(c.after.clone().expect("an after").into())
 }
 
 fn tags(v: &Value) -> BTreeMap<String, String> {
@@ -275,7 +275,7 @@ fn removing_a_cluster_removes_exactly_its_statement_and_provider() {
     assert_eq!(role.changed, ["trust_policy"]);
     let trust = PolicyDocument::from_value(after(role)["trust_policy"].clone());
     assert_eq!(sids(&trust), ["IrsashopInblue"]);
-    let before = PolicyDocument::from_value(Value::Object(role.before.clone().unwrap())["trust_policy"].clone());
+    let before = PolicyDocument::from_value(role.before.as_ref().unwrap()["trust_policy"].clone());
     assert_eq!(trust.statements()[0], before.statements()[0], "blue's statement is untouched");
     let gone = change(&p, "oidc/oidc.eks.us-east-1.amazonaws.com/id/GREEN");
     assert_eq!(gone.reasons, ["no cluster of the stack file has this issuer any more"]);

@@ -6,6 +6,7 @@
 //! whenever a field changes meaning; fields may be added within a version.
 //! See `docs/plan-format.md`.
 
+pub mod attrs;
 #[cfg(test)]
 mod cluster_tests;
 pub mod guard;
@@ -20,12 +21,13 @@ use serde_json::{Map, Value};
 
 use crate::model::Address;
 use crate::model::address::ResourceKind;
+pub use attrs::{Attr, Attrs};
 
 pub use planner::{PlanError, PlanOptions, clusters_reached_twice, plan, plan_despite_errors};
 
 /// The attributes of `a` and `b` that differ (documents by meaning), in
 /// either direction: what moved between two reads of one resource.
-pub fn differing_attributes(a: Option<&Map<String, Value>>, b: Option<&Map<String, Value>>) -> Vec<String> {
+pub fn differing_attributes(a: Option<&Attrs>, b: Option<&Attrs>) -> Vec<String> {
     let mut keys = planner::changed_keys(a, b);
     for k in planner::changed_keys(b, a) {
         if !keys.contains(&k) {
@@ -36,7 +38,7 @@ pub fn differing_attributes(a: Option<&Map<String, Value>>, b: Option<&Map<Strin
 }
 
 /// Whether two reads of one resource agree (both absent, or the same attributes).
-pub fn same_attributes(a: Option<&Map<String, Value>>, b: Option<&Map<String, Value>>) -> bool {
+pub fn same_attributes(a: Option<&Attrs>, b: Option<&Attrs>) -> bool {
     match (a, b) {
         (None, None) => true,
         (Some(_), Some(_)) => differing_attributes(a, b).is_empty(),
@@ -148,9 +150,9 @@ pub struct Change {
     /// Why, as sentences.
     pub reasons: Vec<String>,
     /// The resource's attributes now (`null` when it does not exist).
-    pub before: Option<Map<String, Value>>,
+    pub before: Option<Attrs>,
     /// The resource's attributes after the change (`null` when it is deleted).
-    pub after: Option<Map<String, Value>>,
+    pub after: Option<Attrs>,
     /// The attributes whose values change, in `before`/`after` key order.
     #[serde(default)]
     pub changed: Vec<String>,

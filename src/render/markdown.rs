@@ -351,12 +351,9 @@ mod tests {
                     actions: vec![Action::Create],
                     reasons: vec!["not present".into()],
                     before: None,
-                    after: Some(
-                        json!({"name": format!("app-{i}"), "path": "/irsa/", "trust_policy": trust.canonical()})
-                            .as_object()
-                            .unwrap()
-                            .clone(),
-                    ),
+                    after: Some(crate::plan::Attrs::from(
+                        json!({"name": format!("app-{i}"), "path": "/irsa/", "trust_policy": trust.canonical()}),
+                    )),
                     changed: vec![],
                     depends_on: vec![],
                     guard: Default::default(),
@@ -370,12 +367,9 @@ mod tests {
             address: admin,
             actions: vec![Action::Delete],
             reasons: vec!["attached, but not in the stack file".into()],
-            before: Some(
-                json!({"role": "old", "policy_arn": "arn:aws:iam::aws:policy/AdministratorAccess"})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-            ),
+            before: Some(crate::plan::Attrs::from(
+                json!({"role": "old", "policy_arn": "arn:aws:iam::aws:policy/AdministratorAccess"}),
+            )),
             after: None,
             changed: vec![],
             depends_on: vec![],

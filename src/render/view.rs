@@ -1,6 +1,6 @@
 //! What a reviewer sees of each change, independent of how it is drawn.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use similar::TextDiff;
 
 use super::Options;
@@ -8,7 +8,7 @@ use crate::model::address::ResourceKind;
 use crate::model::desired::markers;
 use crate::model::policy_doc::PolicyDocument;
 use crate::plan::review::{self, Access, Finding, Severity};
-use crate::plan::{Action, Change, DOCUMENT_ATTRIBUTES, Plan};
+use crate::plan::{Action, Attr, Attrs, Change, DOCUMENT_ATTRIBUTES, Plan};
 
 /// One line under a change's heading.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +82,7 @@ fn change(c: &Change, options: Options) -> ChangeView {
         (None, Some(after)) => whole(c.kind, after, '+', options, &mut lines),
         (Some(before), None) => whole(c.kind, before, '-', options, &mut lines),
         (Some(before), Some(after)) => {
-            for key in ordered(c.changed.iter()) {
+            for key in ordered(c.changed.iter().map(String::as_str)) {
                 if hidden(c.kind, key) && key != "arn" {
                     continue;
                 }
@@ -129,27 +129,33 @@ const ATTRIBUTE_ORDER: &[&str] = &[
 ];
 
 /// `keys` in [`ATTRIBUTE_ORDER`], unknown keys last in their own order.
-fn ordered<'a>(keys: impl Iterator<Item = &'a String>) -> Vec<&'a String> {
-    let mut keys: Vec<&String> = keys.collect();
+fn ordered<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut keys: Vec<&str> = keys.collect();
     keys.sort_by_key(|k| ATTRIBUTE_ORDER.iter().position(|o| o == k).unwrap_or(usize::MAX));
     keys
 }
 
 /// Attributes of a resource that appears or disappears as a whole.
-fn whole(kind: ResourceKind, attrs: &Map<String, Value>, sign: char, options: Options, lines: &mut Vec<Line>) {
+fn whole(kind: ResourceKind, attrs: &Attrs, sign: char, options: Options, lines: &mut Vec<Line>) {
     for key in ordered(attrs.keys()) {
-        let value = &attrs[key];
+        let Some(attr) = attrs.attr(key) else { continue };
+        // A document's tree only for as long as it is looked at (see `Attrs`).
+        let value = attr.tree();
+        let value = value.as_ref();
         if hidden(kind, key) || value.is_null() {
             continue;
         }
         let shown = display_key(key).to_owned();
-        if DOCUMENT_ATTRIBUTES.contains(&key.as_str()) {
-            let pretty = PolicyDocument::from_value(value.clone()).to_pretty();
+        if DOCUMENT_ATTRIBUTES.contains(&key) {
+            let pretty = match attr {
+                Attr::Document(d) => d.to_pretty(),
+                other => PolicyDocument::from_value(other.value().clone()).to_pretty(),
+            };
             if options.full_documents {
                 let diff = pretty.lines().map(|l| DiffLine { sign, text: l.to_owned() }).collect();
                 lines.push(Line::Document { key: shown, diff });
             } else {
-                let text = match (key.as_str(), trust_summary(value)) {
+                let text = match (key, trust_summary(value)) {
                     ("trust_policy", Some(s)) => s,
                     _ => format!("({} lines, shown with --diff)", pretty.lines().count()),
                 };
@@ -157,7 +163,7 @@ fn whole(kind: ResourceKind, attrs: &Map<String, Value>, sign: char, options: Op
             }
             continue;
         }
-        match (key.as_str(), value) {
+        match (key, value) {
             ("tags", Value::Object(tags)) => {
                 let own: Vec<String> = tags
                     .iter()

@@ -17,12 +17,13 @@
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::Change;
+use super::{Attr, Attrs, Change};
 use crate::model::Address;
 use crate::model::address::ResourceKind;
 use crate::model::policy_doc::glob;
@@ -194,17 +195,19 @@ pub fn review(stack: &str, change: &Change) -> Review {
     let after = change.after.as_ref();
     match change.kind {
         ResourceKind::Policy | ResourceKind::RoleInlinePolicy => {
-            r.permissions(document(before, "document"), document(after, "document"));
+            let (b, a) = (document(before, "document"), document(after, "document"));
+            r.permissions(b.as_deref(), a.as_deref());
         }
         ResourceKind::RolePolicyAttachment => r.attachment(change),
         ResourceKind::Role => {
             // A role that is deleted takes its trust with it; one that is
             // replaced is compared as before and after, like an update.
-            r.trust(stack, document(before, "trust_policy"), document(after, "trust_policy"), before.is_some());
+            let (b, a) = (document(before, "trust_policy"), document(after, "trust_policy"));
+            r.trust(stack, b.as_deref(), a.as_deref(), before.is_some());
             r.boundary(before, after);
         }
         ResourceKind::OidcProvider => {
-            fn ids(side: Option<&Map<String, Value>>) -> BTreeSet<&str> {
+            fn ids(side: Option<&Attrs>) -> BTreeSet<&str> {
                 side.map(|m| strings(m.get("client_ids")).into_iter().collect()).unwrap_or_default()
             }
             // A provider by itself grants nothing; an audience more or less
@@ -229,8 +232,10 @@ pub fn review(stack: &str, change: &Change) -> Review {
     Review { access, findings: r.findings }
 }
 
-fn document<'a>(side: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a Value> {
-    side.and_then(|m| m.get(key)).filter(|v| !v.is_null())
+/// A document as a tree for the review alone: the plan keeps its text, and
+/// a tree kept per document would double a large plan's memory.
+fn document<'a>(side: Option<&'a Attrs>, key: &str) -> Option<Cow<'a, Value>> {
+    side.and_then(|m| m.attr(key)).map(Attr::tree).filter(|v| !v.is_null())
 }
 
 /// A string or a list of strings, as policy elements are written.
@@ -440,7 +445,7 @@ impl Reviewer<'_> {
     }
 
     fn attachment(&mut self, change: &Change) {
-        let arn = |side: &Option<Map<String, Value>>| {
+        let arn = |side: &Option<Attrs>| {
             side.as_ref().and_then(|m| m.get("policy_arn")).and_then(Value::as_str).map(str::to_owned)
         };
         let (before, after) = (arn(&change.before), arn(&change.after));
@@ -577,9 +582,9 @@ impl Reviewer<'_> {
         }
     }
 
-    fn boundary(&mut self, before: Option<&Map<String, Value>>, after: Option<&Map<String, Value>>) {
+    fn boundary(&mut self, before: Option<&Attrs>, after: Option<&Attrs>) {
         let (Some(before), Some(after)) = (before, after) else { return };
-        let get = |m: &Map<String, Value>| m.get("permissions_boundary").and_then(Value::as_str).map(str::to_owned);
+        let get = |m: &Attrs| m.get("permissions_boundary").and_then(Value::as_str).map(str::to_owned);
         let (b, a) = (get(before), get(after));
         if !after.contains_key("permissions_boundary") || a == b {
             // An `arn =` role's attributes other than trust are not irsa's.

@@ -1,7 +1,7 @@
 //! One table per rule: each row a change, the findings of that rule it must
 //! give (severity and a part of the message), and the access label.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::*;
 use crate::model::policy_doc::PolicyDocument;
@@ -19,7 +19,7 @@ fn change(address: &str, before: Option<Value>, after: Option<Value>) -> Change 
         (Some(_), None) => vec![Action::Delete],
         _ => vec![Action::Update],
     };
-    let obj = |v: Option<Value>| -> Option<Map<String, Value>> { v.map(|v| v.as_object().unwrap().clone()) };
+    let obj = |v: Option<Value>| -> Option<crate::plan::Attrs> { v.map(crate::plan::Attrs::from) };
     Change {
         kind: address.kind(),
         address,
