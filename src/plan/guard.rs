@@ -15,6 +15,10 @@ pub fn pointer(tokens: &[&str]) -> String {
     let mut out = String::with_capacity(tokens.iter().map(|t| t.len() + 1).sum::<usize>() + 4);
     for token in tokens {
         out.push('/');
+        if !token.contains(['~', '/']) {
+            out.push_str(token);
+            continue;
+        }
         for c in token.chars() {
             match c {
                 '~' => out.push_str("~0"),
