@@ -2037,7 +2037,7 @@ mod tests {
                 // One byte that is not ASCII, anywhere, makes it `None`.
                 for at in 0..len {
                     let mut other = bytes.clone();
-                    other[at] = 0x80 | other[at];
+                    other[at] |= 0x80;
                     assert_eq!(ascii_spaces(&other), None, "{other:?}");
                 }
             }
