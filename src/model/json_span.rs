@@ -175,6 +175,30 @@ impl Spanned {
     }
 }
 
+/// The length of the plain run at the start of `bytes`: up to the first
+/// quote, backslash or control character (or the end), eight bytes at a
+/// time. In each word the lowest byte flagged by the "has a zero byte" test
+/// is exactly the first match: its false positives lie only above a true one.
+fn plain_run(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let x = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let found = (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
+            | zero(x ^ (ONES * u64::from(b'"')))
+            | zero(x ^ (ONES * u64::from(b'\\')));
+        if found != 0 {
+            return at + (found.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    let rest = chunks.remainder();
+    at + rest.iter().position(|b| matches!(b, b'"' | b'\\' | 0..=0x1f)).unwrap_or(rest.len())
+}
+
 struct Parser<'a> {
     text: &'a str,
     pos: usize,
@@ -336,12 +360,21 @@ impl Parser<'_> {
         let start = self.pos;
         self.pos += 1;
         let mut out = String::new();
+        // The usual string is one plain run and its closing quote: taken
+        // as it is, in a String of its exact length.
+        let rest = &self.text.as_bytes()[self.pos..];
+        let run = plain_run(rest);
+        if rest.get(run) == Some(&b'"') {
+            out.push_str(&self.text[self.pos..self.pos + run]);
+            self.pos += run + 1;
+            return Ok(out);
+        }
         loop {
             // The plain run up to the next quote, backslash or control
             // character, copied at once: policy documents are mostly such
             // runs, and a character at a time was a third of the parse.
             let rest = &self.text.as_bytes()[self.pos..];
-            let run = rest.iter().position(|b| matches!(b, b'"' | b'\\' | 0..=0x1f)).unwrap_or(rest.len());
+            let run = plain_run(rest);
             if run > 0 {
                 // The run ends before an ASCII byte or at the end: a char boundary.
                 out.push_str(&self.text[self.pos..self.pos + run]);
@@ -476,6 +509,31 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_plain_run_ends_where_a_byte_at_a_time_finds_its_end() {
+        let slow = |b: &[u8]| b.iter().position(|b| matches!(b, b'"' | b'\\' | 0..=0x1f)).unwrap_or(b.len());
+        // Each stop byte, and the bytes beside the ranges, at every offset
+        // of texts around the word size, with a later stop behind it.
+        let stops = [b'"', b'\\', 0, 0x1f, b'\n'];
+        let others = [b'a', 0x20, 0x21, b'#', b'[', b']', 0x7f, 0x80, 0xc3, 0xff];
+        for len in 0..40 {
+            for &other in &others {
+                let plain = vec![other; len];
+                assert_eq!(plain_run(&plain), slow(&plain));
+                for at in 0..len {
+                    for &stop in &stops {
+                        let mut bytes = plain.clone();
+                        bytes[at] = stop;
+                        if at + 2 < len {
+                            bytes[at + 2] = b'"';
+                        }
+                        assert_eq!(plain_run(&bytes), slow(&bytes), "{bytes:?}");
+                    }
+                }
+            }
+        }
+    }
 
     fn error(text: &str) -> (String, Range<usize>) {
         let err = parse(text).expect_err(text);

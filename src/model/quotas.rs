@@ -44,7 +44,7 @@ impl Quotas {
     pub const INLINE_SIZE_KEY: &'static str = "RolePolicySizeQuota";
 }
 
-use super::desired::{Desired, Issuers, Role, Span};
+use super::desired::{Binding, Desired, Issuers, Role, Span};
 use super::trust;
 
 /// A quota the desired stack would exceed.
@@ -108,6 +108,7 @@ pub fn check(desired: &Desired, quotas: &Quotas, issuers: &Issuers) -> Vec<Viola
             out.push(too_many_tags(&policy.span, "policy", &policy.name, policy.tags.len(), from_defaults, quotas));
         }
     }
+    let clusters = cluster_bounds(desired, issuers);
     for role in desired.roles.values() {
         let Role::Owned(role) = role else { continue };
         if role.policies.len() > quotas.attached_policies_per_role {
@@ -139,6 +140,11 @@ pub fn check(desired: &Desired, quotas: &Quotas, issuers: &Issuers) -> Vec<Viola
         if too_many(role.tags.len()) {
             out.push(too_many_tags(&role.span, "role", &role.name, role.tags.len(), from_defaults, quotas));
         }
+        // Most roles are far below the quota: a bound on the policy's size
+        // from its parts settles them without generating it.
+        if trust_size_bound(&clusters, desired.bindings_of(&role.name)) <= quotas.trust_policy_size {
+            continue;
+        }
         let statements = trust::role_statements(desired, &role.name, desired.account_id(), |k| issuers.get(k));
         if !statements.is_empty() {
             let subjects: Vec<String> = desired.bindings_of(&role.name).map(|b| b.subject()).collect();
@@ -168,6 +174,65 @@ pub fn check(desired: &Desired, quotas: &Quotas, issuers: &Issuers) -> Vec<Viola
     out
 }
 
+/// Characters of a generated trust policy besides its statements (`{"Statement":[`,
+/// `],"Version":"2012-10-17"}`: 39), with room to spare.
+const TRUST_DOCUMENT_BOUND: usize = 64;
+/// Characters of one statement of [`trust::web_identity_statement`] besides
+/// its sid, provider ARN, issuer (twice) and subjects, in canonical form:
+/// its keys, `sts:AssumeRoleWithWebIdentity`, `Allow`, the audience,
+/// quotes, brackets of lists, braces (about 200), with room to spare.
+const TRUST_STATEMENT_BOUND: usize = 256;
+
+/// The most characters `s` takes in JSON text, quotes aside: an escape is at
+/// most six characters (`\u001f`) for one byte.
+fn json_len_bound(s: &str) -> usize {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') { s.len() } else { 6 * s.len() }
+}
+
+/// Per cluster of the stack, by key: the bound on the characters of its
+/// statement in a role's trust policy without the subjects, or `None` when
+/// its issuer is unknown (the cluster gets no statement).
+fn cluster_bounds<'d>(desired: &'d Desired, issuers: &Issuers) -> Vec<(Option<&'d str>, Option<usize>)> {
+    let account = desired.account_id();
+    desired
+        .clusters
+        .iter()
+        .map(|cluster| {
+            let key = cluster.key.as_deref();
+            let bound = issuers.get(key).map(|issuer| {
+                let provider = desired.oidc_provider_arn(account, issuer);
+                let sid = trust::cluster_sid(&desired.stack.name, key);
+                let host_path = json_len_bound(Desired::issuer_host_path(issuer)) + ":aud".len();
+                TRUST_STATEMENT_BOUND + json_len_bound(&sid) + json_len_bound(&provider) + 2 * host_path
+            });
+            (key, bound)
+        })
+        .collect()
+}
+
+/// An upper bound on [`PolicyDocument::size`](super::policy_doc::PolicyDocument::size)
+/// of the trust policy [`trust::owned_trust_policy`] makes of the statements
+/// [`trust::role_statements`] makes for a role bound by `bindings`: each
+/// string as long as it can be written, each subject with its quotes and comma,
+/// every repeated subject counted. Zero when there would be no statement.
+fn trust_size_bound<'b>(
+    clusters: &[(Option<&str>, Option<usize>)],
+    bindings: impl Iterator<Item = &'b Binding>,
+) -> usize {
+    const SUBJECT_PREFIX: usize = "system:serviceaccount:".len() + ":".len();
+    // Per cluster (as in `clusters`): the subjects' characters, if any are bound there.
+    let mut subjects: Vec<Option<usize>> = vec![None; clusters.len()];
+    for b in bindings {
+        let Some(i) = clusters.iter().position(|(k, _)| *k == b.cluster.as_deref()) else { continue };
+        let len = SUBJECT_PREFIX + json_len_bound(&b.namespace) + json_len_bound(&b.name) + "\"\",".len();
+        *subjects[i].get_or_insert(0) += len;
+    }
+    // Each statement with the comma after it.
+    let total: usize =
+        clusters.iter().zip(&subjects).filter_map(|((_, fixed), subjects)| Some((*fixed)? + (*subjects)? + 1)).sum();
+    if total == 0 { 0 } else { TRUST_DOCUMENT_BOUND + total }
+}
+
 /// irsa's `irsa:managed-by` and `irsa:stack` tags, on every resource it owns.
 const OWNERSHIP_TAGS: usize = 2;
 
@@ -187,5 +252,85 @@ fn too_many_tags(span: &Span, what: &str, name: &str, tags: usize, from_defaults
             "use at most {} tags of your own, counting [defaults] tags",
             quotas.tags_per_resource - OWNERSHIP_TAGS
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// The bound is never below the size of the policy it stands for, and
+    /// not so far above it that it would not settle the usual role.
+    #[test]
+    fn the_trust_size_bound_is_at_least_the_generated_policys_size() {
+        let mut text = String::from(
+            "version = 1\n[stack]\nname = \"pay-ments\"\n\
+             [clusters.blue]\nname = \"b\"\nregion = \"eu-west-1\"\naccount_id = \"456789012345\"\n\
+             oidc_issuer = \"https://oidc.eks.eu-west-1.amazonaws.com/id/B10E0000000000000000000000000001\"\n\
+             [clusters.green-2]\nname = \"g\"\nregion = \"eu-west-1\"\naccount_id = \"456789012345\"\n\
+             oidc_issuer = \"https://oidc.eks.eu-west-1.amazonaws.com/id/6EE40000000000000000000000000002\"\n\
+             [clusters.red]\nname = \"r\"\nregion = \"eu-west-1\"\naccount_id = \"456789012345\"\n\
+             ",
+        );
+        for role in ["a", "b", "c"] {
+            text += &format!("[roles.{role}]\n");
+        }
+        // `a` in one cluster, `b` in two, `c` in the one without an issuer.
+        for (role, cluster, ns) in [("a", "blue", "x"), ("b", "blue", "y"), ("b", "green-2", "y"), ("c", "red", "z")] {
+            text += &format!(
+                "[[service_accounts]]\ncluster = \"{cluster}\"\nnamespace = \"{ns}\"\nname = \"sa\"\nrole = \"{role}\"\n"
+            );
+        }
+        let mut desired = crate::config::parse(Path::new("s.toml"), text).unwrap();
+        let issuers = Issuers::declared(&desired);
+        let check = |desired: &Desired| {
+            let clusters = cluster_bounds(desired, &issuers);
+            // `lone`: no role, so no bindings.
+            for role in ["lone", "a", "b", "c"] {
+                let bindings: Vec<&Binding> = desired.bindings_of(role).collect();
+                let bound = trust_size_bound(&clusters, bindings.iter().copied());
+                let statements = trust::role_statements(desired, role, desired.account_id(), |k| issuers.get(k));
+                if statements.is_empty() {
+                    assert_eq!(bound, 0, "{role}");
+                    continue;
+                }
+                let (count, size) = (statements.len(), trust::owned_trust_policy(statements).size());
+                assert!(bound >= size, "{role}: bound {bound} < size {size}");
+                // Repeated subjects are in the bound, not in the policy.
+                let mut seen = std::collections::HashSet::new();
+                let repeated: usize = bindings
+                    .iter()
+                    .filter(|b| !seen.insert((&b.cluster, b.subject())))
+                    .map(|b| b.subject().len() + 3)
+                    .sum();
+                let slack = 64 + 128 * count + repeated;
+                assert!(bound <= size + slack, "{role}: bound {bound} for size {size}");
+            }
+        };
+        check(&desired);
+        // More subjects, up to well past the quota, a repeated one among them
+        // (counted twice by the bound, once in the policy).
+        let template = desired.bindings[1].clone();
+        for i in 0..80 {
+            let mut more = template.clone();
+            (more.namespace, more.name) = (format!("team-{i}"), "service-account-with-a-long-name".into());
+            more.cluster = Some(if i % 3 == 0 { "green-2" } else { "blue" }.into());
+            desired.bindings.push(more);
+            if i % 10 == 0 {
+                desired.bindings.push(desired.bindings.last().unwrap().clone());
+            }
+            check(&desired);
+        }
+    }
+
+    #[test]
+    fn a_string_with_escapes_is_bounded_by_six_characters_a_byte() {
+        for s in ["plain", "é", "a\"b", "back\\slash", "tab\there", "\u{1f}"] {
+            let written = serde_json::to_string(s).unwrap().len() - 2;
+            assert!(json_len_bound(s) >= written, "{s:?}");
+        }
+        assert_eq!(json_len_bound("system:serviceaccount:ns:sa"), 27);
     }
 }
