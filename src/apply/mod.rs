@@ -340,6 +340,7 @@ mod tests {
     }
 
     fn plan(changes: Vec<Change>) -> Plan {
+        let changes: Vec<Box<Change>> = changes.into_iter().map(Box::new).collect();
         Plan {
             format_version: "1".into(),
             irsa_version: "test".into(),

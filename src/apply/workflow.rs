@@ -293,7 +293,7 @@ async fn locked<F: Frontend>(
 fn with_fresh_guards(saved: &Plan, current: &Plan) -> Plan {
     let mut plan = saved.clone();
     let current_by_address: HashMap<&Address, &Change> =
-        current.changes.iter().rev().map(|c| (&c.address, c)).collect();
+        current.changes.iter().rev().map(|c| (&c.address, &**c)).collect();
     for change in &mut plan.changes {
         if let Some(now) = current_by_address.get(&change.address)
             && !now.guard.is_empty()
@@ -322,7 +322,7 @@ fn check_saved(
     // (quadratic); built backwards so that, as with a search, the first of
     // one address wins.
     let current_by_address: HashMap<&Address, &Change> =
-        current.changes.iter().rev().map(|c| (&c.address, c)).collect();
+        current.changes.iter().rev().map(|c| (&c.address, &**c)).collect();
     for change in &saved.changes {
         if errors.iter().any(|e| e.address.as_ref() == Some(&change.address)) {
             moved.push(match change.before {

@@ -72,7 +72,10 @@ pub struct Plan {
     pub refresh: RefreshInfo,
     pub summary: Summary,
     /// Every resource that changes, dependencies first; no-ops are left out.
-    pub changes: Vec<Change>,
+    /// Boxed: the planner orders its changes by moving boxes, which a list
+    /// of whole changes would copy into a second list of the same size.
+    #[allow(clippy::vec_box)]
+    pub changes: Vec<Box<Change>>,
     pub warnings: Vec<Warning>,
     /// The security review's findings, in the order of `changes`
     /// (`review::review_all`). Absent from plans made before the review.
@@ -117,7 +120,7 @@ impl Plan {
 }
 
 impl Summary {
-    pub fn of(changes: &[Change]) -> Summary {
+    pub fn of(changes: &[Box<Change>]) -> Summary {
         let mut s = Summary::default();
         for c in changes {
             match c.actions.as_slice() {

@@ -7,10 +7,12 @@
 //! desired name is an error unless adopted.
 
 use std::cell::OnceCell;
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::hash::BuildHasher as _;
+
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use hashbrown::{HashTable, hash_table};
 
 use serde_json::{Map, Value, json};
 
@@ -135,7 +137,11 @@ struct Planner<'a> {
     /// per empty slot made a plan of 80,000 changes hold room for 131,072.
     #[allow(clippy::vec_box)]
     changes: Vec<Box<Change>>,
-    change_at: HashMap<Address, usize>,
+    /// Positions in `changes`, found through the change's own address: a
+    /// map keyed by a copy of every address was a twentieth of a plan's
+    /// memory.
+    change_at: HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
     errors: Vec<PlanError>,
     warnings: Vec<Warning>,
     /// Stack policies that are replaced, by name.
@@ -221,7 +227,8 @@ pub fn plan_despite_errors(
         opts,
         issuers,
         changes: Vec::new(),
-        change_at: HashMap::new(),
+        change_at: HashTable::new(),
+        hasher: Default::default(),
         errors: Vec::new(),
         warnings: Vec::new(),
         replaced_policies: HashSet::new(),
@@ -395,8 +402,9 @@ impl Planner<'_> {
     ) -> &mut Change {
         let changed = changed_keys(before.as_ref(), after.as_ref());
         let kind = address.kind();
+        let hash = self.hasher.hash_one(&address);
         let change = Change {
-            address: address.clone(),
+            address,
             kind,
             actions,
             reasons,
@@ -407,17 +415,24 @@ impl Planner<'_> {
             guard: Map::new(),
             access: None,
         };
-        let at = match self.change_at.entry(address) {
-            Entry::Vacant(slot) => {
-                self.changes.push(Box::new(change));
-                *slot.insert(self.changes.len() - 1)
+        let Planner { changes, change_at, hasher, .. } = self;
+        let at = match change_at.entry(
+            hash,
+            |&i| changes[i as usize].address == change.address,
+            |&i| hasher.hash_one(&changes[i as usize].address),
+        ) {
+            hash_table::Entry::Vacant(slot) => {
+                changes.push(Box::new(change));
+                slot.insert(u32::try_from(changes.len() - 1).expect("fewer than 2^32 changes"));
+                changes.len() - 1
             }
-            Entry::Occupied(slot) => {
-                *self.changes[*slot.get()] = change;
-                *slot.get()
+            hash_table::Entry::Occupied(slot) => {
+                let at = *slot.get() as usize;
+                *changes[at] = change;
+                at
             }
         };
-        &mut self.changes[at]
+        &mut changes[at]
     }
 
     fn error(&mut self, address: Address, span: Option<Span>, message: String, help: String) {
@@ -1526,30 +1541,32 @@ impl Planner<'_> {
             }
             Some(graph.targeted(&self.opts.targets))
         };
+        // The positions first, while every change is in place to compare
+        // addresses with.
+        let positions: Vec<u32> = order
+            .into_iter()
+            .filter(|a| selected.as_ref().is_none_or(|s| s.contains(*a)))
+            .filter_map(|a| {
+                self.change_at.find(self.hasher.hash_one(a), |&i| self.changes[i as usize].address == *a).copied()
+            })
+            .collect();
+        self.change_at = HashTable::new();
         let mut changes: Vec<Option<Box<Change>>> = std::mem::take(&mut self.changes).into_iter().map(Some).collect();
-        let change_at = std::mem::take(&mut self.change_at);
-        // At most every change, allocated once: grown by doubling, this list
-        // of 80,000 changes (a plan from nothing of 10,000 bindings) peaked
-        // at two and a half times its size.
-        let mut ordered: Vec<Change> = Vec::with_capacity(changes.len());
-        ordered.extend(
-            order
-                .into_iter()
-                .filter(|a| selected.as_ref().is_none_or(|s| s.contains(a)))
-                .filter_map(|a| change_at.get(&a).and_then(|&i| changes[i].take()))
-                .map(|c| {
-                    let mut c = *c;
-                    c.depends_on = graph.dependencies(&c.address);
-                    c
-                }),
-        );
+        // The boxes move, not the changes: a list of whole changes beside
+        // the boxes held every change twice at the peak of a large plan.
+        let mut ordered: Vec<Box<Change>> = Vec::with_capacity(positions.len());
+        ordered.extend(positions.into_iter().filter_map(|i| changes[i as usize].take()).map(|mut c| {
+            c.depends_on = graph.dependencies(&c.address);
+            c
+        }));
         drop(changes);
         Ok(self.into_plan(ordered, selected.as_ref()))
     }
 
     /// The plan of `ordered` changes, with the warnings about what `selected`
     /// (the targeted addresses, `None`: all) holds.
-    fn into_plan(self, mut ordered: Vec<Change>, selected: Option<&BTreeSet<Address>>) -> Plan {
+    #[allow(clippy::vec_box)]
+    fn into_plan(self, mut ordered: Vec<Box<Change>>, selected: Option<&BTreeSet<Address>>) -> Plan {
         let warnings = match selected {
             None => self.warnings,
             Some(s) => self.warnings.into_iter().filter(|w| w.address.as_ref().is_none_or(|a| s.contains(a))).collect(),

@@ -335,7 +335,7 @@ mod tests {
     /// attachment of AdministratorAccess deleted: long enough to cut.
     fn plan_of(n: usize) -> Plan {
         let provider = "arn:aws:iam::111122223333:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC";
-        let mut changes: Vec<Change> = (0..n)
+        let mut changes: Vec<Box<Change>> = (0..n)
             .map(|i| {
                 let statement = crate::model::trust::web_identity_statement(
                     "Irsashop",
@@ -345,7 +345,7 @@ mod tests {
                 );
                 let trust = crate::model::trust::owned_trust_policy(vec![statement]);
                 let address: Address = format!("role/app-{i}").parse().unwrap();
-                Change {
+                Box::new(Change {
                     kind: address.kind(),
                     address,
                     actions: vec![Action::Create],
@@ -358,11 +358,11 @@ mod tests {
                     depends_on: vec![],
                     guard: Default::default(),
                     access: None,
-                }
+                })
             })
             .collect();
         let admin: Address = "role/old/attach/arn:aws:iam::aws:policy/AdministratorAccess".parse().unwrap();
-        changes.push(Change {
+        changes.push(Box::new(Change {
             kind: admin.kind(),
             address: admin,
             actions: vec![Action::Delete],
@@ -375,7 +375,7 @@ mod tests {
             depends_on: vec![],
             guard: Default::default(),
             access: None,
-        });
+        }));
         let findings = review::review_all("shop", &mut changes);
         Plan {
             format_version: crate::plan::FORMAT_VERSION.into(),

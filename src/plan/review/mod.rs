@@ -178,7 +178,7 @@ pub struct Review {
 
 /// Reviews every change of a plan of stack `stack`: sets each change's
 /// `access` and gives the findings, in the changes' order.
-pub fn review_all(stack: &str, changes: &mut [Change]) -> Vec<Finding> {
+pub fn review_all(stack: &str, changes: &mut [Box<Change>]) -> Vec<Finding> {
     let mut findings = Vec::new();
     for change in changes {
         let review = review(stack, change);

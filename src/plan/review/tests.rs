@@ -699,7 +699,10 @@ fn review_all_labels_each_change_and_keeps_plan_order() {
         attachment(None, Some("arn:aws:iam::aws:policy/AdministratorAccess")),
         change("sa/shop/a", None, Some(json!({"annotations": {}}))),
         role_change(None, Some(vec![irsa_statement(&["shop:a"])])),
-    ];
+    ]
+    .into_iter()
+    .map(Box::new)
+    .collect::<Vec<_>>();
     let findings = review_all(STACK, &mut changes);
     let access: Vec<Option<Access>> = changes.iter().map(|c| c.access).collect();
     assert_eq!(access, [Some(Access::Widens), Some(Access::Same), Some(Access::Widens)]);
