@@ -52,8 +52,8 @@ impl Graph {
             + desired.roles.len()
             + desired
                 .roles
-                .iter()
-                .map(|(_, r)| if let Role::Owned(r) = r { r.policies.len() + r.inline.len() } else { 0 })
+                .values()
+                .map(|r| if let Role::Owned(r) = r { r.policies.len() + r.inline.len() } else { 0 })
                 .sum::<usize>()
             + desired.bindings.iter().map(|b| 1 + b.deployments.len()).sum::<usize>();
         graph.g.reserve_nodes(declared);
