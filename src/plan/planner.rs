@@ -1560,6 +1560,8 @@ impl Planner<'_> {
             c
         }));
         drop(changes);
+        // Not held through the review: nothing below needs it.
+        drop(graph);
         Ok(self.into_plan(ordered, selected.as_ref()))
     }
 
