@@ -10,7 +10,7 @@
 //! The tests hold every function here to serde_json's bytes.
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Which bytes serde_json escapes, and how: `0` none, `b'u'` as `\u00XX`,
 /// anything else as a backslash and that byte (`\"`, `\\`, `\n`, ...).
@@ -95,22 +95,29 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value, level: usize) {
             newline(out, level);
             out.push(b']');
         }
-        Value::Object(map) if map.is_empty() => out.extend_from_slice(b"{}"),
-        Value::Object(map) => {
-            out.push(b'{');
-            for (i, (k, v)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                newline(out, level + 1);
-                write_str(out, k);
-                out.extend_from_slice(b": ");
-                write_value(out, v, level + 1);
-            }
-            newline(out, level);
-            out.push(b'}');
-        }
+        Value::Object(map) => write_object(out, map, level),
     }
+}
+
+/// A JSON object as [`write_value`] writes it, from the map alone (no
+/// `Value` around it to build).
+pub fn write_object(out: &mut Vec<u8>, map: &Map<String, Value>, level: usize) {
+    if map.is_empty() {
+        out.extend_from_slice(b"{}");
+        return;
+    }
+    out.push(b'{');
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        newline(out, level + 1);
+        write_str(out, k);
+        out.extend_from_slice(b": ");
+        write_value(out, v, level + 1);
+    }
+    newline(out, level);
+    out.push(b'}');
 }
 
 /// The compact JSON text `compact` (as serde_json's `to_string` writes it:

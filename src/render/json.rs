@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use crate::model::json_pretty::{compact_to_pretty, newline, write_serialized, write_str, write_value};
+use crate::model::json_pretty::{compact_to_pretty, newline, write_object, write_serialized, write_str, write_value};
 use crate::plan::{Action, Attr, Attrs, Change, Plan};
 
 pub fn render(plan: &Plan) -> String {
@@ -126,7 +126,7 @@ fn write_change(buf: &mut Vec<u8>, change: &Change, scratch: &mut String) {
     strings(buf, depends_on, 3, |buf, d| display(buf, d));
     if !guard.is_empty() {
         key(buf, 3, "guard", false);
-        write_value(buf, &serde_json::Value::Object(guard.clone()), 3);
+        write_object(buf, guard, 3);
     }
     if let Some(access) = access {
         key(buf, 3, "access", false);
