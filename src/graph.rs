@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use std::hash::BuildHasher as _;
 
-use foldhash::HashSet;
 use hashbrown::HashTable;
 use std::fmt::Write as _;
 
@@ -23,126 +22,121 @@ use crate::model::desired::{Desired, Role};
 #[error("internal error: the dependency graph has a cycle through {0}; please report this")]
 pub struct CycleError(pub Address);
 
+/// The graph holds no copy of an address its caller holds: a node is a
+/// position among the caller's addresses (`extra`, the plan's changes) and
+/// then the graph's own, for the declared resources no caller address stands
+/// for. A node that owned its address held every change's address twice at
+/// the peak of a large plan (a tenth of it).
 #[derive(Debug, Clone, Default)]
-pub struct Graph {
-    g: DiGraph<Address, ()>,
+pub struct Graph<'a> {
+    g: DiGraph<(), ()>,
+    /// Node `i` for `i < extra.len()`; the caller's addresses.
+    extra: Vec<&'a Address>,
+    /// Node `extra.len() + j`: the declared addresses not among `extra`.
+    own: Vec<Address>,
     /// A hash index, not a B-tree: building the graph looks every address
     /// up several times, and a B-tree compares addresses (long shared
     /// prefixes) at every level. What needs address order sorts. Its entries
-    /// are node indexes, compared through the node's address, so that the
-    /// graph holds each address once (a map keyed by a copy was an eighth of
-    /// a 10,000-binding plan's memory).
+    /// are node indexes, compared through the node's address.
     index: HashTable<NodeIndex>,
     hasher: foldhash::fast::RandomState,
-    /// The edges already added: `find_edge` walks the source's whole edge
-    /// list, and the OIDC provider has an edge to every role, so checking
-    /// with it made building the graph quadratic in the number of roles.
-    edges: HashSet<(NodeIndex, NodeIndex)>,
 }
 
-impl Graph {
+impl<'a> Graph<'a> {
     /// The graph of everything `desired` declares, plus `extra` addresses
-    /// (resources that exist and will be deleted), wired by the rules above.
-    pub fn build(desired: &Desired, extra: impl IntoIterator<Item = Address>) -> Graph {
-        let mut graph = Graph::default();
-        // Room for every declared node at once: grown by doubling, the node
-        // list of a large stack ended up to twice the size it needs.
-        let declared = desired.clusters.len()
-            + desired.policies.len()
-            + desired.roles.len()
-            + desired
-                .roles
-                .values()
-                .map(|r| if let Role::Owned(r) = r { r.policies.len() + r.inline.len() } else { 0 })
-                .sum::<usize>()
-            + desired.bindings.iter().map(|b| 1 + b.deployments.len()).sum::<usize>();
-        graph.g.reserve_nodes(declared);
-        graph.index.reserve(declared, |_| unreachable!("an empty table has nothing to rehash"));
-        // Every cluster's provider comes before every role: IAM refuses a
-        // trust policy that names a provider it does not have.
+    /// (resources that exist and will be deleted, or any the caller holds;
+    /// distinct),
+    /// wired by the rules above.
+    pub fn build(desired: &Desired, extra: impl IntoIterator<Item = &'a Address>) -> Graph<'a> {
+        let mut graph = Graph { extra: extra.into_iter().collect(), ..Graph::default() };
+        for _ in 0..graph.extra.len() {
+            debug_assert!(graph.find(graph.extra[graph.g.node_count()]).is_none(), "extra addresses are distinct");
+            graph.add_next();
+        }
+        // Every declared resource, and the role each extra attachment or
+        // inline policy implies; what `extra` holds already is not added again.
         let providers: Vec<Address> = desired.clusters.iter().map(|c| Address::oidc(c.address_name())).collect();
-        for oidc in &providers {
-            graph.node(oidc);
-        }
-        for name in desired.policies.keys() {
-            graph.node(&Address::policy(name));
-        }
+        let mut declared: Vec<Address> = providers.clone();
+        declared.extend(desired.policies.keys().map(|name| Address::policy(name)));
         for (key, role) in &desired.roles {
-            let role_addr = Address::role(key);
-            for oidc in &providers {
-                graph.edge(oidc, &role_addr);
-            }
+            declared.push(Address::role(key));
             if let Role::Owned(role) = role {
-                for p in &role.policies {
-                    graph.node(&Address::attach(key, p.address_name()));
-                }
-                for name in role.inline.keys() {
-                    graph.node(&Address::inline(key, name));
-                }
+                declared.extend(role.policies.iter().map(|p| Address::attach(key, p.address_name())));
+                declared.extend(role.inline.keys().map(|name| Address::inline(key, name)));
             }
         }
         for b in &desired.bindings {
             let cluster = b.cluster.as_deref();
-            let sa = Address::service_account(cluster, &b.namespace, &b.name);
-            graph.edge(&Address::role(&b.role), &sa);
+            declared.push(Address::service_account(cluster, &b.namespace, &b.name));
+            declared.extend(b.deployments.iter().map(|d| Address::deployment(cluster, &b.namespace, d)));
+        }
+        for a in &graph.extra {
+            if let Address::Attach { role, .. } | Address::Inline { role, .. } = a {
+                declared.push(Address::role(role));
+            }
+        }
+        for a in declared {
+            if graph.find(&a).is_none() {
+                graph.own.push(a);
+                graph.add_next();
+            }
+        }
+        graph.own.shrink_to_fit();
+        // Edges: collected, sorted and deduplicated, then added. The same
+        // edge comes from more than one rule (a declared role is also a role
+        // node), and `find_edge` walks the source's whole edge list: the OIDC
+        // provider has an edge to every role. The order edges are added in
+        // is not observable: every reader sorts, or walks a sorted frontier.
+        let mut edges: Vec<(NodeIndex, NodeIndex)> = Vec::new();
+        let at = |graph: &Graph<'_>, a: &Address| graph.find(a).expect("every endpoint is a node");
+        for b in &desired.bindings {
+            let cluster = b.cluster.as_deref();
+            let sa = at(&graph, &Address::service_account(cluster, &b.namespace, &b.name));
+            edges.push((at(&graph, &Address::role(&b.role)), sa));
             for d in &b.deployments {
-                graph.edge(&sa, &Address::deployment(cluster, &b.namespace, d));
+                edges.push((sa, at(&graph, &Address::deployment(cluster, &b.namespace, d))));
             }
         }
-        for address in extra {
-            // An attachment or inline policy implies its role, which must be wired too.
-            if let Address::Attach { role, .. } | Address::Inline { role, .. } = &address {
-                graph.node(&Address::role(role));
-            }
-            graph.node(&address);
-        }
+        let oidc: Vec<NodeIndex> = providers.iter().map(|p| at(&graph, p)).collect();
         // Structural edges hold for declared and extra nodes alike.
-        // In node order: the order edges are added in is not observable
-        // (every reader sorts, or walks a sorted frontier).
-        let nodes: Vec<Address> = graph.g.node_weights().cloned().collect();
-        for address in &nodes {
-            match address {
+        for i in graph.g.node_indices() {
+            match graph.at(i) {
                 Address::Attach { role, policy } => {
-                    graph.edge(&Address::role(role), address);
-                    let policy = Address::policy(policy);
-                    if graph.contains(&policy) {
-                        graph.edge(&policy, address);
+                    edges.push((at(&graph, &Address::role(role)), i));
+                    if let Some(p) = graph.find(&Address::policy(policy)) {
+                        edges.push((p, i));
                     }
                 }
-                Address::Inline { role, .. } => graph.edge(&Address::role(role), address),
-                Address::Role { .. } => {
-                    for oidc in &providers {
-                        graph.edge(oidc, address);
-                    }
-                }
+                Address::Inline { role, .. } => edges.push((at(&graph, &Address::role(role)), i)),
+                Address::Role { .. } => edges.extend(oidc.iter().map(|&o| (o, i))),
                 _ => {}
             }
+        }
+        edges.sort_unstable();
+        edges.dedup();
+        graph.g.reserve_exact_edges(edges.len());
+        for (f, t) in edges {
+            graph.g.add_edge(f, t, ());
         }
         graph
     }
 
+    /// The address of node `i`.
+    fn at(&self, i: NodeIndex) -> &Address {
+        address(&self.extra, &self.own, i)
+    }
+
     fn find(&self, a: &Address) -> Option<NodeIndex> {
-        self.index.find(self.hasher.hash_one(a), |&i| self.g[i] == *a).copied()
+        self.index.find(self.hasher.hash_one(a), |&i| self.at(i) == a).copied()
     }
 
-    fn node(&mut self, a: &Address) -> NodeIndex {
-        let hash = self.hasher.hash_one(a);
-        let Graph { g, index, hasher, .. } = self;
-        match index.entry(hash, |&i| g[i] == *a, |&i| hasher.hash_one(&g[i])) {
-            hashbrown::hash_table::Entry::Occupied(at) => *at.get(),
-            hashbrown::hash_table::Entry::Vacant(slot) => {
-                let i = g.add_node(a.clone());
-                slot.insert(i);
-                i
-            }
-        }
-    }
-
-    fn edge(&mut self, from: &Address, to: &Address) {
-        let (f, t) = (self.node(from), self.node(to));
-        if self.edges.insert((f, t)) {
-            self.g.add_edge(f, t, ());
-        }
+    /// Adds the next node, the address at the next position, to the graph
+    /// and its index. The caller has checked the address is not a node yet.
+    fn add_next(&mut self) {
+        let n = self.g.add_node(());
+        let hash = self.hasher.hash_one(self.at(n));
+        let Graph { index, hasher, extra, own, .. } = self;
+        index.insert_unique(hash, n, |&i| hasher.hash_one(address(extra, own, i)));
     }
 
     pub fn contains(&self, a: &Address) -> bool {
@@ -161,7 +155,7 @@ impl Graph {
             }
         }
         let mut ready: BTreeSet<(&Address, NodeIndex)> =
-            self.g.node_indices().filter(|i| indegree[i.index()] == 0).map(|i| (&self.g[i], i)).collect();
+            self.g.node_indices().filter(|i| indegree[i.index()] == 0).map(|i| (self.at(i), i)).collect();
         let mut out = Vec::with_capacity(self.g.node_count());
         while let Some((a, i)) = ready.pop_first() {
             out.push(a);
@@ -169,12 +163,12 @@ impl Graph {
                 let d = &mut indegree[n.index()];
                 *d -= 1;
                 if *d == 0 {
-                    ready.insert((&self.g[n], n));
+                    ready.insert((self.at(n), n));
                 }
             }
         }
         if out.len() < self.g.node_count() {
-            let stuck = self.g.node_indices().filter(|i| indegree[i.index()] > 0).map(|i| &self.g[i]).min().cloned();
+            let stuck = self.g.node_indices().filter(|i| indegree[i.index()] > 0).map(|i| self.at(i)).min().cloned();
             return Err(CycleError(stuck.expect("a node is left when the order is short")));
         }
         Ok(out)
@@ -187,7 +181,7 @@ impl Graph {
         // grown from empty holds room for four addresses where most changes
         // have one or two (a sixth of a large plan's memory).
         let mut deps: Vec<Address> = Vec::with_capacity(self.g.neighbors_directed(i, Direction::Incoming).count());
-        deps.extend(self.g.neighbors_directed(i, Direction::Incoming).map(|n| self.g[n].clone()));
+        deps.extend(self.g.neighbors_directed(i, Direction::Incoming).map(|n| self.at(n).clone()));
         deps.sort();
         deps
     }
@@ -197,9 +191,9 @@ impl Graph {
     pub fn targeted(&self, prefixes: &[String]) -> BTreeSet<Address> {
         let mut out = BTreeSet::new();
         let mut stack: Vec<NodeIndex> =
-            self.g.node_indices().filter(|&i| prefixes.iter().any(|p| self.g[i].matches_prefix(p))).collect();
+            self.g.node_indices().filter(|&i| prefixes.iter().any(|p| self.at(i).matches_prefix(p))).collect();
         while let Some(i) = stack.pop() {
-            if out.insert(self.g[i].clone()) {
+            if out.insert(self.at(i).clone()) {
                 stack.extend(self.g.neighbors_directed(i, Direction::Incoming));
             }
         }
@@ -212,7 +206,7 @@ impl Graph {
             .g
             .edge_indices()
             .filter_map(|e| self.g.edge_endpoints(e))
-            .map(|(f, t)| (self.g[f].clone(), self.g[t].clone()))
+            .map(|(f, t)| (self.at(f).clone(), self.at(t).clone()))
             .collect();
         edges.sort();
         edges
@@ -238,9 +232,17 @@ impl Graph {
 
     /// Every address, in address order.
     fn sorted_nodes(&self) -> Vec<&Address> {
-        let mut nodes: Vec<&Address> = self.g.node_weights().collect();
+        let mut nodes: Vec<&Address> = self.g.node_indices().map(|i| self.at(i)).collect();
         nodes.sort_unstable();
         nodes
+    }
+}
+
+/// Node `i` of a graph whose first nodes are `extra` and the rest `own`.
+fn address<'s>(extra: &'s [&Address], own: &'s [Address], i: NodeIndex) -> &'s Address {
+    match extra.get(i.index()) {
+        Some(a) => a,
+        None => &own[i.index() - extra.len()],
     }
 }
 
@@ -331,7 +333,8 @@ role = "shared"
 
     #[test]
     fn extra_addresses_get_structural_edges() {
-        let g = Graph::build(&desired(), [Address::attach("gone", "p"), Address::inline("gone", "x")]);
+        let extra = [Address::attach("gone", "p"), Address::inline("gone", "x")];
+        let g = Graph::build(&desired(), &extra);
         assert_eq!(names(&g.dependencies(&Address::attach("gone", "p"))), ["policy/p", "role/gone"]);
         assert_eq!(names(&g.dependencies(&Address::role("gone"))), ["oidc/c"]);
     }
@@ -341,14 +344,15 @@ role = "shared"
         // The planner passes every changed address as extra, declared ones
         // too: their structural edges exist already and must not double.
         let extra = [Address::attach("r", "p"), Address::inline("r", "i"), Address::role("r"), Address::role("gone")];
-        let g = Graph::build(&desired(), extra);
+        let g = Graph::build(&desired(), &extra);
         let edges = g.edges();
         let mut unique = edges.clone();
         unique.dedup();
         assert_eq!(edges, unique);
         assert_eq!(names(&g.dependencies(&Address::attach("r", "p"))), ["policy/p", "role/r"]);
         assert_eq!(names(&g.dependencies(&Address::role("gone"))), ["oidc/c"]);
-        assert_eq!(g.edges().len(), Graph::build(&desired(), [Address::role("gone")]).edges().len());
+        let gone = [Address::role("gone")];
+        assert_eq!(g.edges().len(), Graph::build(&desired(), &gone).edges().len());
     }
 
     #[test]
@@ -356,9 +360,10 @@ role = "shared"
         // The order as it was computed before indegrees were counted per
         // node index: a map from address to indegree, the least ready
         // address first.
-        let g = Graph::build(&desired(), [Address::attach("gone", "p"), Address::inline("gone", "x")]);
+        let extra = [Address::attach("gone", "p"), Address::inline("gone", "x")];
+        let g = Graph::build(&desired(), &extra);
         let edges = g.edges();
-        let mut indegree: BTreeMap<Address, usize> = g.g.node_weights().map(|a| (a.clone(), 0)).collect();
+        let mut indegree: BTreeMap<Address, usize> = g.g.node_indices().map(|i| (g.at(i).clone(), 0)).collect();
         for (_, t) in &edges {
             *indegree.get_mut(t).unwrap() += 1;
         }

@@ -1507,7 +1507,7 @@ impl Planner<'_> {
             // tenth of planning an in-sync stack) would only be thrown away.
             return Ok(self.into_plan(Vec::new(), None));
         }
-        let graph = Graph::build(self.d, self.changes.iter().map(|c| c.address.clone()));
+        let graph = Graph::build(self.d, self.changes.iter().map(|c| &c.address));
         let order = graph.order().map_err(|e| {
             vec![PlanError {
                 address: Some(e.0.clone()),
@@ -1541,8 +1541,9 @@ impl Planner<'_> {
             }
             Some(graph.targeted(&self.opts.targets))
         };
-        // The positions first, while every change is in place to compare
-        // addresses with.
+        // The positions and dependencies first, while the graph borrows
+        // the changes' addresses. The extra addresses are the graph's
+        // first nodes, so change `i` is node `i`.
         let positions: Vec<u32> = order
             .into_iter()
             .filter(|a| selected.as_ref().is_none_or(|s| s.contains(*a)))
@@ -1550,18 +1551,23 @@ impl Planner<'_> {
                 self.change_at.find(self.hasher.hash_one(a), |&i| self.changes[i as usize].address == *a).copied()
             })
             .collect();
+        let mut depends_on: Vec<Vec<Address>> = vec![Vec::new(); self.changes.len()];
+        for &i in &positions {
+            depends_on[i as usize] = graph.dependencies(&self.changes[i as usize].address);
+        }
+        // Not held through the review: nothing below needs it.
+        drop(graph);
         self.change_at = HashTable::new();
         let mut changes: Vec<Option<Box<Change>>> = std::mem::take(&mut self.changes).into_iter().map(Some).collect();
         // The boxes move, not the changes: a list of whole changes beside
         // the boxes held every change twice at the peak of a large plan.
         let mut ordered: Vec<Box<Change>> = Vec::with_capacity(positions.len());
-        ordered.extend(positions.into_iter().filter_map(|i| changes[i as usize].take()).map(|mut c| {
-            c.depends_on = graph.dependencies(&c.address);
-            c
+        ordered.extend(positions.into_iter().filter_map(|i| {
+            let mut c = changes[i as usize].take()?;
+            c.depends_on = std::mem::take(&mut depends_on[i as usize]);
+            Some(c)
         }));
         drop(changes);
-        // Not held through the review: nothing below needs it.
-        drop(graph);
         Ok(self.into_plan(ordered, selected.as_ref()))
     }
 
