@@ -60,15 +60,40 @@ pub fn write(plan: &Plan, out: &mut impl Write) -> std::io::Result<()> {
         buf.push(b']');
     }
     key(&mut buf, 1, "warnings", false);
-    write_serialized(&mut buf, warnings, 1);
+    write_list(&mut buf, out, warnings)?;
     key(&mut buf, 1, "findings", false);
-    write_serialized(&mut buf, findings, 1);
+    write_list(&mut buf, out, findings)?;
     if !targets.is_empty() {
         key(&mut buf, 1, "targets", false);
         write_serialized(&mut buf, targets, 1);
     }
     buf.extend_from_slice(b"\n}\n");
     out.write_all(&buf)
+}
+
+/// A top-level member's list, written item by item and flushed as it goes:
+/// serialised whole, a large plan's findings (one per new trust subject)
+/// were held twice, as text and as its copy, at the end of the run.
+fn write_list<T: serde::Serialize>(buf: &mut Vec<u8>, out: &mut impl Write, items: &[T]) -> std::io::Result<()> {
+    if items.is_empty() {
+        buf.extend_from_slice(b"[]");
+        return Ok(());
+    }
+    buf.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        newline(buf, 2);
+        write_serialized(buf, item, 2);
+        if buf.len() >= 1 << 16 {
+            out.write_all(buf)?;
+            buf.clear();
+        }
+    }
+    newline(buf, 1);
+    buf.push(b']');
+    Ok(())
 }
 
 /// An object member's key at nesting level `level`, after a comma unless first.
