@@ -10,6 +10,7 @@
 //! document as a tree gets it from [`Attrs::get`].
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -27,9 +28,14 @@ pub enum Attr {
     Strings(Strings),
 }
 
-/// An object whose members are all strings, sorted by key.
+/// An object whose members are all strings, sorted by key. Shared: equal
+/// objects in one plan (the ownership tags every resource carries) can be
+/// one allocation ([`StringsPool`]).
 #[derive(Debug, Clone, Default)]
-pub struct Strings {
+pub struct Strings(Arc<StringsInner>);
+
+#[derive(Debug, Default)]
+struct StringsInner {
     entries: Vec<(String, String)>,
     /// The object as a tree, made when first asked for.
     tree: std::sync::OnceLock<Box<Value>>,
@@ -37,21 +43,46 @@ pub struct Strings {
 
 impl Strings {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.0.entries.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.0.entries.is_empty()
     }
 
     fn to_value(&self) -> Value {
-        Value::Object(self.entries.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+        Value::Object(self.0.entries.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
     }
 }
 
 impl PartialEq for Strings {
     fn eq(&self, other: &Self) -> bool {
-        self.entries == other.entries
+        Arc::ptr_eq(&self.0, &other.0) || self.0.entries == other.0.entries
+    }
+}
+
+impl Eq for Strings {}
+
+impl std::hash::Hash for Strings {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.entries.hash(h);
+    }
+}
+
+/// The string objects of one plan, each held once: a 10,000-binding plan
+/// from nothing carries the same two ownership tags on 40,000 resources,
+/// and a copy of them per resource was a tenth of its memory.
+#[derive(Default)]
+pub struct StringsPool(foldhash::HashSet<Strings>);
+
+impl StringsPool {
+    fn share(&mut self, s: &mut Strings) {
+        match self.0.get(s) {
+            Some(shared) => *s = shared.clone(),
+            None => {
+                self.0.insert(s.clone());
+            }
+        }
     }
 }
 
@@ -61,7 +92,7 @@ impl Attr {
         match self {
             Attr::Value(v) => v,
             Attr::Document(d) => d.canonical(),
-            Attr::Strings(s) => s.tree.get_or_init(|| Box::new(s.to_value())),
+            Attr::Strings(s) => s.0.tree.get_or_init(|| Box::new(s.to_value())),
         }
     }
 
@@ -70,7 +101,7 @@ impl Attr {
         match self {
             Attr::Value(v) => Cow::Borrowed(v),
             Attr::Document(d) => Cow::Owned(d.tree()),
-            Attr::Strings(s) => match s.tree.get() {
+            Attr::Strings(s) => match s.0.tree.get() {
                 Some(tree) => Cow::Borrowed(tree),
                 None => Cow::Owned(s.to_value()),
             },
@@ -84,7 +115,7 @@ impl Attr {
             Value::Object(map)
                 if map.values().all(Value::is_string) && !crate::plan::DOCUMENT_ATTRIBUTES.contains(&key) =>
             {
-                Attr::Strings(Strings {
+                Attr::Strings(Strings(Arc::new(StringsInner {
                     entries: map
                         .into_iter()
                         .map(|(k, v)| match v {
@@ -93,7 +124,7 @@ impl Attr {
                         })
                         .collect(),
                     tree: std::sync::OnceLock::new(),
-                })
+                })))
             }
             other => Attr::Value(other),
         }
@@ -156,6 +187,15 @@ impl Attrs {
     pub fn with_document(mut self, key: &'static str, doc: &PolicyDocument) -> Self {
         self.set(key, Attr::Document(doc.clone()));
         self
+    }
+
+    /// Its string objects shared with the equal ones `pool` has seen.
+    pub fn pool_strings(&mut self, pool: &mut StringsPool) {
+        for (_, attr) in &mut self.entries {
+            if let Attr::Strings(s) = attr {
+                pool.share(s);
+            }
+        }
     }
 
     pub fn attr(&self, key: &str) -> Option<&Attr> {

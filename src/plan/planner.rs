@@ -16,7 +16,7 @@ use hashbrown::{HashTable, hash_table};
 
 use serde_json::{Map, Value, json};
 
-use super::attrs::{Attr, Attrs};
+use super::attrs::{Attr, Attrs, StringsPool};
 use super::{Action, Change, FORMAT_VERSION, Plan, RefreshInfo, Summary, Warning, guard};
 use crate::graph::Graph;
 use crate::model::Address;
@@ -142,6 +142,8 @@ struct Planner<'a> {
     /// memory.
     change_at: HashTable<u32>,
     hasher: foldhash::fast::RandomState,
+    /// Every change's string objects (tags, annotations, labels), equal ones held once.
+    strings: StringsPool,
     errors: Vec<PlanError>,
     warnings: Vec<Warning>,
     /// Stack policies that are replaced, by name.
@@ -229,6 +231,7 @@ pub fn plan_despite_errors(
         changes: Vec::new(),
         change_at: HashTable::new(),
         hasher: Default::default(),
+        strings: StringsPool::default(),
         errors: Vec::new(),
         warnings: Vec::new(),
         replaced_policies: HashSet::new(),
@@ -397,9 +400,12 @@ impl Planner<'_> {
         address: Address,
         actions: Vec<Action>,
         reasons: Vec<String>,
-        before: Option<Attrs>,
-        after: Option<Attrs>,
+        mut before: Option<Attrs>,
+        mut after: Option<Attrs>,
     ) -> &mut Change {
+        for attrs in before.iter_mut().chain(after.iter_mut()) {
+            attrs.pool_strings(&mut self.strings);
+        }
         let changed = changed_keys(before.as_ref(), after.as_ref());
         let kind = address.kind();
         let hash = self.hasher.hash_one(&address);
