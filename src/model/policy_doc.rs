@@ -32,15 +32,16 @@ pub struct PolicyDocument {
     /// 10,000-binding plan's memory.
     text: std::sync::Arc<str>,
     /// The canonical tree, parsed back from `text` when first asked for.
-    /// Boxed, so that a document is 32 bytes rather than 56 until asked.
-    tree: std::sync::OnceLock<Box<Value>>,
+    /// A `OnceBox` (one pointer), so that a document is 24 bytes: a change's
+    /// attribute, which may be a document, then fits in 32 (`plan::attrs`).
+    tree: once_cell::race::OnceBox<Value>,
 }
 
 impl Clone for PolicyDocument {
     /// The text, shared; not the tree, which a copy rarely needs and
     /// parses again when it does.
     fn clone(&self) -> Self {
-        PolicyDocument { text: self.text.clone(), tree: std::sync::OnceLock::new() }
+        PolicyDocument { text: self.text.clone(), tree: once_cell::race::OnceBox::new() }
     }
 }
 
@@ -98,7 +99,7 @@ impl PolicyDocument {
 
     /// The document of a parsed tree, written in canonical form.
     fn from_tree(tree: &impl Tree) -> Self {
-        PolicyDocument { text: canonical_text(tree), tree: std::sync::OnceLock::new() }
+        PolicyDocument { text: canonical_text(tree), tree: once_cell::race::OnceBox::new() }
     }
 
     /// Canonicalizes an already-parsed document. Elements irsa does not
