@@ -328,11 +328,11 @@ mod tests {
         Change {
             kind: address.kind(),
             address,
-            actions: actions.to_vec(),
+            actions: actions.try_into().unwrap(),
             reasons: vec![],
             before: None,
             after: None,
-            changed: vec![],
+            changed: Box::default(),
             depends_on: depends_on.iter().map(|a| a.parse().unwrap()).collect(),
             guard: Default::default(),
             access: None,

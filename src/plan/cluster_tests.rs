@@ -272,7 +272,7 @@ fn removing_a_cluster_removes_exactly_its_statement_and_provider() {
     let p = run(&blue_only, &read);
     assert_eq!(shape(&p), ["oidc/oidc.eks.us-east-1.amazonaws.com/id/GREEN delete", "role/app update"]);
     let role = change(&p, "role/app");
-    assert_eq!(role.changed, ["trust_policy"]);
+    assert_eq!(*role.changed, ["trust_policy"]);
     let trust = PolicyDocument::from_value(after(role)["trust_policy"].clone());
     assert_eq!(sids(&trust), ["IrsashopInblue"]);
     let before = PolicyDocument::from_value(role.before.as_ref().unwrap()["trust_policy"].clone());

@@ -17,7 +17,7 @@ use hashbrown::{HashTable, hash_table};
 use serde_json::{Map, Value, json};
 
 use super::attrs::{Attr, Attrs, StringsPool};
-use super::{Action, Change, FORMAT_VERSION, Plan, RefreshInfo, Summary, Warning, guard};
+use super::{Action, Actions, Change, FORMAT_VERSION, Plan, RefreshInfo, Summary, Warning, guard};
 use crate::graph::Graph;
 use crate::model::Address;
 use crate::model::desired::{
@@ -412,11 +412,11 @@ impl Planner<'_> {
         let change = Change {
             address,
             kind,
-            actions,
+            actions: Actions::try_from(actions.as_slice()).expect("the planner makes at most three actions"),
             reasons,
             before,
             after,
-            changed,
+            changed: changed.into_boxed_slice(),
             depends_on: Vec::new(),
             guard: Map::new(),
             access: None,

@@ -263,7 +263,7 @@ fn from_nothing_everything_is_created_in_dependency_order() {
         json!("arn:aws:iam::123456789012:role/app")
     );
     let deploy = change(&p, "deploy/backend/app");
-    assert_eq!(deploy.changed, ["service_account_name"]);
+    assert_eq!(*deploy.changed, ["service_account_name"]);
     assert_eq!(deploy.depends_on.iter().map(ToString::to_string).collect::<Vec<_>>(), ["sa/backend/app"]);
 }
 
@@ -297,7 +297,7 @@ fn an_edited_policy_document_is_a_new_version() {
     let p = run(&d, &o);
     assert_eq!(shape(&p), ["policy/read update"]);
     let c = change(&p, "policy/read");
-    assert_eq!(c.changed, ["document"]);
+    assert_eq!(*c.changed, ["document"]);
     assert!(c.reasons.iter().any(|r| r.contains("new default version")), "{:?}", c.reasons);
 
     o.iam.policies[0].version_count = 5;
@@ -377,7 +377,7 @@ fn a_trust_policy_widened_by_hand_is_planned_back() {
     role.trust_policy = PolicyDocument::from_value(doc);
     let p = run(&d, &o);
     assert_eq!(shape(&p), ["role/app update"]);
-    assert_eq!(change(&p, "role/app").changed, ["trust_policy"]);
+    assert_eq!(*change(&p, "role/app").changed, ["trust_policy"]);
 }
 
 #[test]
@@ -400,7 +400,7 @@ role = "app"
     role_mut(&mut o, "app").tags.remove("team");
     let p = run(&d, &o);
     assert_eq!(shape(&p), ["role/app update"]);
-    assert_eq!(change(&p, "role/app").changed, ["tags"]);
+    assert_eq!(*change(&p, "role/app").changed, ["tags"]);
 }
 
 #[test]
@@ -417,7 +417,7 @@ fn unowned_resources_are_refused_unless_adopted() {
     let p = run_with(&d, &o, &PlanOptions { adopt: true, ..Default::default() });
     assert_eq!(shape(&p), ["role/app adopt"]);
     let c = change(&p, "role/app");
-    assert_eq!(c.changed, ["tags"]);
+    assert_eq!(*c.changed, ["tags"]);
     assert!(c.reasons[0].contains("adopted because of --adopt"));
     assert_eq!(p.summary.adopt, 1);
 }
@@ -558,7 +558,7 @@ fn a_helm_service_account_is_refused_then_adopted_keeping_its_annotations() {
     assert!(!c.before.as_ref().unwrap()["annotations"].as_object().unwrap().contains_key("meta.helm.sh/release-name"));
     assert!(!c.after.as_ref().unwrap()["annotations"].as_object().unwrap().contains_key("meta.helm.sh/release-name"));
     // Nor is its managed-by label taken: Helm would refuse its next upgrade.
-    assert_eq!(c.changed, ["annotations"]);
+    assert_eq!(*c.changed, ["annotations"]);
 
     // Once adopted, and later dropped from the stack, it is given back, not deleted.
     let mut o = in_sync(&d);
@@ -1138,14 +1138,14 @@ fn a_hand_written_trust_without_irsas_sid_is_adopted_as_it_is() {
     role.trust_policy = PolicyDocument::from_value(json!({"Version": "2012-10-17", "Statement": [statement]}));
     let p = run_with(&d, &o, &PlanOptions { adopt: true, ..Default::default() });
     assert_eq!(shape(&p), ["role/app adopt"]);
-    assert_eq!(change(&p, "role/app").changed, ["tags"], "only the markers, not the Sid");
+    assert_eq!(*change(&p, "role/app").changed, ["tags"], "only the markers, not the Sid");
 
     // One that trusts someone else too is irsa's to rewrite, with its Sid.
     let other = hand_written_statement(&["system:serviceaccount:backend:app", "system:serviceaccount:x:y"]);
     role_mut(&mut o, "app").trust_policy =
         PolicyDocument::from_value(json!({"Version": "2012-10-17", "Statement": [other]}));
     let p = run_with(&d, &o, &PlanOptions { adopt: true, ..Default::default() });
-    assert_eq!(change(&p, "role/app").changed, ["tags", "trust_policy"]);
+    assert_eq!(*change(&p, "role/app").changed, ["tags", "trust_policy"]);
 }
 
 #[test]

@@ -348,13 +348,13 @@ mod tests {
                 Box::new(Change {
                     kind: address.kind(),
                     address,
-                    actions: vec![Action::Create],
+                    actions: [Action::Create].into(),
                     reasons: vec!["not present".into()],
                     before: None,
                     after: Some(crate::plan::Attrs::from(
                         json!({"name": format!("app-{i}"), "path": "/irsa/", "trust_policy": trust.canonical()}),
                     )),
-                    changed: vec![],
+                    changed: Box::default(),
                     depends_on: vec![],
                     guard: Default::default(),
                     access: None,
@@ -365,13 +365,13 @@ mod tests {
         changes.push(Box::new(Change {
             kind: admin.kind(),
             address: admin,
-            actions: vec![Action::Delete],
+            actions: [Action::Delete].into(),
             reasons: vec!["attached, but not in the stack file".into()],
             before: Some(crate::plan::Attrs::from(
                 json!({"role": "old", "policy_arn": "arn:aws:iam::aws:policy/AdministratorAccess"}),
             )),
             after: None,
-            changed: vec![],
+            changed: Box::default(),
             depends_on: vec![],
             guard: Default::default(),
             access: None,
@@ -457,7 +457,7 @@ mod tests {
     fn the_head_lists_at_most_forty_entries_per_block() {
         let mut plan = plan_of(45);
         for c in &mut plan.changes {
-            c.actions = vec![Action::Delete];
+            c.actions = [Action::Delete].into();
         }
         plan.summary = Summary::of(&plan.changes);
         let parts = parts(&plan, Options::default(), PART_LIMIT);

@@ -23,11 +23,11 @@ fn change(address: &str, before: Option<Value>, after: Option<Value>) -> Change 
     Change {
         kind: address.kind(),
         address,
-        actions,
+        actions: actions.as_slice().try_into().unwrap(),
         reasons: vec![],
         before: obj(before),
         after: obj(after),
-        changed: vec![],
+        changed: Box::default(),
         depends_on: vec![],
         guard: Default::default(),
         access: None,
