@@ -49,36 +49,64 @@ impl<'a> Graph<'a> {
     /// wired by the rules above.
     pub fn build(desired: &Desired, extra: impl IntoIterator<Item = &'a Address>) -> Graph<'a> {
         let mut graph = Graph { extra: extra.into_iter().collect(), ..Graph::default() };
+        // Room for every node at once (the caller's and the declared ones,
+        // which are mostly the same): grown by doubling, the node list and
+        // the index of a large stack were rehashed and copied at twice the
+        // size they need.
+        let declared = desired.clusters.len()
+            + desired.policies.len()
+            + desired.roles.len()
+            + desired
+                .roles
+                .values()
+                .map(|r| if let Role::Owned(r) = r { r.policies.len() + r.inline.len() } else { 0 })
+                .sum::<usize>()
+            + desired.bindings.iter().map(|b| 1 + b.deployments.len()).sum::<usize>();
+        let room = declared.max(graph.extra.len());
+        graph.g.reserve_exact_nodes(room);
+        graph.index.reserve(room, |_| unreachable!("an empty table has nothing to rehash"));
         for _ in 0..graph.extra.len() {
             debug_assert!(graph.find(graph.extra[graph.g.node_count()]).is_none(), "extra addresses are distinct");
             graph.add_next();
         }
         // Every declared resource, and the role each extra attachment or
         // inline policy implies; what `extra` holds already is not added again.
+        // Each is looked up as it is made, not collected first: a list of
+        // every declared address was a tenth of a large plan's peak.
+        let declare = |graph: &mut Graph<'a>, a: Address| {
+            if graph.find(&a).is_none() {
+                graph.own.push(a);
+                graph.add_next();
+            }
+        };
         let providers: Vec<Address> = desired.clusters.iter().map(|c| Address::oidc(c.address_name())).collect();
-        let mut declared: Vec<Address> = providers.clone();
-        declared.extend(desired.policies.keys().map(|name| Address::policy(name)));
+        for oidc in &providers {
+            declare(&mut graph, oidc.clone());
+        }
+        for name in desired.policies.keys() {
+            declare(&mut graph, Address::policy(name));
+        }
         for (key, role) in &desired.roles {
-            declared.push(Address::role(key));
+            declare(&mut graph, Address::role(key));
             if let Role::Owned(role) = role {
-                declared.extend(role.policies.iter().map(|p| Address::attach(key, p.address_name())));
-                declared.extend(role.inline.keys().map(|name| Address::inline(key, name)));
+                for p in &role.policies {
+                    declare(&mut graph, Address::attach(key, p.address_name()));
+                }
+                for name in role.inline.keys() {
+                    declare(&mut graph, Address::inline(key, name));
+                }
             }
         }
         for b in &desired.bindings {
             let cluster = b.cluster.as_deref();
-            declared.push(Address::service_account(cluster, &b.namespace, &b.name));
-            declared.extend(b.deployments.iter().map(|d| Address::deployment(cluster, &b.namespace, d)));
-        }
-        for a in &graph.extra {
-            if let Address::Attach { role, .. } | Address::Inline { role, .. } = a {
-                declared.push(Address::role(role));
+            declare(&mut graph, Address::service_account(cluster, &b.namespace, &b.name));
+            for d in &b.deployments {
+                declare(&mut graph, Address::deployment(cluster, &b.namespace, d));
             }
         }
-        for a in declared {
-            if graph.find(&a).is_none() {
-                graph.own.push(a);
-                graph.add_next();
+        for i in 0..graph.extra.len() {
+            if let Address::Attach { role, .. } | Address::Inline { role, .. } = graph.extra[i] {
+                declare(&mut graph, Address::role(role));
             }
         }
         graph.own.shrink_to_fit();
@@ -146,6 +174,12 @@ impl<'a> Graph<'a> {
     /// Every address, dependencies first; ties broken by address so that the
     /// order is stable from run to run (Kahn's algorithm over a sorted frontier).
     pub fn order(&self) -> Result<Vec<&Address>, CycleError> {
+        Ok(self.order_nodes()?.into_iter().map(|i| self.address(i)).collect())
+    }
+
+    /// [`Graph::order`] as node numbers: `i < extra.len()` is the `i`th of
+    /// the caller's addresses.
+    pub fn order_nodes(&self) -> Result<Vec<usize>, CycleError> {
         // Counted per node index, not per address: one vector slot per node
         // instead of a map lookup (with address comparisons) per edge.
         let mut indegree: Vec<usize> = vec![0; self.g.node_count()];
@@ -157,8 +191,8 @@ impl<'a> Graph<'a> {
         let mut ready: BTreeSet<(&Address, NodeIndex)> =
             self.g.node_indices().filter(|i| indegree[i.index()] == 0).map(|i| (self.at(i), i)).collect();
         let mut out = Vec::with_capacity(self.g.node_count());
-        while let Some((a, i)) = ready.pop_first() {
-            out.push(a);
+        while let Some((_, i)) = ready.pop_first() {
+            out.push(i.index());
             for n in self.g.neighbors_directed(i, Direction::Outgoing) {
                 let d = &mut indegree[n.index()];
                 *d -= 1;
@@ -174,16 +208,35 @@ impl<'a> Graph<'a> {
         Ok(out)
     }
 
+    /// The address of node `i` (see [`Graph::order_nodes`]).
+    pub fn address(&self, i: usize) -> &Address {
+        self.at(NodeIndex::new(i))
+    }
+
     /// The direct dependencies of an address.
     pub fn dependencies(&self, a: &Address) -> Vec<Address> {
         let Some(i) = self.find(a) else { return Vec::new() };
-        // Counted first: the neighbour walk has no size hint, and a vector
-        // grown from empty holds room for four addresses where most changes
-        // have one or two (a sixth of a large plan's memory).
-        let mut deps: Vec<Address> = Vec::with_capacity(self.g.neighbors_directed(i, Direction::Incoming).count());
-        deps.extend(self.g.neighbors_directed(i, Direction::Incoming).map(|n| self.at(n).clone()));
-        deps.sort();
-        deps
+        let mut deps = Vec::new();
+        self.dependency_nodes(i.index(), &mut deps);
+        deps.into_iter().map(|n| self.address(n as usize).clone()).collect()
+    }
+
+    /// Appends the direct dependencies of node `i` to `out`, as node
+    /// numbers in address order.
+    pub fn dependency_nodes(&self, i: usize, out: &mut Vec<u32>) {
+        let start = out.len();
+        out.extend(
+            self.g
+                .neighbors_directed(NodeIndex::new(i), Direction::Incoming)
+                .map(|n| u32::try_from(n.index()).expect("fewer than 2^32 nodes")),
+        );
+        out[start..].sort_by(|&a, &b| self.address(a as usize).cmp(self.address(b as usize)));
+    }
+
+    /// The graph's own addresses, nodes `extra.len()..` (see [`Graph::order_nodes`]),
+    /// without the rest of it.
+    pub fn into_own(self) -> Vec<Address> {
+        self.own
     }
 
     /// The addresses selected by `--target` prefixes and everything they

@@ -1514,7 +1514,7 @@ impl Planner<'_> {
             return Ok(self.into_plan(Vec::new(), None));
         }
         let graph = Graph::build(self.d, self.changes.iter().map(|c| &c.address));
-        let order = graph.order().map_err(|e| {
+        let order = graph.order_nodes().map_err(|e| {
             vec![PlanError {
                 address: Some(e.0.clone()),
                 span: None,
@@ -1525,8 +1525,12 @@ impl Planner<'_> {
         let selected = if self.opts.targets.is_empty() {
             None
         } else {
-            let unmatched: Vec<&String> =
-                self.opts.targets.iter().filter(|t| !order.iter().any(|a| a.matches_prefix(t))).collect();
+            let unmatched: Vec<&String> = self
+                .opts
+                .targets
+                .iter()
+                .filter(|t| !order.iter().any(|&i| graph.address(i).matches_prefix(t)))
+                .collect();
             // A typo that selects nothing must not pass for "no changes";
             // a standard set of prefixes (oidc/, policy/, role/) used on a
             // stack without one of those kinds is fine.
@@ -1547,32 +1551,49 @@ impl Planner<'_> {
             }
             Some(graph.targeted(&self.opts.targets))
         };
-        // The positions and dependencies first, while the graph borrows
-        // the changes' addresses. The extra addresses are the graph's
-        // first nodes, so change `i` is node `i`.
-        let positions: Vec<u32> = order
-            .into_iter()
-            .filter(|a| selected.as_ref().is_none_or(|s| s.contains(*a)))
-            .filter_map(|a| {
-                self.change_at.find(self.hasher.hash_one(a), |&i| self.changes[i as usize].address == *a).copied()
-            })
-            .collect();
-        let mut depends_on: Vec<Vec<Address>> = vec![Vec::new(); self.changes.len()];
-        for &i in &positions {
-            depends_on[i as usize] = graph.dependencies(&self.changes[i as usize].address);
+        // The changes in order, and each one's dependencies as node numbers
+        // (change `i` is node `i`: the graph's first nodes are the changes'
+        // addresses), while the graph borrows the changes' addresses. The
+        // graph goes before the dependencies become addresses: both at once
+        // were the peak of a large plan.
+        let n = self.changes.len();
+        let (mut positions, mut deps, mut ends) = (Vec::new(), Vec::new(), Vec::new());
+        for i in order {
+            if i < n && selected.as_ref().is_none_or(|s| s.contains(&self.changes[i].address)) {
+                positions.push(i);
+                graph.dependency_nodes(i, &mut deps);
+                ends.push(deps.len());
+            }
         }
-        // Not held through the review: nothing below needs it.
-        drop(graph);
+        let own = graph.into_own();
         self.change_at = HashTable::new();
         let mut changes: Vec<Option<Box<Change>>> = std::mem::take(&mut self.changes).into_iter().map(Some).collect();
         // The boxes move, not the changes: a list of whole changes beside
         // the boxes held every change twice at the peak of a large plan.
+        let mut at = vec![usize::MAX; n];
         let mut ordered: Vec<Box<Change>> = Vec::with_capacity(positions.len());
-        ordered.extend(positions.into_iter().filter_map(|i| {
-            let mut c = changes[i as usize].take()?;
-            c.depends_on = std::mem::take(&mut depends_on[i as usize]);
-            Some(c)
-        }));
+        for i in positions {
+            if let Some(c) = changes[i].take() {
+                at[i] = ordered.len();
+                ordered.push(c);
+            }
+        }
+        let mut start = 0;
+        for (p, end) in ends.into_iter().enumerate() {
+            let depends_on: Vec<Address> = deps[start..end]
+                .iter()
+                .map(|&d| {
+                    let d = d as usize;
+                    match changes.get(d) {
+                        None => own[d - n].clone(),
+                        Some(Some(c)) => c.address.clone(),
+                        Some(None) => ordered[at[d]].address.clone(),
+                    }
+                })
+                .collect();
+            ordered[p].depends_on = depends_on;
+            start = end;
+        }
         drop(changes);
         Ok(self.into_plan(ordered, selected.as_ref()))
     }
