@@ -305,7 +305,6 @@ const NAMES: &[&str] = &[
     "url",
 ];
 
-
 impl From<Map<String, Value>> for Attrs {
     fn from(map: Map<String, Value>) -> Self {
         // A serde_json Map iterates in key order: already sorted.
